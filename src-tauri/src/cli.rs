@@ -1,0 +1,357 @@
+//! The command line: argument definitions, exit codes and the tables printed for people.
+//!
+//! Exit codes: 0 success; 1 a runtime failure (the store cannot be written, some node unreachable
+//! for `check`); 2 bad input (arguments, configuration, export range).
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::sync::watch;
+
+use dsmon::collector::{format_ts, tick_at_or_before, unix_now, Collector};
+use dsmon::config::{self, Config};
+use dsmon::export::{self, ExportError, Format};
+use dsmon::netdata::Metrics;
+use dsmon::store::{Row, RowQuery, Store};
+
+#[derive(Parser, Debug)]
+#[command(name = "dsmon", version, about = "Distributed systems monitor over Netdata agents")]
+pub struct Cli {
+    /// Configuration file [default: ./dsmon.toml, then the platform config dir's dsmon/dsmon.toml]
+    #[arg(long, global = true, env = "DSMON_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Log one tick (the newest wall-clock multiple of log_interval) for every node, print a summary.
+    Collect {
+        /// Run a single tick and exit (the continuous loop is `dsmon serve`).
+        #[arg(long, required = true)]
+        once: bool,
+    },
+    /// Log every node at each log_interval until SIGINT/SIGTERM.
+    Serve,
+    /// Validate the configuration and probe every node once.
+    Check,
+    /// Print logged rows as CSV or JSON.
+    Export {
+        /// Start (inclusive): RFC 3339, a date, `now`, or relative such as -24h, -7d.
+        #[arg(long, allow_hyphen_values = true)]
+        from: String,
+        /// End (inclusive), same forms as --from.
+        #[arg(long, allow_hyphen_values = true, default_value = "now")]
+        to: String,
+        /// Only this node (repeat for more).
+        #[arg(long = "node", value_name = "NAME")]
+        nodes: Vec<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Csv)]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OutputFormat {
+    Csv,
+    Json,
+}
+
+impl From<OutputFormat> for Format {
+    fn from(f: OutputFormat) -> Self {
+        match f {
+            OutputFormat::Csv => Format::Csv,
+            OutputFormat::Json => Format::Json,
+        }
+    }
+}
+
+const EXIT_RUNTIME: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+pub fn run(cli: Cli) -> ExitCode {
+    let Some(command) = cli.command else {
+        return no_command(cli.config);
+    };
+    let default_level = match command {
+        Command::Serve => "info",
+        _ => "warn",
+    };
+    init_tracing(default_level);
+    raise_fd_limit();
+
+    let cfg = match config::locate_and_load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(EXIT_USAGE, &e),
+    };
+    for w in cfg.warnings() {
+        tracing::warn!("{w}");
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(EXIT_RUNTIME, &e),
+    };
+    match command {
+        Command::Collect { .. } => rt.block_on(collect_once(&cfg)),
+        Command::Serve => rt.block_on(serve(&cfg)),
+        Command::Check => rt.block_on(check(&cfg)),
+        Command::Export {
+            from,
+            to,
+            nodes,
+            format,
+        } => export(&cfg, &from, &to, nodes, format.into()),
+    }
+}
+
+#[cfg(feature = "gui")]
+fn no_command(_config: Option<PathBuf>) -> ExitCode {
+    init_tracing("info");
+    match dsmon::desktop::run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(EXIT_RUNTIME, &e),
+    }
+}
+
+#[cfg(not(feature = "gui"))]
+fn no_command(_config: Option<PathBuf>) -> ExitCode {
+    use clap::CommandFactory;
+    let _ = Cli::command().print_help();
+    eprintln!("\nthis is the headless build: give a command (collect --once, serve, check, export)");
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn init_tracing(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DSMON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn fail(code: u8, e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("dsmon: {e}");
+    ExitCode::from(code)
+}
+
+/// Every agent costs up to four sockets during a poll; lift the soft open-files limit to the hard one
+/// so that hundreds of nodes do not run into the usual 1024.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+fn open_store(cfg: &Config) -> Result<Arc<Mutex<Store>>, ExitCode> {
+    Store::open(&cfg.storage.path)
+        .map(|s| Arc::new(Mutex::new(s)))
+        .map_err(|e| fail(EXIT_RUNTIME, &e))
+}
+
+async fn collect_once(cfg: &Config) -> ExitCode {
+    let store = match open_store(cfg) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let collector = match Collector::new(cfg) {
+        Ok(c) => c,
+        Err(e) => return fail(EXIT_USAGE, &e),
+    };
+    let ts = tick_at_or_before(unix_now(), cfg.collector.log_interval.as_secs());
+    let report = match collector.log_tick(&store, ts).await {
+        Ok(r) => r,
+        Err(e) => return fail(EXIT_RUNTIME, &e),
+    };
+    // Show what is stored for the tick (also rows logged by an earlier run).
+    let stored = match store.lock().map_err(|_| "store lock poisoned".to_string()) {
+        Ok(s) => s.rows_at(ts).map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    let rows = match stored {
+        Ok(rows) => rows,
+        Err(e) => return fail(EXIT_RUNTIME, &e),
+    };
+    let configured: Vec<&str> = collector.node_names().collect();
+    let mut out = io::stdout().lock();
+    let res = (|| -> io::Result<()> {
+        writeln!(
+            out,
+            "tick {} (average over the {} before it) -> {}",
+            format_ts(ts),
+            humantime::format_duration(cfg.collector.log_interval),
+            cfg.storage.path.display()
+        )?;
+        print_rows(&mut out, configured.iter().filter_map(|n| rows.iter().find(|r| r.node == *n)))?;
+        let down = configured
+            .iter()
+            .filter(|n| rows.iter().any(|r| r.node == **n && r.metrics.is_none()))
+            .count();
+        writeln!(
+            out,
+            "{} rows written, {} already logged for this tick, {} of {} nodes down, {} ms",
+            report.written,
+            report.already_logged,
+            down,
+            configured.len(),
+            report.elapsed.as_millis()
+        )
+    })();
+    match res {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => fail(EXIT_RUNTIME, &e),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+async fn serve(cfg: &Config) -> ExitCode {
+    let store = match open_store(cfg) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let collector = match Collector::new(cfg) {
+        Ok(c) => c,
+        Err(e) => return fail(EXIT_USAGE, &e),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stopping: finishing the tick in progress (signal again to stop at once)");
+        let _ = stop_tx.send(true);
+        wait_for_signal().await;
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    tracing::info!(
+        nodes = cfg.nodes.len(),
+        log_interval = %humantime::format_duration(cfg.collector.log_interval),
+        database = %cfg.storage.path.display(),
+        "dsmon serve started"
+    );
+    collector.run_logger(store, stop_rx).await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            // Without signal handlers there is nothing to wait for but Ctrl-C.
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn check(cfg: &Config) -> ExitCode {
+    let collector = match Collector::new(cfg) {
+        Ok(c) => c,
+        Err(e) => return fail(EXIT_USAGE, &e),
+    };
+    let probes = collector.probe().await;
+    let mut out = io::stdout().lock();
+    let unreachable = probes.iter().filter(|p| p.metrics.is_err() || p.info.is_err()).count();
+    let res = (|| -> io::Result<()> {
+        writeln!(out, "{}: configuration ok, {} nodes", cfg.path.display(), probes.len())?;
+        writeln!(
+            out,
+            "{:<16} {:<6} {:<9} {:>7} {:>7} {:>7} {:>11} {:>11}  {}",
+            "NODE", "STATE", "VERSION", "CPU%", "MEM%", "DISK%", "IN kbit/s", "OUT kbit/s", "URL / ERROR"
+        )?;
+        for p in &probes {
+            let version = p.info.as_ref().map(|i| i.version.as_str()).unwrap_or("-");
+            let state = if p.metrics.is_ok() && p.info.is_ok() { "up" } else { "down" };
+            let detail = match (&p.metrics, &p.info) {
+                (Err(e), _) | (Ok(_), Err(e)) => e.clone(),
+                _ => p.url.clone(),
+            };
+            writeln!(
+                out,
+                "{:<16} {:<6} {:<9} {}  {}",
+                p.node,
+                state,
+                version,
+                metric_columns(p.metrics.as_ref().ok()),
+                detail
+            )?;
+        }
+        writeln!(out, "{} of {} nodes reachable", probes.len() - unreachable, probes.len())
+    })();
+    match res {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => fail(EXIT_RUNTIME, &e),
+        _ if unreachable > 0 => ExitCode::from(EXIT_RUNTIME),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+fn export(cfg: &Config, from: &str, to: &str, nodes: Vec<String>, format: Format) -> ExitCode {
+    let now = chrono::Utc::now();
+    let q = match (export::parse_time(from, now), export::parse_time(to, now)) {
+        (Ok(from), Ok(to)) => RowQuery { from, to, nodes },
+        (Err(e), _) | (_, Err(e)) => return fail(EXIT_USAGE, &e),
+    };
+    let store = match Store::open_existing(&cfg.storage.path) {
+        Ok(s) => s,
+        Err(e) => return fail(EXIT_RUNTIME, &e),
+    };
+    let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    match export::write_rows(&store, &q, format, &mut out) {
+        Ok(n) => {
+            tracing::info!(rows = n, "exported");
+            ExitCode::SUCCESS
+        }
+        Err(ExportError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e @ (ExportError::Range { .. } | ExportError::UnknownNode { .. } | ExportError::BadTime { .. })) => {
+            fail(EXIT_USAGE, &e)
+        }
+        Err(e) => fail(EXIT_RUNTIME, &e),
+    }
+}
+
+fn print_rows<'a>(out: &mut impl Write, rows: impl Iterator<Item = &'a Row>) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<16} {:<6} {:>7} {:>7} {:>7} {:>11} {:>11}  {}",
+        "NODE", "STATE", "CPU%", "MEM%", "DISK%", "IN kbit/s", "OUT kbit/s", "ERROR"
+    )?;
+    for r in rows {
+        writeln!(
+            out,
+            "{:<16} {:<6} {}  {}",
+            r.node,
+            if r.metrics.is_some() { "up" } else { "down" },
+            metric_columns(r.metrics.as_ref()),
+            r.error.as_deref().unwrap_or("")
+        )?;
+    }
+    Ok(())
+}
+
+fn metric_columns(m: Option<&Metrics>) -> String {
+    match m {
+        Some(m) => format!(
+            "{:>7.1} {:>7.1} {:>7.1} {:>11.1} {:>11.1}",
+            m.cpu_pct, m.mem_pct, m.disk_pct, m.net_in_kbps, m.net_out_kbps
+        ),
+        None => format!("{:>7} {:>7} {:>7} {:>11} {:>11}", "-", "-", "-", "-", "-"),
+    }
+}

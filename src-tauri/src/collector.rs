@@ -1,0 +1,337 @@
+//! Polls every configured agent concurrently (each under its own time budget), tracks node state
+//! (pending / up / down) and logs one row per node per tick to the store.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::{CollectorConfig, Config};
+use crate::netdata::{Agent, AgentInfo, ClientPool, Metrics, NetdataError, Window};
+use crate::store::{Row, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    #[error(transparent)]
+    Netdata(#[from] NetdataError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T> = std::result::Result<T, CollectorError>;
+
+/// A node as the collector last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    /// Not polled yet.
+    Pending,
+    Up,
+    Down,
+}
+
+/// The outcome of polling one node once.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    pub node: String,
+    pub result: std::result::Result<Metrics, String>,
+    pub elapsed: Duration,
+}
+
+/// What `dsmon check` learns about one node.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub node: String,
+    pub url: String,
+    pub info: std::result::Result<AgentInfo, String>,
+    pub metrics: std::result::Result<Metrics, String>,
+}
+
+/// One logging tick's outcome.
+#[derive(Debug, Clone)]
+pub struct TickReport {
+    /// End of the interval the rows average (Unix seconds).
+    pub ts: i64,
+    /// The nodes polled this time (those without a row for `ts` yet).
+    pub readings: Vec<Reading>,
+    /// Rows newly written.
+    pub written: usize,
+    /// Configured nodes that already had a row for `ts` and were not polled again.
+    pub already_logged: usize,
+    pub elapsed: Duration,
+}
+
+pub struct Collector {
+    agents: Vec<Agent>,
+    settings: CollectorConfig,
+    states: Mutex<HashMap<String, NodeState>>,
+}
+
+/// The newest tick at or before `now`: a multiple of `interval` seconds since the Unix epoch.
+pub fn tick_at_or_before(now: i64, interval: u64) -> i64 {
+    now - now.rem_euclid(interval as i64)
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Collector {
+    pub fn new(cfg: &Config) -> Result<Self> {
+        let mut pool = ClientPool::new(cfg.collector.connect_timeout(), cfg.collector.timeout)?;
+        let agents = cfg.nodes.iter().map(|n| pool.agent(n)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let states = agents
+            .iter()
+            .map(|a| (a.name().to_string(), NodeState::Pending))
+            .collect();
+        Ok(Self {
+            agents,
+            settings: cfg.collector.clone(),
+            states: Mutex::new(states),
+        })
+    }
+
+    pub fn node_names(&self) -> impl Iterator<Item = &str> {
+        self.agents.iter().map(Agent::name)
+    }
+
+    pub fn state_of(&self, node: &str) -> NodeState {
+        self.states
+            .lock()
+            .ok()
+            .and_then(|s| s.get(node).copied())
+            .unwrap_or(NodeState::Pending)
+    }
+
+    /// Polls the given nodes (all when `only` is `None`) concurrently; each costs at most `timeout`.
+    /// Readings come back in configuration order.
+    pub async fn poll(&self, window: Window, only: Option<&HashSet<String>>) -> Vec<Reading> {
+        let budget = self.settings.timeout;
+        let mut set = JoinSet::new();
+        for (i, agent) in self.agents.iter().enumerate() {
+            if only.is_some_and(|o| !o.contains(agent.name())) {
+                continue;
+            }
+            let agent = agent.clone();
+            set.spawn(async move {
+                let start = Instant::now();
+                let result = match tokio::time::timeout(budget, agent.metrics(window)).await {
+                    Ok(Ok(m)) => Ok(m),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(NetdataError::Timeout(budget).to_string()),
+                };
+                (
+                    i,
+                    Reading {
+                        node: agent.name().to_string(),
+                        result,
+                        elapsed: start.elapsed(),
+                    },
+                )
+            });
+        }
+        let mut out: Vec<(usize, Reading)> = Vec::with_capacity(set.len());
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(r) => out.push(r),
+                // A poll task cannot panic on agent input; if one did, its node simply has no reading.
+                Err(e) => tracing::error!(error = %e, "poll task failed"),
+            }
+        }
+        out.sort_by_key(|(i, _)| *i);
+        let readings: Vec<Reading> = out.into_iter().map(|(_, r)| r).collect();
+        self.observe(&readings);
+        readings
+    }
+
+    /// Records each node's new state and logs the transitions.
+    fn observe(&self, readings: &[Reading]) {
+        let Ok(mut states) = self.states.lock() else { return };
+        for r in readings {
+            let new = if r.result.is_ok() { NodeState::Up } else { NodeState::Down };
+            let old = states.insert(r.node.clone(), new).unwrap_or(NodeState::Pending);
+            if old == new {
+                continue;
+            }
+            match &r.result {
+                Ok(_) => tracing::info!(node = %r.node, from = ?old, "node up"),
+                Err(e) => tracing::warn!(node = %r.node, from = ?old, error = %e, "node down"),
+            }
+        }
+    }
+
+    /// Probes each node once: its version and its latest values.
+    pub async fn probe(&self) -> Vec<Probe> {
+        let budget = self.settings.timeout;
+        let mut set = JoinSet::new();
+        for (i, agent) in self.agents.iter().enumerate() {
+            let agent = agent.clone();
+            set.spawn(async move {
+                let both = async { tokio::join!(agent.info(), agent.metrics(Window::Latest)) };
+                let (info, metrics) = match tokio::time::timeout(budget, both).await {
+                    Ok((i, m)) => (i.map_err(|e| e.to_string()), m.map_err(|e| e.to_string())),
+                    Err(_) => {
+                        let e = NetdataError::Timeout(budget).to_string();
+                        (Err(e.clone()), Err(e))
+                    }
+                };
+                (
+                    i,
+                    Probe {
+                        node: agent.name().to_string(),
+                        url: agent.url().to_string(),
+                        info,
+                        metrics,
+                    },
+                )
+            });
+        }
+        let mut out = Vec::with_capacity(set.len());
+        while let Some(joined) = set.join_next().await {
+            if let Ok(p) = joined {
+                out.push(p);
+            }
+        }
+        out.sort_by_key(|(i, _)| *i);
+        out.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// Logs the tick ending at `ts`: polls every configured node that has no row for `ts` yet for
+    /// its average over the interval, and writes their rows in one transaction.
+    pub async fn log_tick(&self, store: &Arc<Mutex<Store>>, ts: i64) -> Result<TickReport> {
+        let start = Instant::now();
+        let logged = with_store(store, move |s| s.nodes_logged_at(ts)).await?;
+        let missing: HashSet<String> = self
+            .node_names()
+            .filter(|n| !logged.contains(*n))
+            .map(str::to_string)
+            .collect();
+        let already_logged = self.agents.len() - missing.len();
+        let readings = if missing.is_empty() {
+            Vec::new()
+        } else {
+            let window = Window::Average {
+                end: ts,
+                secs: self.settings.log_interval.as_secs(),
+            };
+            self.poll(window, Some(&missing)).await
+        };
+        let rows: Vec<Row> = readings
+            .iter()
+            .map(|r| Row {
+                ts,
+                node: r.node.clone(),
+                metrics: r.result.as_ref().ok().copied(),
+                error: r.result.as_ref().err().cloned(),
+            })
+            .collect();
+        let written = if rows.is_empty() {
+            0
+        } else {
+            with_store(store, move |s| s.insert_rows(&rows)).await?
+        };
+        let report = TickReport {
+            ts,
+            written,
+            already_logged,
+            elapsed: start.elapsed(),
+            readings,
+        };
+        let down = report.readings.iter().filter(|r| r.result.is_err()).count();
+        tracing::info!(
+            tick = %format_ts(ts),
+            written,
+            already_logged,
+            down,
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            "tick logged"
+        );
+        Ok(report)
+    }
+
+    /// The logging loop of `dsmon serve`: logs the newest tick at once if it is missing (after a
+    /// restart), then one tick at every wall-clock multiple of the log interval, until `shutdown`
+    /// turns true. A tick in progress (its poll and its write) always finishes.
+    pub async fn run_logger(&self, store: Arc<Mutex<Store>>, mut shutdown: watch::Receiver<bool>) {
+        let interval = self.settings.log_interval.as_secs();
+        let mut next = tick_at_or_before(unix_now(), interval);
+        loop {
+            // Wait for `next` by the wall clock, re-reading it at least every few seconds so that a
+            // clock step (NTP, suspend) is noticed.
+            loop {
+                if *shutdown.borrow() {
+                    return;
+                }
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+                let target = Duration::from_secs(next.max(0) as u64);
+                if now >= target {
+                    break;
+                }
+                let wait = (target - now).min(Duration::from_secs(5));
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+            if let Err(e) = self.log_tick(&store, next).await {
+                tracing::error!(tick = %format_ts(next), error = %e, "tick not written");
+            }
+            let newest = tick_at_or_before(unix_now(), interval);
+            let following = next + interval as i64;
+            if newest > following {
+                tracing::warn!(
+                    skipped = (newest - following) / interval as i64,
+                    "clock jumped or the process was suspended: skipping to the newest tick"
+                );
+                next = newest;
+            } else {
+                next = following;
+            }
+        }
+    }
+}
+
+/// Runs a store operation off the async threads.
+async fn with_store<T: Send + 'static>(
+    store: &Arc<Mutex<Store>>,
+    f: impl FnOnce(&mut Store) -> std::result::Result<T, StoreError> + Send + 'static,
+) -> Result<T> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || {
+        let mut guard = store
+            .lock()
+            .map_err(|_| CollectorError::Internal("store lock poisoned".into()))?;
+        f(&mut guard).map_err(CollectorError::from)
+    })
+    .await
+    .map_err(|e| CollectorError::Internal(e.to_string()))?
+}
+
+/// RFC 3339 UTC, seconds precision: `2026-11-24T16:20:00Z`.
+pub fn format_ts(ts: i64) -> String {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| ts.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_align_to_wall_clock_multiples() {
+        assert_eq!(tick_at_or_before(1_795_526_037, 600), 1_795_525_800);
+        assert_eq!(tick_at_or_before(1_795_525_800, 600), 1_795_525_800);
+        assert_eq!(tick_at_or_before(7, 5), 5);
+        assert_eq!(tick_at_or_before(-1, 5), -5);
+        assert_eq!(format_ts(1_795_525_800), "2026-11-24T13:10:00Z");
+    }
+}

@@ -1,0 +1,476 @@
+//! The TOML configuration: where it is found, how it is parsed, and every check made on it before
+//! anything runs. A bad file is reported once, naming the file and the key, and nothing is written.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::Url;
+use serde::Deserialize;
+
+/// The file name looked for in the working directory, then in the platform config directory.
+pub const DEFAULT_FILE_NAME: &str = "dsmon.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no configuration file found (looked for {tried}); pass --config PATH or copy dsmon.example.toml")]
+    NotFound { tried: String },
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, ConfigError>;
+
+/// A validated configuration. Paths inside it are absolute (relative ones in the file are taken
+/// relative to the file's directory).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from.
+    pub path: PathBuf,
+    pub collector: CollectorConfig,
+    pub storage: StorageConfig,
+    pub nodes: Vec<NodeConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectorConfig {
+    /// One logged row per node per interval, stamped at wall-clock multiples of it.
+    pub log_interval: Duration,
+    /// Live polling period.
+    pub live_interval: Duration,
+    /// Budget for one node's whole poll (all its requests).
+    pub timeout: Duration,
+}
+
+impl CollectorConfig {
+    /// Connect timeout: at most one second, and never more than the whole budget.
+    pub fn connect_timeout(&self) -> Duration {
+        self.timeout.min(Duration::from_secs(1))
+    }
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        Self {
+            log_interval: Duration::from_secs(600),
+            live_interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeConfig {
+    pub name: String,
+    /// Base URL of the agent; may carry a path prefix (a proxy, or a streaming parent's `/host/NAME`).
+    pub url: Url,
+    /// Mount point whose disk use is reported.
+    pub disk: String,
+    /// Network interface; `None` means all physical interfaces (`system.net`).
+    pub interface: Option<String>,
+    /// Extra CA certificate (PEM) trusted for this agent's https.
+    pub ca_file: Option<PathBuf>,
+}
+
+// ---- the file as written -------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    collector: RawCollector,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    nodes: Vec<RawNode>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCollector {
+    #[serde(default, deserialize_with = "de_duration")]
+    log_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration")]
+    live_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration")]
+    timeout: Option<Duration>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    path: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: String,
+    url: String,
+    disk: Option<String>,
+    interface: Option<String>,
+    ca_file: Option<PathBuf>,
+}
+
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map(Some).map_err(serde::de::Error::custom)
+}
+
+/// Parses a human duration such as `10m`, `2s`, `500ms`, `1h 30m`.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("invalid duration {text:?} ({e}); write e.g. \"10m\", \"2s\" or \"500ms\""))
+}
+
+// ---- finding and loading -------------------------------------------------------------------
+
+/// Where the configuration is looked for when `--config` is not given.
+pub fn default_locations() -> Vec<PathBuf> {
+    let mut v = vec![PathBuf::from(DEFAULT_FILE_NAME)];
+    if let Some(dir) = dirs::config_dir() {
+        v.push(dir.join("dsmon").join(DEFAULT_FILE_NAME));
+    }
+    v
+}
+
+/// The platform data directory's default database path.
+pub fn default_storage_path() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("dsmon")
+        .join("dsmon.sqlite3")
+}
+
+/// Finds the file (the explicit one, or the first default location that exists) and loads it.
+pub fn locate_and_load(explicit: Option<&Path>) -> Result<Config> {
+    match explicit {
+        Some(p) => load(p),
+        None => {
+            let candidates = default_locations();
+            match candidates.iter().find(|p| p.is_file()) {
+                Some(p) => load(p),
+                None => Err(ConfigError::NotFound {
+                    tried: candidates
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }),
+            }
+        }
+    }
+}
+
+pub fn load(path: &Path) -> Result<Config> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates `text` as if read from `path` (used for messages and relative paths).
+pub fn parse(text: &str, path: &Path) -> Result<Config> {
+    let raw = parse_raw(text, path)?;
+    validate(raw, path)
+}
+
+fn parse_raw(text: &str, path: &Path) -> Result<RawConfig> {
+    let de = toml::Deserializer::parse(text).map_err(|e| syntax_error(text, path, &e))?;
+    serde_path_to_error::deserialize::<_, RawConfig>(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        if key.is_empty() || key == "." {
+            syntax_error(text, path, &inner)
+        } else {
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key,
+                message: inner.message().to_string(),
+            }
+        }
+    })
+}
+
+fn syntax_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
+    let (line, column) = e
+        .span()
+        .map(|s| line_col(text, s.start))
+        .unwrap_or((1, 1));
+    ConfigError::Syntax {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message: e.message().trim().to_string(),
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn validate(raw: RawConfig, path: &Path) -> Result<Config> {
+    let invalid = |key: String, message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        key,
+        message,
+    };
+    let base_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let base_dir = std::path::absolute(&base_dir).unwrap_or(base_dir);
+
+    let defaults = CollectorConfig::default();
+    let collector = CollectorConfig {
+        log_interval: raw.collector.log_interval.unwrap_or(defaults.log_interval),
+        live_interval: raw.collector.live_interval.unwrap_or(defaults.live_interval),
+        timeout: raw.collector.timeout.unwrap_or(defaults.timeout),
+    };
+    let whole_seconds = |d: Duration| d.subsec_nanos() == 0 && d.as_secs() >= 1;
+    if !whole_seconds(collector.log_interval) {
+        return Err(invalid(
+            "collector.log_interval".into(),
+            "must be a whole number of seconds, at least 1s".into(),
+        ));
+    }
+    if collector.log_interval > Duration::from_secs(86_400) {
+        return Err(invalid("collector.log_interval".into(), "must be at most 24h".into()));
+    }
+    if collector.live_interval < Duration::from_millis(100) {
+        return Err(invalid("collector.live_interval".into(), "must be at least 100ms".into()));
+    }
+    if collector.timeout < Duration::from_millis(10) {
+        return Err(invalid("collector.timeout".into(), "must be at least 10ms".into()));
+    }
+    if collector.timeout >= collector.log_interval {
+        return Err(invalid(
+            "collector.timeout".into(),
+            format!(
+                "must be shorter than collector.log_interval ({} >= {})",
+                humantime::format_duration(collector.timeout),
+                humantime::format_duration(collector.log_interval)
+            ),
+        ));
+    }
+
+    let storage = StorageConfig {
+        path: match raw.storage.path {
+            Some(p) if p.as_os_str().is_empty() => {
+                return Err(invalid("storage.path".into(), "must not be empty".into()))
+            }
+            Some(p) => base_dir.join(p),
+            None => default_storage_path(),
+        },
+    };
+
+    let mut names = HashSet::new();
+    let mut nodes = Vec::with_capacity(raw.nodes.len());
+    for (i, n) in raw.nodes.into_iter().enumerate() {
+        let key = |field: &str| format!("nodes[{i}].{field}");
+        let name = n.name.trim().to_string();
+        if name.is_empty() {
+            return Err(invalid(key("name"), "must not be empty".into()));
+        }
+        if name.len() > 128 || name.chars().any(|c| c.is_control() || c == ',') {
+            return Err(invalid(
+                key("name"),
+                format!("{name:?}: at most 128 characters, no commas or control characters"),
+            ));
+        }
+        if !names.insert(name.clone()) {
+            return Err(invalid(key("name"), format!("duplicate node name {name:?}")));
+        }
+        let url = parse_node_url(&n.url).map_err(|m| invalid(key("url"), m))?;
+        let disk = n.disk.unwrap_or_else(|| "/".to_string());
+        if !disk.starts_with('/') {
+            return Err(invalid(
+                key("disk"),
+                format!("{disk:?}: must be an absolute mount point such as \"/\" or \"/data\""),
+            ));
+        }
+        let interface = match n.interface {
+            Some(s) if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '/') => {
+                return Err(invalid(key("interface"), format!("{s:?}: not an interface name")))
+            }
+            other => other,
+        };
+        let ca_file = match n.ca_file {
+            Some(p) => {
+                let p = base_dir.join(p);
+                if url.scheme() != "https" {
+                    return Err(invalid(key("ca_file"), "only meaningful with an https url".into()));
+                }
+                if !p.is_file() {
+                    return Err(invalid(key("ca_file"), format!("{}: no such file", p.display())));
+                }
+                Some(p)
+            }
+            None => None,
+        };
+        nodes.push(NodeConfig {
+            name,
+            url,
+            disk,
+            interface,
+            ca_file,
+        });
+    }
+
+    Ok(Config {
+        path: path.to_path_buf(),
+        collector,
+        storage,
+        nodes,
+    })
+}
+
+fn parse_node_url(text: &str) -> std::result::Result<Url, String> {
+    let url = Url::parse(text.trim()).map_err(|e| format!("{text:?}: not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{text:?}: scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{text:?}: has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!("{text:?}: must not carry a query, fragment or credentials"));
+    }
+    Ok(url)
+}
+
+impl Config {
+    /// Warnings worth printing at start: the configuration works but may not do what is meant.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.collector.timeout >= self.collector.live_interval {
+            w.push(format!(
+                "collector.timeout ({}) is not shorter than collector.live_interval ({}): a hung node's live value will lag",
+                humantime::format_duration(self.collector.timeout),
+                humantime::format_duration(self.collector.live_interval)
+            ));
+        }
+        if self.nodes.is_empty() {
+            w.push(format!("{}: no [[nodes]] configured", self.path.display()));
+        }
+        w
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Config> {
+        parse(text, Path::new("/etc/dsmon/test.toml"))
+    }
+
+    fn err(text: &str) -> String {
+        match p(text) {
+            Ok(_) => panic!("expected an error for {text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const NODE: &str = "[[nodes]]\nname = \"n1\"\nurl = \"http://10.0.0.1:19999\"\n";
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let c = p(&format!("[storage]\npath = \"db/x.sqlite3\"\n{NODE}")).unwrap();
+        assert_eq!(c.collector, CollectorConfig::default());
+        assert_eq!(c.storage.path, PathBuf::from("/etc/dsmon/db/x.sqlite3"));
+        assert_eq!(c.nodes[0].disk, "/");
+        assert_eq!(c.nodes[0].interface, None);
+        assert_eq!(c.nodes[0].url.as_str(), "http://10.0.0.1:19999/");
+    }
+
+    #[test]
+    fn example_file_is_valid() {
+        let text = include_str!("../../dsmon.example.toml");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "x").unwrap();
+        let c = parse(text, &dir.path().join("dsmon.toml")).unwrap();
+        assert_eq!(c.collector.log_interval, Duration::from_secs(600));
+        assert!(!c.nodes.is_empty());
+    }
+
+    #[test]
+    fn durations() {
+        let c = p("[collector]\nlog_interval = \"5s\"\nlive_interval = \"500ms\"\ntimeout = \"1s\"\n").unwrap();
+        assert_eq!(c.collector.log_interval, Duration::from_secs(5));
+        assert_eq!(c.collector.live_interval, Duration::from_millis(500));
+        assert_eq!(c.collector.connect_timeout(), Duration::from_secs(1));
+        let e = err("[collector]\ntimeout = \"3x\"\n");
+        assert!(e.starts_with("/etc/dsmon/test.toml: collector.timeout: invalid duration \"3x\""), "{e}");
+    }
+
+    #[test]
+    fn timeout_must_be_below_log_interval() {
+        let e = err("[collector]\nlog_interval = \"5s\"\ntimeout = \"5s\"\n");
+        assert!(e.contains("collector.timeout: must be shorter than collector.log_interval"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key() {
+        let e = err("[collector]\nlog_intervall = \"5s\"\n");
+        assert!(e.contains("test.toml") && e.contains("log_intervall"), "{e}");
+        let e = err(&format!("{NODE}port = 3\n"));
+        assert!(e.contains("nodes[0]") && e.contains("port"), "{e}");
+        let e = err("[colector]\n");
+        assert!(e.contains("colector"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_names_and_bad_urls() {
+        let e = err(&format!("{NODE}{NODE}"));
+        assert!(e.contains("nodes[1].name: duplicate node name \"n1\""), "{e}");
+        let e = err("[[nodes]]\nname = \"a\"\nurl = \"10.0.0.1:19999\"\n");
+        assert!(e.contains("nodes[0].url"), "{e}");
+        let e = err("[[nodes]]\nname = \"a\"\nurl = \"ftp://10.0.0.1\"\n");
+        assert!(e.contains("nodes[0].url") && e.contains("http or https"), "{e}");
+        let e = err("[[nodes]]\nname = \"a\"\nurl = \"http://10.0.0.1\"\ndisk = \"data\"\n");
+        assert!(e.contains("nodes[0].disk"), "{e}");
+        let e = err("[[nodes]]\nurl = \"http://10.0.0.1\"\n");
+        assert!(e.contains("name"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_have_a_line() {
+        let e = err("[collector]\nlog_interval = \n");
+        assert!(e.starts_with("/etc/dsmon/test.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn ca_file_needs_https_and_must_exist() {
+        let e = err("[[nodes]]\nname = \"a\"\nurl = \"http://h\"\nca_file = \"ca.pem\"\n");
+        assert!(e.contains("nodes[0].ca_file: only meaningful with an https url"), "{e}");
+        let e = err("[[nodes]]\nname = \"a\"\nurl = \"https://h\"\nca_file = \"nope.pem\"\n");
+        assert!(e.contains("nodes[0].ca_file") && e.contains("no such file"), "{e}");
+    }
+}

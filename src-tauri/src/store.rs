@@ -1,0 +1,401 @@
+//! SQLite storage of logged rows: opening (PRAGMAs, migrations from `migrations/`), writing one
+//! tick's rows in one transaction, and reading rows back by time range.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite_migration::{Migrations, M};
+
+use crate::netdata::Metrics;
+
+include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: cannot create its directory: {source}")]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("{path}: no database there (run `dsmon collect --once` or `dsmon serve` first)")]
+    Missing { path: PathBuf },
+    #[error("{path}: cannot open the database: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("{path}: database schema version {found} is newer than this dsmon supports ({supported}); use a newer dsmon")]
+    TooNew { path: PathBuf, found: i64, supported: usize },
+    #[error("{path}: migrating the database failed: {reason}")]
+    Migrate { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Sql { path: PathBuf, source: rusqlite::Error },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// One logged row: a node's averages over the interval that ends at `ts`, or why there are none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Unix seconds (UTC) at the end of the interval.
+    pub ts: i64,
+    pub node: String,
+    pub metrics: Option<Metrics>,
+    pub error: Option<String>,
+}
+
+/// Which rows to read.
+#[derive(Debug, Clone, Default)]
+pub struct RowQuery {
+    /// Inclusive bounds, Unix seconds.
+    pub from: i64,
+    pub to: i64,
+    /// Empty means every node.
+    pub nodes: Vec<String>,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    node_ids: HashMap<String, i64>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        Self::open_with(path, OpenFlags::default())
+    }
+
+    /// Opens an existing database; a missing file is an error rather than a new empty database.
+    pub fn open_existing(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        Self::open_with(path, OpenFlags::default() - OpenFlags::SQLITE_OPEN_CREATE)
+    }
+
+    fn open_with(path: &Path, flags: OpenFlags) -> Result<Self> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(open_err)?;
+        // Checked before anything is written: a newer schema is left exactly as it is.
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if found > MIGRATIONS.len() as i64 {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found,
+                supported: MIGRATIONS.len(),
+            });
+        }
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        migrations()
+            .to_latest(&mut conn)
+            .map_err(|e| StoreError::Migrate {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+            node_ids: HashMap::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sql_err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Sql {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Writes rows in one transaction. A (node, ts) already present is left as it is.
+    /// Returns how many rows were new.
+    pub fn insert_rows(&mut self, rows: &[Row]) -> Result<usize> {
+        let path = self.path.clone();
+        let err = move |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(&err)?;
+        let mut inserted = 0;
+        {
+            let mut node_stmt = tx
+                .prepare_cached("INSERT INTO nodes(name) VALUES (?1) ON CONFLICT(name) DO UPDATE SET name = name RETURNING id")
+                .map_err(&err)?;
+            let mut row_stmt = tx
+                .prepare_cached(
+                    "INSERT INTO samples(node_id, ts, cpu_pct, mem_pct, disk_pct, net_in_kbps, net_out_kbps, error)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(node_id, ts) DO NOTHING",
+                )
+                .map_err(&err)?;
+            for row in rows {
+                let id = match self.node_ids.get(&row.node) {
+                    Some(id) => *id,
+                    None => {
+                        let id: i64 = node_stmt.query_row([&row.node], |r| r.get(0)).map_err(&err)?;
+                        self.node_ids.insert(row.node.clone(), id);
+                        id
+                    }
+                };
+                let m = row.metrics.as_ref();
+                inserted += row_stmt
+                    .execute(params![
+                        id,
+                        row.ts,
+                        m.map(|m| m.cpu_pct),
+                        m.map(|m| m.mem_pct),
+                        m.map(|m| m.disk_pct),
+                        m.map(|m| m.net_in_kbps),
+                        m.map(|m| m.net_out_kbps),
+                        row.error,
+                    ])
+                    .map_err(&err)?;
+            }
+        }
+        match tx.commit() {
+            Ok(()) => Ok(inserted),
+            Err(e) => {
+                // Ids handed out inside the failed transaction may not exist.
+                self.node_ids.clear();
+                Err(err(e))
+            }
+        }
+    }
+
+    /// Names of the nodes that already have a row at `ts`.
+    pub fn nodes_logged_at(&self, ts: i64) -> Result<HashSet<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT n.name FROM samples s JOIN nodes n ON n.id = s.node_id WHERE s.ts = ?1")
+            .map_err(self.sql_err())?;
+        let names = stmt
+            .query_map([ts], |r| r.get(0))
+            .map_err(self.sql_err())?
+            .collect::<rusqlite::Result<HashSet<String>>>()
+            .map_err(self.sql_err())?;
+        Ok(names)
+    }
+
+    /// Every node that has ever been logged, by name.
+    pub fn node_names(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name FROM nodes ORDER BY name")
+            .map_err(self.sql_err())?;
+        let names = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(self.sql_err())?
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(self.sql_err())?;
+        Ok(names)
+    }
+
+    /// The newest tick logged for any node.
+    pub fn latest_ts(&self) -> Result<Option<i64>> {
+        self.conn
+            .query_row("SELECT max(ts) FROM samples", [], |r| r.get::<_, Option<i64>>(0))
+            .optional()
+            .map(Option::flatten)
+            .map_err(self.sql_err())
+    }
+
+    /// Calls `f` for each row matching `q`, in (ts, node) order, without holding them all in memory.
+    /// `f` may stop the scan by returning an error, which is handed back.
+    pub fn for_each_row<E: From<StoreError>>(
+        &self,
+        q: &RowQuery,
+        mut f: impl FnMut(Row) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let ids = self.ids_of(&q.nodes)?;
+        let filter = if q.nodes.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " AND s.node_id IN ({})",
+                ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+            )
+        };
+        let sql = format!(
+            "SELECT s.ts, n.name, s.cpu_pct, s.mem_pct, s.disk_pct, s.net_in_kbps, s.net_out_kbps, s.error
+             FROM samples s JOIN nodes n ON n.id = s.node_id
+             WHERE s.ts BETWEEN ?1 AND ?2{filter} ORDER BY s.ts, n.name"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(self.sql_err())?;
+        let mut rows = stmt.query(params![q.from, q.to]).map_err(self.sql_err())?;
+        while let Some(r) = rows.next().map_err(self.sql_err())? {
+            let row = read_row(r).map_err(self.sql_err())?;
+            f(row)?;
+        }
+        Ok(())
+    }
+
+    /// Rows logged at one tick, by node name.
+    pub fn rows_at(&self, ts: i64) -> Result<Vec<Row>> {
+        let mut out = Vec::new();
+        self.for_each_row::<StoreError>(
+            &RowQuery {
+                from: ts,
+                to: ts,
+                nodes: vec![],
+            },
+            |r| {
+                out.push(r);
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    fn ids_of(&self, names: &[String]) -> Result<Vec<i64>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM nodes WHERE name = ?1")
+            .map_err(self.sql_err())?;
+        let mut ids = Vec::with_capacity(names.len());
+        for n in names {
+            if let Some(id) = stmt
+                .query_row([n], |r| r.get(0))
+                .optional()
+                .map_err(self.sql_err())?
+            {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// `PRAGMA integrity_check` answer ("ok" when healthy).
+    pub fn integrity_check(&self) -> Result<String> {
+        self.conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(self.sql_err())
+    }
+}
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    let cpu: Option<f64> = r.get(2)?;
+    let mem: Option<f64> = r.get(3)?;
+    let disk: Option<f64> = r.get(4)?;
+    let rx: Option<f64> = r.get(5)?;
+    let tx: Option<f64> = r.get(6)?;
+    let metrics = match (cpu, mem, disk, rx, tx) {
+        (Some(cpu_pct), Some(mem_pct), Some(disk_pct), Some(net_in_kbps), Some(net_out_kbps)) => Some(Metrics {
+            cpu_pct,
+            mem_pct,
+            disk_pct,
+            net_in_kbps,
+            net_out_kbps,
+        }),
+        _ => None,
+    };
+    Ok(Row {
+        ts: r.get(0)?,
+        node: r.get(1)?,
+        metrics,
+        error: r.get(7)?,
+    })
+}
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(MIGRATIONS.iter().map(|(_, sql)| M::up(sql)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics(x: f64) -> Metrics {
+        Metrics {
+            cpu_pct: x,
+            mem_pct: x + 1.0,
+            disk_pct: x + 2.0,
+            net_in_kbps: x + 3.0,
+            net_out_kbps: x + 4.0,
+        }
+    }
+
+    fn row(ts: i64, node: &str, m: Option<f64>) -> Row {
+        Row {
+            ts,
+            node: node.into(),
+            metrics: m.map(metrics),
+            error: if m.is_none() { Some("connection failed: refused".into()) } else { None },
+        }
+    }
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().unwrap();
+        assert!(!MIGRATIONS.is_empty());
+    }
+
+    #[test]
+    fn write_read_and_idempotency() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/dir/db.sqlite3");
+        let mut s = Store::open(&path).unwrap();
+        let rows = vec![row(600, "a", Some(10.0)), row(600, "b", None), row(1200, "a", Some(20.0))];
+        assert_eq!(s.insert_rows(&rows).unwrap(), 3);
+        // The same (node, ts) again: nothing new, the first value stays.
+        assert_eq!(s.insert_rows(&[row(600, "a", Some(99.0))]).unwrap(), 0);
+        drop(s);
+        let s = Store::open_existing(&path).unwrap();
+        assert_eq!(s.rows_at(600).unwrap(), vec![rows[0].clone(), rows[1].clone()]);
+        assert_eq!(s.nodes_logged_at(1200).unwrap(), HashSet::from(["a".to_string()]));
+        assert_eq!(s.node_names().unwrap(), vec!["a", "b"]);
+        assert_eq!(s.latest_ts().unwrap(), Some(1200));
+        let mut got = vec![];
+        s.for_each_row::<StoreError>(
+            &RowQuery {
+                from: 0,
+                to: 2000,
+                nodes: vec!["a".into()],
+            },
+            |r| {
+                got.push(r.ts);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(got, vec![600, 1200]);
+        assert_eq!(s.integrity_check().unwrap(), "ok");
+    }
+
+    #[test]
+    fn newer_schema_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch("CREATE TABLE future(x); PRAGMA user_version = 99;").unwrap();
+        }
+        let e = Store::open(&path).err().expect("refused");
+        assert!(e.to_string().contains("schema version 99 is newer"), "{e}");
+        let c = Connection::open(&path).unwrap();
+        let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, 99);
+    }
+
+    #[test]
+    fn missing_database_is_not_created_by_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("none.sqlite3");
+        assert!(matches!(Store::open_existing(&path), Err(StoreError::Missing { .. })));
+        assert!(!path.exists());
+    }
+}
