@@ -18,7 +18,11 @@ use dsmon::netdata::Metrics;
 use dsmon::store::{Row, RowQuery, Store};
 
 #[derive(Parser, Debug)]
-#[command(name = "dsmon", version, about = "Distributed systems monitor over Netdata agents")]
+#[command(
+    name = "dsmon",
+    version,
+    about = "Distributed systems monitor over Netdata agents"
+)]
 pub struct Cli {
     /// Configuration file [default: ./dsmon.toml, then the platform config dir's dsmon/dsmon.toml]
     #[arg(long, global = true, env = "DSMON_CONFIG", value_name = "PATH")]
@@ -92,7 +96,10 @@ pub fn run(cli: Cli) -> ExitCode {
     for w in cfg.warnings() {
         tracing::warn!("{w}");
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(EXIT_RUNTIME, &e),
     };
@@ -122,7 +129,9 @@ fn no_command(_config: Option<PathBuf>) -> ExitCode {
 fn no_command(_config: Option<PathBuf>) -> ExitCode {
     use clap::CommandFactory;
     let _ = Cli::command().print_help();
-    eprintln!("\nthis is the headless build: give a command (collect --once, serve, check, export)");
+    eprintln!(
+        "\nthis is the headless build: give a command (collect --once, serve, check, export)"
+    );
     ExitCode::from(EXIT_USAGE)
 }
 
@@ -132,6 +141,7 @@ fn init_tracing(default_level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
         .with_target(false)
         .try_init();
 }
@@ -196,7 +206,12 @@ async fn collect_once(cfg: &Config) -> ExitCode {
             humantime::format_duration(cfg.collector.log_interval),
             cfg.storage.path.display()
         )?;
-        print_rows(&mut out, configured.iter().filter_map(|n| rows.iter().find(|r| r.node == *n)))?;
+        print_rows(
+            &mut out,
+            configured
+                .iter()
+                .filter_map(|n| rows.iter().find(|r| r.node == *n)),
+        )?;
         let down = configured
             .iter()
             .filter(|n| rows.iter().any(|r| r.node == **n && r.metrics.is_none()))
@@ -248,7 +263,10 @@ async fn serve(cfg: &Config) -> ExitCode {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut int), Ok(mut term)) => {
             tokio::select! {
                 _ = int.recv() => {}
@@ -269,17 +287,37 @@ async fn check(cfg: &Config) -> ExitCode {
     };
     let probes = collector.probe().await;
     let mut out = io::stdout().lock();
-    let unreachable = probes.iter().filter(|p| p.metrics.is_err() || p.info.is_err()).count();
+    let unreachable = probes
+        .iter()
+        .filter(|p| p.metrics.is_err() || p.info.is_err())
+        .count();
     let res = (|| -> io::Result<()> {
-        writeln!(out, "{}: configuration ok, {} nodes", cfg.path.display(), probes.len())?;
+        writeln!(
+            out,
+            "{}: configuration ok, {} nodes",
+            cfg.path.display(),
+            probes.len()
+        )?;
         writeln!(
             out,
             "{:<16} {:<6} {:<9} {:>7} {:>7} {:>7} {:>11} {:>11}  {}",
-            "NODE", "STATE", "VERSION", "CPU%", "MEM%", "DISK%", "IN kbit/s", "OUT kbit/s", "URL / ERROR"
+            "NODE",
+            "STATE",
+            "VERSION",
+            "CPU%",
+            "MEM%",
+            "DISK%",
+            "IN kbit/s",
+            "OUT kbit/s",
+            "URL / ERROR"
         )?;
         for p in &probes {
             let version = p.info.as_ref().map(|i| i.version.as_str()).unwrap_or("-");
-            let state = if p.metrics.is_ok() && p.info.is_ok() { "up" } else { "down" };
+            let state = if p.metrics.is_ok() && p.info.is_ok() {
+                "up"
+            } else {
+                "down"
+            };
             let detail = match (&p.metrics, &p.info) {
                 (Err(e), _) | (Ok(_), Err(e)) => e.clone(),
                 _ => p.url.clone(),
@@ -294,7 +332,12 @@ async fn check(cfg: &Config) -> ExitCode {
                 detail
             )?;
         }
-        writeln!(out, "{} of {} nodes reachable", probes.len() - unreachable, probes.len())
+        writeln!(
+            out,
+            "{} of {} nodes reachable",
+            probes.len() - unreachable,
+            probes.len()
+        )
     })();
     match res {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => fail(EXIT_RUNTIME, &e),
@@ -320,9 +363,11 @@ fn export(cfg: &Config, from: &str, to: &str, nodes: Vec<String>, format: Format
             ExitCode::SUCCESS
         }
         Err(ExportError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e @ (ExportError::Range { .. } | ExportError::UnknownNode { .. } | ExportError::BadTime { .. })) => {
-            fail(EXIT_USAGE, &e)
-        }
+        Err(
+            e @ (ExportError::Range { .. }
+            | ExportError::UnknownNode { .. }
+            | ExportError::BadTime { .. }),
+        ) => fail(EXIT_USAGE, &e),
         Err(e) => fail(EXIT_RUNTIME, &e),
     }
 }

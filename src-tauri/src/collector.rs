@@ -86,8 +86,12 @@ pub fn unix_now() -> i64 {
 
 impl Collector {
     pub fn new(cfg: &Config) -> Result<Self> {
-        let mut pool = ClientPool::new(cfg.collector.connect_timeout(), cfg.collector.timeout)?;
-        let agents = cfg.nodes.iter().map(|n| pool.agent(n)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut pool = ClientPool::new(cfg.collector.connect_timeout())?;
+        let agents = cfg
+            .nodes
+            .iter()
+            .map(|n| pool.agent(n))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let states = agents
             .iter()
             .map(|a| (a.name().to_string(), NodeState::Pending))
@@ -154,10 +158,18 @@ impl Collector {
 
     /// Records each node's new state and logs the transitions.
     fn observe(&self, readings: &[Reading]) {
-        let Ok(mut states) = self.states.lock() else { return };
+        let Ok(mut states) = self.states.lock() else {
+            return;
+        };
         for r in readings {
-            let new = if r.result.is_ok() { NodeState::Up } else { NodeState::Down };
-            let old = states.insert(r.node.clone(), new).unwrap_or(NodeState::Pending);
+            let new = if r.result.is_ok() {
+                NodeState::Up
+            } else {
+                NodeState::Down
+            };
+            let old = states
+                .insert(r.node.clone(), new)
+                .unwrap_or(NodeState::Pending);
             if old == new {
                 continue;
             }
@@ -270,7 +282,9 @@ impl Collector {
                 if *shutdown.borrow() {
                     return;
                 }
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default();
                 let target = Duration::from_secs(next.max(0) as u64);
                 if now >= target {
                     break;

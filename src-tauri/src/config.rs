@@ -133,15 +133,20 @@ struct RawNode {
     ca_file: Option<PathBuf>,
 }
 
-fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Duration>, D::Error> {
+fn de_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Duration>, D::Error> {
     let text = String::deserialize(d)?;
-    parse_duration(&text).map(Some).map_err(serde::de::Error::custom)
+    parse_duration(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// Parses a human duration such as `10m`, `2s`, `500ms`, `1h 30m`.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("invalid duration {text:?} ({e}); write e.g. \"10m\", \"2s\" or \"500ms\""))
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("invalid duration {text:?} ({e}); write e.g. \"10m\", \"2s\" or \"500ms\"")
+    })
 }
 
 // ---- finding and loading -------------------------------------------------------------------
@@ -215,10 +220,7 @@ fn parse_raw(text: &str, path: &Path) -> Result<RawConfig> {
 }
 
 fn syntax_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
-    let (line, column) = e
-        .span()
-        .map(|s| line_col(text, s.start))
-        .unwrap_or((1, 1));
+    let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
     ConfigError::Syntax {
         path: path.to_path_buf(),
         line,
@@ -250,7 +252,10 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config> {
     let defaults = CollectorConfig::default();
     let collector = CollectorConfig {
         log_interval: raw.collector.log_interval.unwrap_or(defaults.log_interval),
-        live_interval: raw.collector.live_interval.unwrap_or(defaults.live_interval),
+        live_interval: raw
+            .collector
+            .live_interval
+            .unwrap_or(defaults.live_interval),
         timeout: raw.collector.timeout.unwrap_or(defaults.timeout),
     };
     let whole_seconds = |d: Duration| d.subsec_nanos() == 0 && d.as_secs() >= 1;
@@ -261,13 +266,22 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config> {
         ));
     }
     if collector.log_interval > Duration::from_secs(86_400) {
-        return Err(invalid("collector.log_interval".into(), "must be at most 24h".into()));
+        return Err(invalid(
+            "collector.log_interval".into(),
+            "must be at most 24h".into(),
+        ));
     }
     if collector.live_interval < Duration::from_millis(100) {
-        return Err(invalid("collector.live_interval".into(), "must be at least 100ms".into()));
+        return Err(invalid(
+            "collector.live_interval".into(),
+            "must be at least 100ms".into(),
+        ));
     }
     if collector.timeout < Duration::from_millis(10) {
-        return Err(invalid("collector.timeout".into(), "must be at least 10ms".into()));
+        return Err(invalid(
+            "collector.timeout".into(),
+            "must be at least 10ms".into(),
+        ));
     }
     if collector.timeout >= collector.log_interval {
         return Err(invalid(
@@ -305,7 +319,10 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config> {
             ));
         }
         if !names.insert(name.clone()) {
-            return Err(invalid(key("name"), format!("duplicate node name {name:?}")));
+            return Err(invalid(
+                key("name"),
+                format!("duplicate node name {name:?}"),
+            ));
         }
         let url = parse_node_url(&n.url).map_err(|m| invalid(key("url"), m))?;
         let disk = n.disk.unwrap_or_else(|| "/".to_string());
@@ -317,7 +334,10 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config> {
         }
         let interface = match n.interface {
             Some(s) if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '/') => {
-                return Err(invalid(key("interface"), format!("{s:?}: not an interface name")))
+                return Err(invalid(
+                    key("interface"),
+                    format!("{s:?}: not an interface name"),
+                ))
             }
             other => other,
         };
@@ -325,10 +345,16 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config> {
             Some(p) => {
                 let p = base_dir.join(p);
                 if url.scheme() != "https" {
-                    return Err(invalid(key("ca_file"), "only meaningful with an https url".into()));
+                    return Err(invalid(
+                        key("ca_file"),
+                        "only meaningful with an https url".into(),
+                    ));
                 }
                 if !p.is_file() {
-                    return Err(invalid(key("ca_file"), format!("{}: no such file", p.display())));
+                    return Err(invalid(
+                        key("ca_file"),
+                        format!("{}: no such file", p.display()),
+                    ));
                 }
                 Some(p)
             }
@@ -360,7 +386,9 @@ fn parse_node_url(text: &str) -> std::result::Result<Url, String> {
         return Err(format!("{text:?}: has no host"));
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(format!("{text:?}: must not carry a query, fragment or credentials"));
+        return Err(format!(
+            "{text:?}: must not carry a query, fragment or credentials"
+        ));
     }
     Ok(url)
 }
@@ -422,24 +450,35 @@ mod tests {
 
     #[test]
     fn durations() {
-        let c = p("[collector]\nlog_interval = \"5s\"\nlive_interval = \"500ms\"\ntimeout = \"1s\"\n").unwrap();
+        let c =
+            p("[collector]\nlog_interval = \"5s\"\nlive_interval = \"500ms\"\ntimeout = \"1s\"\n")
+                .unwrap();
         assert_eq!(c.collector.log_interval, Duration::from_secs(5));
         assert_eq!(c.collector.live_interval, Duration::from_millis(500));
         assert_eq!(c.collector.connect_timeout(), Duration::from_secs(1));
         let e = err("[collector]\ntimeout = \"3x\"\n");
-        assert!(e.starts_with("/etc/dsmon/test.toml: collector.timeout: invalid duration \"3x\""), "{e}");
+        assert!(
+            e.starts_with("/etc/dsmon/test.toml: collector.timeout: invalid duration \"3x\""),
+            "{e}"
+        );
     }
 
     #[test]
     fn timeout_must_be_below_log_interval() {
         let e = err("[collector]\nlog_interval = \"5s\"\ntimeout = \"5s\"\n");
-        assert!(e.contains("collector.timeout: must be shorter than collector.log_interval"), "{e}");
+        assert!(
+            e.contains("collector.timeout: must be shorter than collector.log_interval"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_keys_name_the_key() {
         let e = err("[collector]\nlog_intervall = \"5s\"\n");
-        assert!(e.contains("test.toml") && e.contains("log_intervall"), "{e}");
+        assert!(
+            e.contains("test.toml") && e.contains("log_intervall"),
+            "{e}"
+        );
         let e = err(&format!("{NODE}port = 3\n"));
         assert!(e.contains("nodes[0]") && e.contains("port"), "{e}");
         let e = err("[colector]\n");
@@ -449,11 +488,17 @@ mod tests {
     #[test]
     fn duplicate_names_and_bad_urls() {
         let e = err(&format!("{NODE}{NODE}"));
-        assert!(e.contains("nodes[1].name: duplicate node name \"n1\""), "{e}");
+        assert!(
+            e.contains("nodes[1].name: duplicate node name \"n1\""),
+            "{e}"
+        );
         let e = err("[[nodes]]\nname = \"a\"\nurl = \"10.0.0.1:19999\"\n");
         assert!(e.contains("nodes[0].url"), "{e}");
         let e = err("[[nodes]]\nname = \"a\"\nurl = \"ftp://10.0.0.1\"\n");
-        assert!(e.contains("nodes[0].url") && e.contains("http or https"), "{e}");
+        assert!(
+            e.contains("nodes[0].url") && e.contains("http or https"),
+            "{e}"
+        );
         let e = err("[[nodes]]\nname = \"a\"\nurl = \"http://10.0.0.1\"\ndisk = \"data\"\n");
         assert!(e.contains("nodes[0].disk"), "{e}");
         let e = err("[[nodes]]\nurl = \"http://10.0.0.1\"\n");
@@ -469,8 +514,14 @@ mod tests {
     #[test]
     fn ca_file_needs_https_and_must_exist() {
         let e = err("[[nodes]]\nname = \"a\"\nurl = \"http://h\"\nca_file = \"ca.pem\"\n");
-        assert!(e.contains("nodes[0].ca_file: only meaningful with an https url"), "{e}");
+        assert!(
+            e.contains("nodes[0].ca_file: only meaningful with an https url"),
+            "{e}"
+        );
         let e = err("[[nodes]]\nname = \"a\"\nurl = \"https://h\"\nca_file = \"nope.pem\"\n");
-        assert!(e.contains("nodes[0].ca_file") && e.contains("no such file"), "{e}");
+        assert!(
+            e.contains("nodes[0].ca_file") && e.contains("no such file"),
+            "{e}"
+        );
     }
 }

@@ -53,7 +53,10 @@ pub fn parse_time(input: &str, now: DateTime<Utc>) -> Result<i64> {
         return Ok(t.timestamp());
     }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp()).ok_or_else(bad);
+        return d
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp())
+            .ok_or_else(bad);
     }
     Err(bad())
 }
@@ -83,7 +86,12 @@ pub fn validate(store: &Store, q: &RowQuery) -> Result<()> {
 }
 
 /// Writes the rows matching `q` to `out`; returns how many were written.
-pub fn write_rows(store: &Store, q: &RowQuery, format: Format, out: &mut dyn Write) -> Result<usize> {
+pub fn write_rows(
+    store: &Store,
+    q: &RowQuery,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<usize> {
     validate(store, q)?;
     let mut n = 0usize;
     match format {
@@ -99,7 +107,8 @@ pub fn write_rows(store: &Store, q: &RowQuery, format: Format, out: &mut dyn Wri
             out.write_all(b"[")?;
             store.for_each_row::<ExportError>(q, |row| {
                 out.write_all(if n == 0 { b"\n" } else { b",\n" })?;
-                serde_json::to_writer(&mut *out, &JsonRow::from(&row)).map_err(std::io::Error::from)?;
+                serde_json::to_writer(&mut *out, &JsonRow::from(&row))
+                    .map_err(std::io::Error::from)?;
                 n += 1;
                 Ok(())
             })?;
@@ -170,7 +179,9 @@ mod tests {
     use crate::netdata::Metrics;
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z").unwrap().to_utc()
+        DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")
+            .unwrap()
+            .to_utc()
     }
 
     #[test]
@@ -181,9 +192,20 @@ mod tests {
         assert_eq!(parse_time("-7d", now()).unwrap(), n - 7 * 86_400);
         assert_eq!(parse_time("-30m", now()).unwrap(), n - 1800);
         assert_eq!(parse_time("2026-11-24T11:00:00Z", now()).unwrap(), n - 3600);
-        assert_eq!(parse_time("2026-11-24T12:00:00+01:00", now()).unwrap(), n - 3600);
+        assert_eq!(
+            parse_time("2026-11-24T12:00:00+01:00", now()).unwrap(),
+            n - 3600
+        );
         assert_eq!(parse_time("2026-11-24", now()).unwrap(), n - 12 * 3600);
-        for bad in ["", "yesterday", "-", "-3x", "24h", "2026-13-01", "-99999999999999999999d"] {
+        for bad in [
+            "",
+            "yesterday",
+            "-",
+            "-3x",
+            "24h",
+            "2026-13-01",
+            "-99999999999999999999d",
+        ] {
             let e = parse_time(bad, now()).unwrap_err().to_string();
             assert!(e.contains("is not a time"), "{bad}: {e}");
         }

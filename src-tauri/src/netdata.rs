@@ -100,17 +100,16 @@ pub struct Agent {
 /// Builds HTTP clients: one shared by every plain/system-trusted agent, one per extra CA file.
 pub struct ClientPool {
     connect_timeout: Duration,
-    request_timeout: Duration,
     shared: reqwest::Client,
     by_ca: HashMap<std::path::PathBuf, reqwest::Client>,
 }
 
 impl ClientPool {
-    pub fn new(connect_timeout: Duration, request_timeout: Duration) -> Result<Self> {
+    /// `connect_timeout` bounds TCP connects; the whole-poll budget is the caller's (see `collector`).
+    pub fn new(connect_timeout: Duration) -> Result<Self> {
         Ok(Self {
             connect_timeout,
-            request_timeout,
-            shared: build_client(connect_timeout, request_timeout, None)?,
+            shared: build_client(connect_timeout, None)?,
             by_ca: HashMap::new(),
         })
     }
@@ -122,7 +121,7 @@ impl ClientPool {
                 if let Some(c) = self.by_ca.get(path) {
                     c.clone()
                 } else {
-                    let c = build_client(self.connect_timeout, self.request_timeout, Some(path))?;
+                    let c = build_client(self.connect_timeout, Some(path))?;
                     self.by_ca.insert(path.clone(), c.clone());
                     c
                 }
@@ -132,7 +131,7 @@ impl ClientPool {
     }
 }
 
-fn build_client(connect: Duration, total: Duration, ca_file: Option<&Path>) -> Result<reqwest::Client> {
+fn build_client(connect: Duration, ca_file: Option<&Path>) -> Result<reqwest::Client> {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::CONNECTION,
@@ -142,7 +141,6 @@ fn build_client(connect: Duration, total: Duration, ca_file: Option<&Path>) -> R
         .user_agent(concat!("dsmon/", env!("CARGO_PKG_VERSION")))
         .default_headers(headers)
         .connect_timeout(connect)
-        .timeout(total)
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
         .redirect(reqwest::redirect::Policy::none());
@@ -152,7 +150,8 @@ fn build_client(connect: Duration, total: Duration, ca_file: Option<&Path>) -> R
             reason,
         };
         let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_err(e.to_string()))?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_err(e.to_string()))?;
         if certs.is_empty() {
             return Err(ca_err("no PEM certificate in the file".into()));
         }
@@ -160,7 +159,8 @@ fn build_client(connect: Duration, total: Duration, ca_file: Option<&Path>) -> R
             b = b.add_root_certificate(c);
         }
     }
-    b.build().map_err(|e| NetdataError::Request(error_chain(&e)))
+    b.build()
+        .map_err(|e| NetdataError::Request(error_chain(&e)))
 }
 
 /// Netdata's chart id for the disk-space chart of a mount point: `/` -> `disk_space._`,
@@ -168,7 +168,13 @@ fn build_client(connect: Duration, total: Duration, ca_file: Option<&Path>) -> R
 pub fn disk_chart_for(mount: &str) -> String {
     let id: String = mount
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("disk_space.{id}")
 }
@@ -299,7 +305,9 @@ impl Agent {
             body.extend_from_slice(&chunk);
         }
         if status == StatusCode::NOT_FOUND && body.starts_with(b"No metrics where matched") {
-            return Err(NetdataError::ChartNotFound { chart: what.to_string() });
+            return Err(NetdataError::ChartNotFound {
+                chart: what.to_string(),
+            });
         }
         if !status.is_success() {
             return Err(NetdataError::Http {
@@ -313,10 +321,6 @@ impl Agent {
 
 /// Turns a reqwest error into a short, secret-free description with its root cause.
 fn classify(e: reqwest::Error) -> NetdataError {
-    if e.is_timeout() {
-        // The client-level timeout is the node budget; report it as such.
-        return NetdataError::Request(format!("timed out: {}", root_cause(&e)));
-    }
     if e.is_connect() {
         return NetdataError::Connect(root_cause(&e));
     }
@@ -387,7 +391,8 @@ pub fn parse_data(chart: &str, body: &[u8]) -> Result<Table> {
         chart: chart.to_string(),
         reason,
     };
-    let w: Wrapped = serde_json::from_slice(body).map_err(|e| bad(format!("not Netdata JSON ({e})")))?;
+    let w: Wrapped =
+        serde_json::from_slice(body).map_err(|e| bad(format!("not Netdata JSON ({e})")))?;
     let (labels, data) = match (w.result, w.labels, w.data) {
         (Some(r), _, _) => (r.labels, r.data),
         (None, Some(l), Some(d)) => (l, d),
@@ -397,11 +402,18 @@ pub fn parse_data(chart: &str, body: &[u8]) -> Result<Table> {
         return Err(bad("first label is not \"time\"".into()));
     }
     // Newest row first; take the newest one that has a time.
-    let row = data.into_iter().next().ok_or_else(|| NetdataError::NoData {
-        chart: chart.to_string(),
-    })?;
+    let row = data
+        .into_iter()
+        .next()
+        .ok_or_else(|| NetdataError::NoData {
+            chart: chart.to_string(),
+        })?;
     if row.len() != labels.len() {
-        return Err(bad(format!("row has {} values for {} labels", row.len(), labels.len())));
+        return Err(bad(format!(
+            "row has {} values for {} labels",
+            row.len(),
+            labels.len()
+        )));
     }
     let time = row[0]
         .filter(|t| t.is_finite() && *t > 0.0)
@@ -550,7 +562,10 @@ mod tests {
     fn disk_is_df_style_and_ignores_reserved() {
         let t = table("data_disk_space._points1.json");
         assert!(t.values.iter().any(|(l, _)| l == "reserved for root"));
-        assert!(close(disk_pct(&t).unwrap(), 11.528973 / (11.528973 + 79.34273) * 100.0));
+        assert!(close(
+            disk_pct(&t).unwrap(),
+            11.528973 / (11.528973 + 79.34273) * 100.0
+        ));
         let t = table("data_disk_space_tmpfs_fixture.json");
         assert!((disk_pct(&t).unwrap() - 25.0).abs() < 0.01);
     }
@@ -594,7 +609,10 @@ mod tests {
             b"<html>",
             b"",
         ] {
-            assert!(matches!(parse_data("c", body), Err(NetdataError::Parse { .. })), "{body:?}");
+            assert!(
+                matches!(parse_data("c", body), Err(NetdataError::Parse { .. })),
+                "{body:?}"
+            );
         }
         assert!(matches!(
             parse_data("c", b"{\"labels\":[\"time\",\"a\"],\"data\":[]}"),

@@ -15,17 +15,30 @@ include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: cannot create its directory: {source}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: no database there (run `dsmon collect --once` or `dsmon serve` first)")]
     Missing { path: PathBuf },
     #[error("{path}: cannot open the database: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("{path}: database schema version {found} is newer than this dsmon supports ({supported}); use a newer dsmon")]
-    TooNew { path: PathBuf, found: i64, supported: usize },
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: usize,
+    },
     #[error("{path}: migrating the database failed: {reason}")]
     Migrate { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
-    Sql { path: PathBuf, source: rusqlite::Error },
+    Sql {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -84,7 +97,8 @@ impl Store {
             source,
         };
         let mut conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(open_err)?;
         // Checked before anything is written: a newer schema is left exactly as it is.
         let found: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -96,9 +110,12 @@ impl Store {
                 supported: MIGRATIONS.len(),
             });
         }
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
         migrations()
             .to_latest(&mut conn)
             .map_err(|e| StoreError::Migrate {
@@ -147,7 +164,9 @@ impl Store {
                 let id = match self.node_ids.get(&row.node) {
                     Some(id) => *id,
                     None => {
-                        let id: i64 = node_stmt.query_row([&row.node], |r| r.get(0)).map_err(&err)?;
+                        let id: i64 = node_stmt
+                            .query_row([&row.node], |r| r.get(0))
+                            .map_err(&err)?;
                         self.node_ids.insert(row.node.clone(), id);
                         id
                     }
@@ -181,7 +200,9 @@ impl Store {
     pub fn nodes_logged_at(&self, ts: i64) -> Result<HashSet<String>> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT n.name FROM samples s JOIN nodes n ON n.id = s.node_id WHERE s.ts = ?1")
+            .prepare_cached(
+                "SELECT n.name FROM samples s JOIN nodes n ON n.id = s.node_id WHERE s.ts = ?1",
+            )
             .map_err(self.sql_err())?;
         let names = stmt
             .query_map([ts], |r| r.get(0))
@@ -208,7 +229,9 @@ impl Store {
     /// The newest tick logged for any node.
     pub fn latest_ts(&self) -> Result<Option<i64>> {
         self.conn
-            .query_row("SELECT max(ts) FROM samples", [], |r| r.get::<_, Option<i64>>(0))
+            .query_row("SELECT max(ts) FROM samples", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
             .optional()
             .map(Option::flatten)
             .map_err(self.sql_err())
@@ -294,13 +317,15 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     let rx: Option<f64> = r.get(5)?;
     let tx: Option<f64> = r.get(6)?;
     let metrics = match (cpu, mem, disk, rx, tx) {
-        (Some(cpu_pct), Some(mem_pct), Some(disk_pct), Some(net_in_kbps), Some(net_out_kbps)) => Some(Metrics {
-            cpu_pct,
-            mem_pct,
-            disk_pct,
-            net_in_kbps,
-            net_out_kbps,
-        }),
+        (Some(cpu_pct), Some(mem_pct), Some(disk_pct), Some(net_in_kbps), Some(net_out_kbps)) => {
+            Some(Metrics {
+                cpu_pct,
+                mem_pct,
+                disk_pct,
+                net_in_kbps,
+                net_out_kbps,
+            })
+        }
         _ => None,
     };
     Ok(Row {
@@ -334,7 +359,11 @@ mod tests {
             ts,
             node: node.into(),
             metrics: m.map(metrics),
-            error: if m.is_none() { Some("connection failed: refused".into()) } else { None },
+            error: if m.is_none() {
+                Some("connection failed: refused".into())
+            } else {
+                None
+            },
         }
     }
 
@@ -349,14 +378,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/dir/db.sqlite3");
         let mut s = Store::open(&path).unwrap();
-        let rows = vec![row(600, "a", Some(10.0)), row(600, "b", None), row(1200, "a", Some(20.0))];
+        let rows = vec![
+            row(600, "a", Some(10.0)),
+            row(600, "b", None),
+            row(1200, "a", Some(20.0)),
+        ];
         assert_eq!(s.insert_rows(&rows).unwrap(), 3);
         // The same (node, ts) again: nothing new, the first value stays.
         assert_eq!(s.insert_rows(&[row(600, "a", Some(99.0))]).unwrap(), 0);
         drop(s);
         let s = Store::open_existing(&path).unwrap();
-        assert_eq!(s.rows_at(600).unwrap(), vec![rows[0].clone(), rows[1].clone()]);
-        assert_eq!(s.nodes_logged_at(1200).unwrap(), HashSet::from(["a".to_string()]));
+        assert_eq!(
+            s.rows_at(600).unwrap(),
+            vec![rows[0].clone(), rows[1].clone()]
+        );
+        assert_eq!(
+            s.nodes_logged_at(1200).unwrap(),
+            HashSet::from(["a".to_string()])
+        );
         assert_eq!(s.node_names().unwrap(), vec!["a", "b"]);
         assert_eq!(s.latest_ts().unwrap(), Some(1200));
         let mut got = vec![];
@@ -382,12 +421,15 @@ mod tests {
         let path = dir.path().join("db.sqlite3");
         {
             let c = Connection::open(&path).unwrap();
-            c.execute_batch("CREATE TABLE future(x); PRAGMA user_version = 99;").unwrap();
+            c.execute_batch("CREATE TABLE future(x); PRAGMA user_version = 99;")
+                .unwrap();
         }
         let e = Store::open(&path).err().expect("refused");
         assert!(e.to_string().contains("schema version 99 is newer"), "{e}");
         let c = Connection::open(&path).unwrap();
-        let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(v, 99);
     }
 
@@ -395,7 +437,10 @@ mod tests {
     fn missing_database_is_not_created_by_readers() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("none.sqlite3");
-        assert!(matches!(Store::open_existing(&path), Err(StoreError::Missing { .. })));
+        assert!(matches!(
+            Store::open_existing(&path),
+            Err(StoreError::Missing { .. })
+        ));
         assert!(!path.exists());
     }
 }

@@ -1,0 +1,189 @@
+//! Command-line behaviour a user or a script relies on: exit codes and messages for bad
+//! configuration and bad export arguments, `check`, and the database-version guard.
+
+mod harness;
+
+use harness::{Dsmon, Machine, NetdataAgent};
+
+const NODE: &str = "[[nodes]]\nname = \"n1\"\nurl = \"http://127.0.0.1:9\"\n";
+
+#[test]
+fn bad_configurations_exit_2_naming_file_and_key_and_write_nothing() {
+    let cases = [
+        ("[collector]\nlog_intervall = \"5s\"\n", "log_intervall"),
+        (
+            "[collector]\ntimeout = \"3 parsecs\"\n",
+            "collector.timeout: invalid duration",
+        ),
+        (
+            "[collector]\nlog_interval = \"2s\"\ntimeout = \"3s\"\n",
+            "collector.timeout: must be shorter than collector.log_interval",
+        ),
+        (
+            &format!("{NODE}{NODE}"),
+            "nodes[1].name: duplicate node name \"n1\"",
+        ),
+        (
+            "[[nodes]]\nname = \"x\"\nurl = \"not a url\"\n",
+            "nodes[0].url",
+        ),
+        (
+            "[[nodes]]\nname = \"x\"\nurl = \"http://h\"\nweight = 3\n",
+            "weight",
+        ),
+        // Line 4: the harness writes a three-line [storage] table first.
+        ("[collector\n", "dsmon.toml:4:"),
+    ];
+    for (text, expect) in cases {
+        let d = Dsmon::new(text);
+        for cmd in [&["collect", "--once"][..], &["serve"], &["check"]] {
+            let r = d.run(cmd);
+            assert_eq!(r.code, 2, "{cmd:?} with {text:?}: {r:?}");
+            assert!(
+                r.stderr.contains(&*d.config.to_string_lossy()),
+                "names the file: {r:?}"
+            );
+            assert!(
+                r.stderr.contains(expect),
+                "{cmd:?} with {text:?}: want {expect:?} in {r:?}"
+            );
+            assert!(!r.stderr.contains("panicked"), "{r:?}");
+            assert!(!d.db.exists(), "nothing may be written for a bad config");
+        }
+    }
+}
+
+#[test]
+fn missing_config_file_is_a_clear_error() {
+    let r = harness::run_in(
+        std::path::Path::new("/"),
+        &["--config", "/nonexistent/dsmon.toml", "check"],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("/nonexistent/dsmon.toml: cannot read"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn export_rejects_bad_arguments() {
+    let d = Dsmon::new(NODE);
+    // No database yet: a runtime error, not an empty export.
+    let r = d.run(&["export", "--from", "-1h"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("no database there"), "{r:?}");
+    assert!(!d.db.exists());
+
+    // An unreachable node still gives a database with one row.
+    let r = d.run(&["collect", "--once"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("1 rows written"), "{r:?}");
+
+    for (args, expect) in [
+        (
+            &["export", "--from", "yesterday"][..],
+            "\"yesterday\" is not a time",
+        ),
+        (&["export", "--from", "now", "--to", "-1h"], "is after --to"),
+        (
+            &["export", "--from", "-1h", "--node", "nope"],
+            "unknown node \"nope\" (the database knows: n1)",
+        ),
+        (
+            &["export", "--from", "-1h", "--format", "xml"],
+            "invalid value 'xml'",
+        ),
+    ] {
+        let r = d.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert!(
+            r.stderr.contains(expect),
+            "{args:?}: want {expect:?}: {r:?}"
+        );
+        assert!(r.stdout.is_empty(), "nothing printed on error: {r:?}");
+    }
+
+    let r = d.run(&["export", "--from", "-1h", "--node", "n1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{r:?}");
+    assert!(
+        lines[1].contains(",n1,,,,,,connection failed"),
+        "NULL metrics and the error: {}",
+        lines[1]
+    );
+}
+
+#[test]
+fn a_newer_database_is_refused_untouched() {
+    let d = Dsmon::new(NODE);
+    {
+        let c = rusqlite::Connection::open(&d.db).expect("db");
+        c.execute_batch("CREATE TABLE from_the_future(x); PRAGMA user_version = 42;")
+            .expect("sql");
+    }
+    let before = std::fs::read(&d.db).expect("read");
+    let r = d.run(&["collect", "--once"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("schema version 42 is newer than this dsmon supports"),
+        "{r:?}"
+    );
+    assert_eq!(
+        std::fs::read(&d.db).expect("read"),
+        before,
+        "the file is left as it was"
+    );
+}
+
+#[test]
+fn check_reports_each_node_and_exits_by_reachability() {
+    let agent = NetdataAgent::start(
+        "checked",
+        Machine {
+            cpu_user: 30,
+            cpu_system: 10,
+            mem_used: 50,
+            disk_quarters: 1,
+            net_in_kbps: 1000,
+            net_out_kbps: 2000,
+        },
+    );
+    let all_up = Dsmon::new(&agent.node_toml());
+    let r = all_up.run(&["check"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("checked"))
+        .expect("a line for the node");
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&cols[1..3], ["up", "v1.37.1"], "{line}");
+    let num = |i: usize| {
+        cols[i]
+            .parse::<f64>()
+            .unwrap_or_else(|_| panic!("column {i} of {line}"))
+    };
+    assert!((num(3) - 40.0).abs() < 0.15, "cpu {line}");
+    assert!((num(4) - 50.0).abs() < 0.15, "mem {line}");
+    assert!((num(5) - 25.0).abs() < 0.15, "disk {line}");
+    assert!((num(6) - 1000.0).abs() < 50.0, "in {line}");
+    assert!((num(7) - 2000.0).abs() < 100.0, "out {line}");
+    assert!(!all_up.db.exists(), "check writes nothing");
+
+    let some_down = Dsmon::new(&format!("{}{NODE}", agent.node_toml()));
+    let r = some_down.run(&["check"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("1 of 2 nodes reachable"), "{r:?}");
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("n1"))
+        .expect("a line for n1");
+    assert!(
+        line.contains("down") && line.contains("connection failed"),
+        "{line}"
+    );
+}

@@ -1,0 +1,327 @@
+//! `dsmon collect --once`, `serve` and `export` against real Netdata agents fed known /proc values.
+
+mod harness;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use harness::fake_agent::{FakeAgent, Fault};
+use harness::{assert_close, rfc3339, unix_now, wait_for_tick, Dsmon, Machine, NetdataAgent};
+
+const M1: Machine = Machine {
+    cpu_user: 30,
+    cpu_system: 10,
+    mem_used: 50,
+    disk_quarters: 1,
+    net_in_kbps: 1000,
+    net_out_kbps: 2000,
+};
+const M2: Machine = Machine {
+    cpu_user: 5,
+    cpu_system: 15,
+    mem_used: 75,
+    disk_quarters: 2,
+    net_in_kbps: 400,
+    net_out_kbps: 80,
+};
+const M3: Machine = Machine {
+    cpu_user: 60,
+    cpu_system: 20,
+    mem_used: 20,
+    disk_quarters: 3,
+    net_in_kbps: 8000,
+    net_out_kbps: 16000,
+};
+
+/// The row of `node` at `ts`, exactly one.
+fn row_of<'a>(rows: &'a [serde_json::Value], node: &str, ts: i64) -> &'a serde_json::Value {
+    let found: Vec<_> = rows
+        .iter()
+        .filter(|r| r["node"] == node && r["ts"] == rfc3339(ts).as_str())
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "rows of {node} at {}: {rows:#?}",
+        rfc3339(ts)
+    );
+    found[0]
+}
+
+fn assert_machine(row: &serde_json::Value, m: &Machine) {
+    let node = row["node"].as_str().unwrap_or("?");
+    assert!(
+        row["error"].is_null(),
+        "{node}: unexpected error {}",
+        row["error"]
+    );
+    assert_close(
+        &format!("{node} cpu_pct"),
+        &row["cpu_pct"],
+        m.cpu_pct(),
+        0.05,
+    );
+    assert_close(
+        &format!("{node} mem_pct"),
+        &row["mem_pct"],
+        f64::from(m.mem_used),
+        0.05,
+    );
+    assert_close(
+        &format!("{node} disk_pct"),
+        &row["disk_pct"],
+        m.disk_pct(),
+        0.05,
+    );
+    // Rates depend on when Netdata read a counter the test writes continuously: within 2 %.
+    assert_close(
+        &format!("{node} net_in_kbps"),
+        &row["net_in_kbps"],
+        f64::from(m.net_in_kbps),
+        f64::from(m.net_in_kbps) * 0.02,
+    );
+    assert_close(
+        &format!("{node} net_out_kbps"),
+        &row["net_out_kbps"],
+        f64::from(m.net_out_kbps),
+        f64::from(m.net_out_kbps) * 0.02,
+    );
+}
+
+fn start_agents(machines: &[(&str, Machine)]) -> Vec<NetdataAgent> {
+    // Started side by side: each takes a few seconds to have its first values.
+    let handles: Vec<_> = machines
+        .iter()
+        .map(|(n, m)| {
+            let (n, m) = (n.to_string(), *m);
+            std::thread::spawn(move || NetdataAgent::start(&n, m))
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("agent start"))
+        .collect()
+}
+
+#[test]
+fn logs_interval_averages_of_every_node() {
+    let agents = start_agents(&[("alpha", M1), ("beta", M2), ("gamma", M3)]);
+    let nodes: String = agents.iter().map(NetdataAgent::node_toml).collect();
+    let dsmon = Dsmon::new(&format!(
+        "[collector]\nlog_interval = \"5s\"\ntimeout = \"2s\"\n\n{nodes}"
+    ));
+    let ready = unix_now();
+
+    let tick = wait_for_tick(5, ready, 1.0);
+    let r = dsmon.run(&["collect", "--once"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains(&format!("tick {}", rfc3339(tick))),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout.contains("3 rows written, 0 already logged"),
+        "{r:?}"
+    );
+
+    let rows = dsmon.rows();
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    for (agent, m) in agents.iter().zip([M1, M2, M3]) {
+        assert_machine(row_of(&rows, &agent.name, tick), &m);
+    }
+
+    // CSV: the documented header, RFC 3339 UTC times, one line per row.
+    let csv = dsmon.run(&[
+        "export", "--from", "-1h", "--node", "beta", "--node", "gamma",
+    ]);
+    assert_eq!(csv.code, 0, "{csv:?}");
+    let lines: Vec<&str> = csv.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "ts,node,cpu_pct,mem_pct,disk_pct,net_in_kbps,net_out_kbps,error"
+    );
+    assert_eq!(lines.len(), 3, "{}", csv.stdout);
+    assert!(
+        lines[1].starts_with(&format!("{},beta,", rfc3339(tick))),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with(&format!("{},gamma,", rfc3339(tick))),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[1].ends_with(','),
+        "an up node has an empty error field: {}",
+        lines[1]
+    );
+}
+
+#[test]
+fn refused_and_hung_agents_cost_at_most_the_timeout() {
+    let mut agents = start_agents(&[("good", M1), ("refused", M2), ("hung", M3)]);
+    let nodes: String = agents.iter().map(NetdataAgent::node_toml).collect();
+    let dsmon = Dsmon::new(&format!(
+        "[collector]\nlog_interval = \"5s\"\ntimeout = \"2s\"\n\n{nodes}"
+    ));
+    let ready = unix_now();
+    agents[1].kill();
+    agents[2].hang();
+
+    let tick = wait_for_tick(5, ready, 1.0);
+    let r = dsmon.run(&["collect", "--once"]);
+    // Down nodes are normal operation: exit 0.
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.elapsed < Duration::from_secs(3),
+        "the tick took {:?}, more than timeout (2 s) + 1 s",
+        r.elapsed
+    );
+    assert!(r.stdout.contains("2 of 3 nodes down"), "{r:?}");
+    assert!(
+        r.stderr.contains("node down"),
+        "state changes are logged: {r:?}"
+    );
+
+    let rows = dsmon.rows();
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    assert_machine(row_of(&rows, "good", tick), &M1);
+    let refused = row_of(&rows, "refused", tick);
+    assert!(refused["cpu_pct"].is_null() && refused["net_out_kbps"].is_null());
+    let e = refused["error"].as_str().expect("error text");
+    assert!(
+        e.contains("connection failed") && e.contains("refused"),
+        "{e}"
+    );
+    let hung = row_of(&rows, "hung", tick);
+    assert!(hung["cpu_pct"].is_null());
+    assert_eq!(hung["error"], "no answer within 2s");
+
+    // The frozen agent comes back: the next tick logs it again.
+    agents[2].resume();
+    let next = wait_for_tick(5, 0.0, 0.0);
+    let r = dsmon.run(&["collect", "--once"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let rows = dsmon.rows();
+    assert_machine(row_of(&rows, "hung", next), &M3);
+}
+
+#[test]
+fn misbehaving_servers_are_logged_with_their_fault() {
+    let agents = start_agents(&[("real", M1)]);
+    let garbage = FakeAgent::start(Fault::Garbage);
+    let error = FakeAgent::start(Fault::ServerError);
+    let stall = FakeAgent::start(Fault::StallMidBody);
+    let nodes = format!(
+        "{}[[nodes]]\nname = \"garbage\"\nurl = \"{}\"\n[[nodes]]\nname = \"error500\"\nurl = \"{}\"\n[[nodes]]\nname = \"stall\"\nurl = \"{}\"\n",
+        agents[0].node_toml(),
+        garbage.url(),
+        error.url(),
+        stall.url()
+    );
+    let dsmon = Dsmon::new(&format!(
+        "[collector]\nlog_interval = \"5s\"\ntimeout = \"1500ms\"\n\n{nodes}"
+    ));
+    let tick = wait_for_tick(5, unix_now(), 1.0);
+    let r = dsmon.run(&["collect", "--once"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.elapsed < Duration::from_millis(2500),
+        "took {:?}",
+        r.elapsed
+    );
+
+    let rows = dsmon.rows();
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    assert_machine(row_of(&rows, "real", tick), &M1);
+    let err = |n: &str| {
+        row_of(&rows, n, tick)["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        err("garbage").contains("unexpected answer: not Netdata JSON"),
+        "{}",
+        err("garbage")
+    );
+    assert!(err("error500").contains("HTTP 500"), "{}", err("error500"));
+    assert_eq!(err("stall"), "no answer within 1.5s");
+}
+
+#[test]
+fn rerunning_a_tick_and_restarting_serve_never_duplicate_rows() {
+    let agents = start_agents(&[("one", M1), ("two", M2)]);
+    let nodes: String = agents.iter().map(NetdataAgent::node_toml).collect();
+    let dsmon = Dsmon::new(&format!(
+        "[collector]\nlog_interval = \"2s\"\ntimeout = \"1s\"\n\n{nodes}"
+    ));
+
+    // collect --once twice in the same interval: the second one finds the rows and writes none.
+    let tick = wait_for_tick(2, unix_now(), 0.0);
+    let first = dsmon.run(&["collect", "--once"]);
+    let second = dsmon.run(&["collect", "--once"]);
+    assert_eq!((first.code, second.code), (0, 0), "{first:?}\n{second:?}");
+    assert!(
+        second.stdout.contains(&format!("tick {}", rfc3339(tick))),
+        "{second:?}"
+    );
+    assert!(
+        second.stdout.contains("0 rows written, 2 already logged"),
+        "{second:?}"
+    );
+
+    // serve, stopped with SIGTERM, then started again: every tick has exactly one row per node.
+    for round in 0..2 {
+        let mut child = dsmon.command(&["serve"]).spawn().expect("serve");
+        std::thread::sleep(Duration::from_millis(4500));
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let start = std::time::Instant::now();
+        let status = child.wait().expect("wait serve");
+        assert!(
+            status.success(),
+            "round {round}: serve exited with {status}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "serve took {:?} to stop",
+            start.elapsed()
+        );
+    }
+
+    let rows = dsmon.rows();
+    let mut per_tick: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in &rows {
+        per_tick
+            .entry(r["ts"].as_str().unwrap_or_default().to_string())
+            .or_default()
+            .push(r["node"].as_str().unwrap_or_default().to_string());
+    }
+    assert!(
+        per_tick.len() >= 4,
+        "expected at least 4 ticks over ~10 s: {per_tick:#?}"
+    );
+    for (ts, nodes) in &per_tick {
+        assert_eq!(
+            nodes,
+            &vec!["one".to_string(), "two".to_string()],
+            "tick {ts}"
+        );
+    }
+    // Consecutive ticks two seconds apart, none skipped while serve ran.
+    let ticks: Vec<i64> = per_tick
+        .keys()
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .expect("rfc3339")
+                .timestamp()
+        })
+        .collect();
+    assert!(ticks.iter().all(|t| t % 2 == 0), "{ticks:?}");
+    assert!(
+        ticks.windows(2).all(|w| w[1] - w[0] == 2),
+        "a tick is missing: {ticks:?}"
+    );
+}

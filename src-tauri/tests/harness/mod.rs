@@ -1,0 +1,611 @@
+//! Test harness: real Netdata agents fed deterministic /proc files, a small fake agent for faults a
+//! real one cannot produce on demand, and a runner for the `dsmon` binary. Everything started here is
+//! stopped and removed on drop, also when a test fails.
+
+#![allow(dead_code)]
+
+pub mod fake_agent;
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What a fake machine reports. Netdata computes the metrics from /proc files written to match.
+#[derive(Debug, Clone, Copy)]
+pub struct Machine {
+    /// CPU user and system percent (the rest idle).
+    pub cpu_user: u32,
+    pub cpu_system: u32,
+    /// Memory used percent.
+    pub mem_used: u32,
+    /// Disk used, in quarters of a 4 MiB tmpfs (1 = 25 %).
+    pub disk_quarters: u32,
+    pub net_in_kbps: u32,
+    pub net_out_kbps: u32,
+}
+
+impl Machine {
+    pub fn cpu_pct(&self) -> f64 {
+        f64::from(self.cpu_user + self.cpu_system)
+    }
+    pub fn disk_pct(&self) -> f64 {
+        f64::from(self.disk_quarters) * 25.0
+    }
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn unique_dir(kind: &str) -> PathBuf {
+    // Lowercase letters and digits only: the path becomes part of a Netdata chart id.
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let d = std::env::temp_dir().join(format!("dsmontest{}{kind}{n}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).expect("create test dir");
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).expect("chmod test dir");
+    d
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn netdata_ids() -> (u32, u32) {
+    let out = Command::new("id")
+        .args(["-u", "netdata"])
+        .output()
+        .expect("id");
+    let uid = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("user netdata exists (apt-get install netdata)");
+    let out = Command::new("id")
+        .args(["-g", "netdata"])
+        .output()
+        .expect("id");
+    let gid = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("group netdata");
+    (uid, gid)
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) with a pid we started.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// A real Netdata agent on a loopback port.
+pub struct NetdataAgent {
+    pub name: String,
+    pub port: u16,
+    pub machine: Machine,
+    pub dir: PathBuf,
+    pub mount: PathBuf,
+    child: Option<Child>,
+    stop_writer: Arc<AtomicBool>,
+    writer: Option<JoinHandle<()>>,
+    mounted: bool,
+}
+
+impl NetdataAgent {
+    /// Starts an agent and waits until it serves non-null values on all four charts.
+    pub fn start(name: &str, machine: Machine) -> Self {
+        assert!(
+            is_root(),
+            "the Netdata tests need root: agents run as user netdata and disks are tmpfs mounts"
+        );
+        assert!(
+            Path::new("/usr/sbin/netdata").exists(),
+            "netdata is not installed (apt-get install netdata)"
+        );
+        let dir = unique_dir("agent");
+        let fake = dir.join("proc");
+        fs::create_dir_all(fake.join("net")).expect("mkdir");
+        for d in [&dir, &fake, &fake.join("net")] {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        write_meminfo(&fake.join("meminfo"), machine.mem_used);
+
+        // The disk: a 4 MiB tmpfs filled to the wanted share.
+        let mount = dir.join("disk");
+        fs::create_dir_all(&mount).expect("mkdir disk");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs"])
+            .arg(&mount)
+            .status()
+            .expect("mount")
+            .success();
+        assert!(ok, "mount tmpfs on {}", mount.display());
+        if machine.disk_quarters > 0 {
+            let mut f = File::create(mount.join("fill")).expect("fill");
+            f.write_all(&vec![7u8; machine.disk_quarters as usize * 1024 * 1024])
+                .expect("fill write");
+            f.sync_all().ok();
+        }
+
+        let port = free_port();
+        let (uid, gid) = netdata_ids();
+        for sub in ["etc", "cache", "lib", "log", "run"] {
+            let p = dir.join(sub);
+            fs::create_dir_all(&p).expect("mkdir");
+            std::os::unix::fs::chown(&p, Some(uid), Some(gid)).expect("chown");
+        }
+        let conf = dir.join("netdata.conf");
+        fs::write(&conf, netdata_conf(name, &dir, &fake, port)).expect("conf");
+
+        let stop_writer = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let stop = Arc::clone(&stop_writer);
+            let fake = fake.clone();
+            // Counters start before the agent so its first reads already see them move.
+            let (stat, netdev) = (fake.join("stat"), fake.join("net/dev"));
+            write_counters(&stat, &netdev, &machine, unix_now());
+            std::thread::spawn(move || {
+                let start = unix_now() - 1.0;
+                let stat_f = fs::OpenOptions::new()
+                    .write(true)
+                    .open(&stat)
+                    .expect("stat");
+                let net_f = fs::OpenOptions::new()
+                    .write(true)
+                    .open(&netdev)
+                    .expect("net/dev");
+                while !stop.load(Ordering::Relaxed) {
+                    let t = unix_now() - start;
+                    let (s, n) = counter_texts(&machine, t);
+                    let _ = stat_f.write_all_at(s.as_bytes(), 0);
+                    let _ = net_f.write_all_at(n.as_bytes(), 0);
+                    std::thread::sleep(Duration::from_millis(4));
+                }
+            })
+        };
+
+        let log = File::create(dir.join("stdout.log")).expect("log");
+        let child = Command::new("/usr/sbin/netdata")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-D")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start netdata");
+
+        let agent = Self {
+            name: name.to_string(),
+            port,
+            machine,
+            dir,
+            mount,
+            child: Some(child),
+            stop_writer,
+            writer: Some(writer),
+            mounted: true,
+        };
+        agent.wait_ready(Duration::from_secs(40));
+        agent
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("running")
+    }
+
+    /// The `disk` value to configure for this agent.
+    pub fn disk(&self) -> String {
+        self.mount.display().to_string()
+    }
+
+    /// The interface the fake /proc/net/dev has.
+    pub fn interface(&self) -> &'static str {
+        "fake0"
+    }
+
+    /// A `[[nodes]]` table for this agent.
+    pub fn node_toml(&self) -> String {
+        format!(
+            "[[nodes]]\nname = \"{}\"\nurl = \"{}\"\ndisk = \"{}\"\n",
+            self.name,
+            self.url(),
+            self.disk()
+        )
+    }
+
+    fn wait_ready(&self, limit: Duration) {
+        let start = Instant::now();
+        let disk_chart = format!("disk_space.{}", self.disk().replace('/', "_"));
+        let charts = ["system.cpu", "system.ram", disk_chart.as_str()];
+        let net_want = [
+            f64::from(self.machine.net_in_kbps),
+            f64::from(self.machine.net_out_kbps),
+        ];
+        loop {
+            let ready = charts.iter().all(|c| {
+                http_get(
+                    self.port,
+                    &format!("/api/v1/data?chart={c}&after=-1&points=1&options=absolute"),
+                )
+                .map(|(status, body)| status == 200 && newest_row_nonzero(&body))
+                .unwrap_or(false)
+            }) && self.net_steady(&net_want);
+            if ready {
+                return;
+            }
+            if start.elapsed() > limit {
+                let log = fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default();
+                panic!(
+                    "agent {} on port {} not ready after {limit:?}; its output:\n{log}",
+                    self.name, self.port
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Netdata's first rates after a start are partial; ready once the last two points are steady.
+    fn net_steady(&self, want: &[f64; 2]) -> bool {
+        let Ok((200, body)) = http_get(
+            self.port,
+            "/api/v1/data?chart=system.net&after=-2&points=2&options=absolute",
+        ) else {
+            return false;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) else {
+            return false;
+        };
+        let rows = v["data"].as_array().cloned().unwrap_or_default();
+        rows.len() == 2
+            && rows.iter().all(|r| {
+                let got = [r[1].as_f64(), r[2].as_f64()];
+                got.iter()
+                    .zip(want)
+                    .all(|(g, w)| g.is_some_and(|g| (g - w).abs() <= w * 0.05))
+            })
+    }
+
+    /// Stops the agent (SIGTERM, then waits): its port refuses connections afterwards.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), libc::SIGCONT);
+            signal(child.id(), libc::SIGTERM);
+            let start = Instant::now();
+            while child.try_wait().ok().flatten().is_none() {
+                if start.elapsed() > Duration::from_secs(10) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// Freezes the agent (SIGSTOP): connections are accepted by the kernel, nothing answers.
+    pub fn hang(&self) {
+        signal(self.pid(), libc::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        signal(self.pid(), libc::SIGCONT);
+    }
+}
+
+impl Drop for NetdataAgent {
+    fn drop(&mut self) {
+        self.kill();
+        self.stop_writer.store(true, Ordering::Relaxed);
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+        if self.mounted {
+            let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn newest_row_nonzero(body: &str) -> bool {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else {
+        return false;
+    };
+    let Some(row) = v["data"].get(0).and_then(|r| r.as_array()) else {
+        return false;
+    };
+    row.iter()
+        .skip(1)
+        .any(|x| x.as_f64().is_some_and(|f| f > 0.0))
+        && row.iter().skip(1).all(|x| !x.is_null())
+}
+
+fn netdata_conf(name: &str, dir: &Path, fake: &Path, port: u16) -> String {
+    let d = dir.display();
+    let f = fake.display();
+    format!(
+        r#"[global]
+    hostname = {name}
+    run as user = netdata
+[db]
+    mode = dbengine
+    update every = 1
+    storage tiers = 1
+[directories]
+    config = {d}/etc
+    stock config = /usr/lib/netdata/conf.d
+    cache = {d}/cache
+    lib = {d}/lib
+    log = {d}/log
+    lock = {d}/run
+    home = {d}/lib
+    web = /usr/share/netdata/web
+    plugins = "/usr/lib/netdata/plugins.d"
+    health config = {d}/etc/health.d
+    stock health config = /usr/lib/netdata/conf.d/health.d
+    registry = {d}/lib/registry
+[logs]
+    debug = {d}/log/debug.log
+    error = {d}/log/error.log
+    health = {d}/log/health.log
+    access = none
+[web]
+    bind to = 127.0.0.1:{port}
+    default port = {port}
+    mode = static-threaded
+    web server threads = 2
+[registry]
+    enabled = no
+[ml]
+    enabled = no
+[statsd]
+    enabled = no
+[health]
+    enabled = no
+[plugins]
+    apps = no
+    cgroups = no
+    python.d = no
+    charts.d = no
+    go.d = no
+    ebpf = no
+    perf = no
+    slabinfo = no
+    fping = no
+    ioping = no
+    nfacct = no
+    cups = no
+    tc = no
+    idlejitter = no
+    timex = no
+    checks = no
+    enable running new plugins = no
+    proc = yes
+    diskspace = yes
+[plugin:proc:/proc/stat]
+    filename to monitor = {f}/stat
+[plugin:proc:/proc/meminfo]
+    filename to monitor = {f}/meminfo
+[plugin:proc:/proc/net/dev]
+    filename to monitor = {f}/net/dev
+"#
+    )
+}
+
+fn write_meminfo(path: &Path, used_pct: u32) {
+    // Netdata: used = MemTotal - MemFree - Buffers - Cached (SReclaimable and Shmem zero here).
+    let total: u64 = 8_000_000;
+    let used = total * u64::from(used_pct) / 100;
+    let rest = total - used;
+    let (free, buffers) = (rest / 2, rest / 4);
+    let cached = rest - free - buffers;
+    let text = format!(
+        "MemTotal:       {total} kB\nMemFree:        {free} kB\nMemAvailable:   {} kB\nBuffers:        {buffers} kB\n\
+         Cached:         {cached} kB\nSwapCached:            0 kB\nActive:         {used} kB\nInactive:       {cached} kB\n\
+         SwapTotal:             0 kB\nSwapFree:              0 kB\nShmem:                 0 kB\nSReclaimable:          0 kB\n",
+        rest
+    );
+    fs::write(path, text).expect("meminfo");
+}
+
+/// /proc/stat and /proc/net/dev for `t` seconds of running. Fixed-width numbers, so every write is
+/// the same length at offset 0 and a reader never sees a half-written file. CPU counters move in
+/// whole steps of (user, system, idle), so every difference Netdata takes has exactly the wanted ratio.
+fn counter_texts(m: &Machine, t: f64) -> (String, String) {
+    let k = (t * 100.0) as u64;
+    let (u, s) = (u64::from(m.cpu_user) * k, u64::from(m.cpu_system) * k);
+    let idle = u64::from(100 - m.cpu_user - m.cpu_system) * k;
+    let stat = format!(
+        "cpu  {u:>16} 0 {s:>16} {idle:>16} 0 0 0 0 0 0\ncpu0 {u:>16} 0 {s:>16} {idle:>16} 0 0 0 0 0 0\n"
+    );
+    let rx = (f64::from(m.net_in_kbps) * 125.0 * t) as u64;
+    let tx = (f64::from(m.net_out_kbps) * 125.0 * t) as u64;
+    let net = format!(
+        "Inter-|   Receive                                                |  Transmit\n \
+         face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n \
+         fake0: {rx:>20} 0 0 0 0 0 0 0 {tx:>20} 0 0 0 0 0 0 0\n"
+    );
+    (stat, net)
+}
+
+fn write_counters(stat: &Path, net: &Path, m: &Machine, _now: f64) {
+    let (s, n) = counter_texts(m, 0.0);
+    fs::write(stat, s).expect("stat");
+    fs::write(net, n).expect("net/dev");
+}
+
+/// A minimal blocking HTTP/1.0 GET on loopback: (status, body).
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let status = buf
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+// ---- the dsmon binary ----------------------------------------------------------------------
+
+/// A working directory with a config file, and the `dsmon` binary run in it.
+pub struct Dsmon {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub db: PathBuf,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Dsmon {
+    /// Writes `dsmon.toml` with a `[storage]` in the test dir followed by `rest`.
+    pub fn new(rest: &str) -> Self {
+        let dir = unique_dir("dsmon");
+        let db = dir.join("dsmon.sqlite3");
+        let config = dir.join("dsmon.toml");
+        fs::write(
+            &config,
+            format!("[storage]\npath = \"{}\"\n\n{rest}", db.display()),
+        )
+        .expect("config");
+        Self { dir, config, db }
+    }
+
+    pub fn bin() -> &'static str {
+        env!("CARGO_BIN_EXE_dsmon")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(Self::bin());
+        c.arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .current_dir(&self.dir);
+        c.env_remove("DSMON_LOG").env_remove("DSMON_CONFIG");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        run_command(self.command(args))
+    }
+
+    /// Every logged row, via `dsmon export --format json`.
+    pub fn rows(&self) -> Vec<serde_json::Value> {
+        let r = self.run(&[
+            "export",
+            "--from",
+            "2000-01-01",
+            "--to",
+            "now",
+            "--format",
+            "json",
+        ]);
+        assert_eq!(r.code, 0, "export failed: {}", r.stderr);
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("export JSON: {e}\n{}", r.stdout))
+    }
+}
+
+fn run_command(mut c: Command) -> Run {
+    let start = Instant::now();
+    let out: Output = c.output().expect("run dsmon");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Runs `dsmon ARGS` in `dir` without a test config.
+pub fn run_in(dir: &Path, args: &[&str]) -> Run {
+    let mut c = Command::new(Dsmon::bin());
+    c.args(args)
+        .current_dir(dir)
+        .env_remove("DSMON_LOG")
+        .env_remove("DSMON_CONFIG");
+    run_command(c)
+}
+
+impl Drop for Dsmon {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {} after {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.elapsed, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Sleeps until just after the next wall-clock multiple of `interval` seconds that leaves at least
+/// `min_history` seconds between `since` and the start of the interval it closes. Returns that tick.
+pub fn wait_for_tick(interval: u64, since: f64, min_history: f64) -> i64 {
+    let i = interval as f64;
+    let mut tick = ((unix_now() / i).floor() + 1.0) * i;
+    while tick - i < since + min_history {
+        tick += i;
+    }
+    let wait = tick + 0.2 - unix_now();
+    if wait > 0.0 {
+        std::thread::sleep(Duration::from_secs_f64(wait));
+    }
+    tick as i64
+}
+
+/// RFC 3339 as dsmon writes it.
+pub fn rfc3339(ts: i64) -> String {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .expect("valid ts")
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub fn assert_close(what: &str, got: &serde_json::Value, want: f64, tolerance: f64) {
+    let g = got
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what}: not a number: {got}"));
+    assert!(
+        (g - want).abs() <= tolerance,
+        "{what}: got {g}, want {want} ± {tolerance}"
+    );
+}
