@@ -1,1 +1,304 @@
-fn main() {}
+//! Benchmark (prints figures; asserts nothing): one poll cycle's wall time for 5, 100 and 1000
+//! nodes, and one tick's SQLite write for as many rows.
+//!
+//! `cargo bench --no-default-features --bench poll` (as root with netdata installed, it also polls
+//! five real agents). Nodes beyond real agents are served by a local server that replays responses
+//! recorded from a Netdata 1.37 agent (`tests/fixtures/netdata-1.37`), with fresh timestamps.
+
+#[path = "../tests/harness/mod.rs"]
+mod harness;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dsmon::collector::{tick_at_or_before, unix_now, Collector};
+use dsmon::config;
+use dsmon::netdata::{Metrics, Window};
+use dsmon::store::{Row, Store};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+const ROUNDS: usize = 30;
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    raise_fd_limit();
+    println!(
+        "dsmon benchmark on {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!();
+    println!("poll cycle (all nodes concurrently, 4 requests each), {ROUNDS} rounds after 3 warm-up rounds");
+    println!("(cold: the first cycle of a new collector, every connection new, as a 10-minute tick after idle)");
+    println!(
+        "{:<34} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "case", "cold ms", "min ms", "p50 ms", "p99 ms", "max ms"
+    );
+
+    let replay = rt.block_on(ReplayServer::start());
+    if real_agents_possible() {
+        let agents: Vec<harness::NetdataAgent> = (0..5)
+            .map(|i| harness::NetdataAgent::start(&format!("bench{i}"), MACHINE))
+            .collect();
+        let nodes: String = agents
+            .iter()
+            .map(harness::NetdataAgent::node_toml)
+            .collect();
+        rt.block_on(bench_poll(
+            "5 real Netdata agents, latest",
+            &nodes,
+            Window::Latest,
+        ));
+    } else {
+        println!("(5 real Netdata agents skipped: needs root and /usr/sbin/netdata)");
+    }
+    for n in [5usize, 100, 1000] {
+        let nodes = replay.nodes_toml(n);
+        rt.block_on(bench_poll(
+            &format!("{n} replayed agents, latest"),
+            &nodes,
+            Window::Latest,
+        ));
+        let end = tick_at_or_before(unix_now(), 600);
+        rt.block_on(bench_poll(
+            &format!("{n} replayed agents, 10-min average"),
+            &nodes,
+            Window::Average { end, secs: 600 },
+        ));
+    }
+
+    println!();
+    println!("one tick's SQLite write (one transaction, WAL, synchronous=NORMAL), {ROUNDS} ticks");
+    println!(
+        "{:<34} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "rows per tick", "first ms", "min ms", "p50 ms", "p99 ms", "max ms"
+    );
+    for n in [5usize, 100, 1000] {
+        bench_write(n);
+    }
+}
+
+const MACHINE: harness::Machine = harness::Machine {
+    cpu_user: 30,
+    cpu_system: 10,
+    mem_used: 50,
+    disk_quarters: 1,
+    net_in_kbps: 1000,
+    net_out_kbps: 2000,
+};
+
+fn real_agents_possible() -> bool {
+    harness::is_root() && Path::new("/usr/sbin/netdata").exists()
+}
+
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain struct in/out.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// Prints the first (cold) time, then min, p50, p99 and max of the rest.
+fn report(case: &str, first: Duration, mut times: Vec<Duration>) {
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
+    println!(
+        "{case:<34} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+        ms(first),
+        ms(times[0]),
+        ms(pct(0.5)),
+        ms(pct(0.99)),
+        ms(times[times.len() - 1])
+    );
+}
+
+async fn bench_poll(case: &str, nodes: &str, window: Window) {
+    let text = format!("[collector]\ntimeout = \"3s\"\n\n{nodes}");
+    let cfg = config::parse(&text, Path::new("bench.toml")).expect("bench config");
+    let collector = Collector::new(&cfg).expect("collector");
+    let mut times = Vec::with_capacity(ROUNDS);
+    let mut first = Duration::ZERO;
+    for round in 0..ROUNDS + 3 {
+        let start = Instant::now();
+        let readings = collector.poll(window, None).await;
+        let took = start.elapsed();
+        let failed: Vec<_> = readings
+            .iter()
+            .filter_map(|r| r.result.as_ref().err())
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "{case}: {} nodes failed, e.g. {:?}",
+            failed.len(),
+            failed.first()
+        );
+        assert_eq!(readings.len(), cfg.nodes.len());
+        if round == 0 {
+            first = took;
+        }
+        if round >= 3 {
+            times.push(took);
+        }
+    }
+    report(case, first, times);
+}
+
+fn bench_write(n: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(&dir.path().join("bench.sqlite3")).expect("store");
+    let mut times = Vec::with_capacity(ROUNDS);
+    let mut first = Duration::ZERO;
+    let base = tick_at_or_before(unix_now(), 600) - 600 * (ROUNDS as i64 + 3);
+    for round in 0..ROUNDS + 3 {
+        let ts = base + 600 * round as i64;
+        let rows: Vec<Row> = (0..n)
+            .map(|i| Row {
+                ts,
+                node: format!("node{i:04}"),
+                metrics: (i % 50 != 0).then_some(Metrics {
+                    cpu_pct: 12.5 + i as f64 % 80.0,
+                    mem_pct: 40.0,
+                    disk_pct: 61.2,
+                    net_in_kbps: 1234.5,
+                    net_out_kbps: 98.7,
+                }),
+                error: (i % 50 == 0)
+                    .then(|| "connection failed: Connection refused (os error 111)".to_string()),
+            })
+            .collect();
+        let start = Instant::now();
+        let written = store.insert_rows(&rows).expect("write");
+        let took = start.elapsed();
+        assert_eq!(written, n);
+        if round == 0 {
+            first = took;
+        }
+        if round >= 3 {
+            times.push(took);
+        }
+    }
+    report(&format!("{n}"), first, times);
+}
+
+/// Answers `/<node>/api/v1/data?chart=...` with a recorded Netdata answer whose newest row carries
+/// the requested `before` (or the current second), over HTTP/1.1 keep-alive.
+struct ReplayServer {
+    port: u16,
+}
+
+struct Bodies {
+    /// (chart prefix, text before the row time, text after it)
+    charts: Vec<(&'static str, String, String)>,
+}
+
+fn split_at_row_time(text: &str) -> (String, String) {
+    // The newest data row starts with "[ <epoch>,"; cut the epoch out.
+    let data = text.find("\"data\":").expect("data table");
+    let open = data + text[data..].find("[ ").expect("row") + 2;
+    let comma = open + text[open..].find(',').expect("comma");
+    (text[..open].to_string(), text[comma..].to_string())
+}
+
+impl ReplayServer {
+    async fn start() -> Self {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/netdata-1.37");
+        let load = |f: &str| std::fs::read_to_string(dir.join(f)).expect("fixture");
+        let mut charts = Vec::new();
+        for (prefix, file) in [
+            ("system.cpu", "data_system.cpu_abs_window_avg.json"),
+            ("system.ram", "data_system.ram_points1.json"),
+            ("disk_space.", "data_disk_space._points1.json"),
+            ("system.net", "data_net.eth0_traffic_absolute.json"),
+        ] {
+            let (a, b) = split_at_row_time(&load(file));
+            charts.push((prefix, a, b));
+        }
+        let bodies = Arc::new(Bodies { charts });
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    continue;
+                };
+                let bodies = Arc::clone(&bodies);
+                tokio::spawn(async move {
+                    let _ = sock.set_nodelay(true);
+                    let (r, mut w) = sock.into_split();
+                    let mut r = BufReader::new(r);
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let target = line.split(' ').nth(1).unwrap_or("/").to_string();
+                        // Skip the headers.
+                        loop {
+                            let mut h = String::new();
+                            if r.read_line(&mut h).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if h == "\r\n" {
+                                break;
+                            }
+                        }
+                        let body = bodies.answer(&target);
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n",
+                            body.len()
+                        );
+                        if w.write_all(head.as_bytes()).await.is_err()
+                            || w.write_all(body.as_bytes()).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { port }
+    }
+
+    fn nodes_toml(&self, n: usize) -> String {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "[[nodes]]\nname = \"r{i:04}\"\nurl = \"http://127.0.0.1:{}/n{i}\"\n",
+                    self.port
+                )
+            })
+            .collect()
+    }
+}
+
+impl Bodies {
+    fn answer(&self, target: &str) -> String {
+        let query = target.split_once('?').map_or("", |(_, q)| q);
+        let param = |k: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+        };
+        let chart = param("chart").unwrap_or("");
+        let time = param("before")
+            .and_then(|b| b.parse::<i64>().ok())
+            .unwrap_or_else(unix_now);
+        match self.charts.iter().find(|(p, _, _)| chart.starts_with(p)) {
+            Some((_, a, b)) => format!("{a}{time}{b}"),
+            None => "No metrics where matched to query.".to_string(),
+        }
+    }
+}

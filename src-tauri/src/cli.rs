@@ -91,10 +91,16 @@ pub fn run(cli: Cli) -> ExitCode {
 
     let cfg = match config::locate_and_load(cli.config.as_deref()) {
         Ok(c) => c,
+        // Reading rows needs only the database: without any config file, use the default one.
+        Err(config::ConfigError::NotFound { .. }) if matches!(command, Command::Export { .. }) => {
+            Config::defaults()
+        }
         Err(e) => return fail(EXIT_USAGE, &e),
     };
-    for w in cfg.warnings() {
-        tracing::warn!("{w}");
+    if !matches!(command, Command::Export { .. }) {
+        for w in cfg.warnings() {
+            tracing::warn!("{w}");
+        }
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -300,16 +306,8 @@ async fn check(cfg: &Config) -> ExitCode {
         )?;
         writeln!(
             out,
-            "{:<16} {:<6} {:<9} {:>7} {:>7} {:>7} {:>11} {:>11}  {}",
-            "NODE",
-            "STATE",
-            "VERSION",
-            "CPU%",
-            "MEM%",
-            "DISK%",
-            "IN kbit/s",
-            "OUT kbit/s",
-            "URL / ERROR"
+            "{:<16} {:<6} {:<9} {:>7} {:>7} {:>7} {:>11} {:>11}  URL / ERROR",
+            "NODE", "STATE", "VERSION", "CPU%", "MEM%", "DISK%", "IN kbit/s", "OUT kbit/s"
         )?;
         for p in &probes {
             let version = p.info.as_ref().map(|i| i.version.as_str()).unwrap_or("-");
@@ -375,8 +373,8 @@ fn export(cfg: &Config, from: &str, to: &str, nodes: Vec<String>, format: Format
 fn print_rows<'a>(out: &mut impl Write, rows: impl Iterator<Item = &'a Row>) -> io::Result<()> {
     writeln!(
         out,
-        "{:<16} {:<6} {:>7} {:>7} {:>7} {:>11} {:>11}  {}",
-        "NODE", "STATE", "CPU%", "MEM%", "DISK%", "IN kbit/s", "OUT kbit/s", "ERROR"
+        "{:<16} {:<6} {:>7} {:>7} {:>7} {:>11} {:>11}  ERROR",
+        "NODE", "STATE", "CPU%", "MEM%", "DISK%", "IN kbit/s", "OUT kbit/s"
     )?;
     for r in rows {
         writeln!(

@@ -394,6 +394,18 @@ fn parse_node_url(text: &str) -> std::result::Result<Url, String> {
 }
 
 impl Config {
+    /// The embedded defaults: no nodes, the default intervals and database path.
+    pub fn defaults() -> Self {
+        Self {
+            path: PathBuf::from("(defaults)"),
+            collector: CollectorConfig::default(),
+            storage: StorageConfig {
+                path: default_storage_path(),
+            },
+            nodes: Vec::new(),
+        }
+    }
+
     /// Warnings worth printing at start: the configuration works but may not do what is meant.
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();

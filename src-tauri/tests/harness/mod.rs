@@ -66,7 +66,7 @@ pub fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }

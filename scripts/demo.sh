@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The demo on embedded defaults: five real Netdata agents on loopback ports (each in its own
+# temporary directory) and `dsmon serve` logging them to the default SQLite file
+# (~/.local/share/dsmon/dsmon.sqlite3). Ctrl-C stops everything and removes the agents' directories.
+#
+# Environment: DSMON_DEMO_PORT (first agent port, default 19991),
+#              DSMON_DEMO_LOG_INTERVAL (e.g. "1m"; default: dsmon's own default, 10m).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+if ! command -v netdata >/dev/null 2>&1 && [ ! -x /usr/sbin/netdata ]; then
+    echo "netdata is not installed: installing it (and the build tools) with apt-get"
+    scripts/setup-debian.sh
+fi
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+command -v cargo >/dev/null || { echo "error: no Rust toolchain (cargo): install one with rustup" >&2; exit 1; }
+
+echo "building dsmon (headless)..."
+CARGO_TARGET_DIR="$repo/target/headless" cargo build --quiet --no-default-features
+bin="$repo/target/headless/debug/dsmon"
+
+base_port=${DSMON_DEMO_PORT:-19991}
+user=$(id -un)
+if [ "$(id -u)" -eq 0 ]; then user=netdata; fi
+netdata_bin=$(command -v netdata || echo /usr/sbin/netdata)
+
+demo=$(mktemp -d "${TMPDIR:-/tmp}/dsmon-demo.XXXXXX")
+chmod 755 "$demo"
+pids=()
+serve_pid=""
+
+cleanup() {
+    trap - INT TERM EXIT
+    if [ -n "$serve_pid" ] && kill -0 "$serve_pid" 2>/dev/null; then
+        kill -TERM "$serve_pid" 2>/dev/null || true
+        wait "$serve_pid" 2>/dev/null || true
+    fi
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do
+        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    rm -rf "$demo"
+    echo "demo stopped, agents removed. The logged rows stay in dsmon's default database; see them with:"
+    echo "  $bin export --from -1h"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+conf="$demo/dsmon.toml"
+{
+    echo "# written by scripts/demo.sh: five local Netdata agents, everything else dsmon's defaults"
+    if [ -n "${DSMON_DEMO_LOG_INTERVAL:-}" ]; then
+        printf '[collector]\nlog_interval = "%s"\n\n' "$DSMON_DEMO_LOG_INTERVAL"
+    fi
+} > "$conf"
+
+for i in 1 2 3 4 5; do
+    port=$((base_port + i - 1))
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "error: port $port is in use (set DSMON_DEMO_PORT to another first port)" >&2
+        exit 1
+    fi
+    d="$demo/node$i"
+    mkdir -p "$d"/{etc,cache,lib,log,run}
+    [ "$user" = netdata ] && chown -R netdata:netdata "$d"/{etc,cache,lib,log,run}
+    chmod 755 "$d"
+    cat > "$d/netdata.conf" <<CONF
+[global]
+    hostname = node$i
+    run as user = $user
+[db]
+    mode = dbengine
+    update every = 1
+    storage tiers = 1
+[directories]
+    config = $d/etc
+    stock config = /usr/lib/netdata/conf.d
+    cache = $d/cache
+    lib = $d/lib
+    log = $d/log
+    lock = $d/run
+    home = $d/lib
+    web = /usr/share/netdata/web
+    plugins = "/usr/lib/netdata/plugins.d"
+    health config = $d/etc/health.d
+    stock health config = /usr/lib/netdata/conf.d/health.d
+    registry = $d/lib/registry
+[logs]
+    debug = $d/log/debug.log
+    error = $d/log/error.log
+    health = $d/log/health.log
+    access = none
+[web]
+    bind to = 127.0.0.1:$port
+    default port = $port
+    mode = static-threaded
+    web server threads = 2
+[registry]
+    enabled = no
+[ml]
+    enabled = no
+[statsd]
+    enabled = no
+[plugins]
+    apps = no
+    cgroups = no
+    python.d = no
+    charts.d = no
+    go.d = no
+    ebpf = no
+    perf = no
+    slabinfo = no
+    fping = no
+    ioping = no
+    nfacct = no
+    cups = no
+    tc = no
+    idlejitter = no
+    timex = no
+    checks = no
+    enable running new plugins = no
+    proc = yes
+    diskspace = yes
+CONF
+    setsid "$netdata_bin" -c "$d/netdata.conf" -D > "$d/stdout.log" 2>&1 &
+    pids+=($!)
+    printf '[[nodes]]\nname = "node%s"\nurl = "http://127.0.0.1:%s"\n\n' "$i" "$port" >> "$conf"
+done
+
+echo "waiting for the agents' first values..."
+for i in 1 2 3 4 5; do
+    port=$((base_port + i - 1))
+    for _ in $(seq 1 60); do
+        if curl -fsS "http://127.0.0.1:$port/api/v1/data?chart=system.cpu&after=-1&points=1" 2>/dev/null | grep -q '[1-9]'; then
+            break
+        fi
+        sleep 0.5
+    done
+done
+sleep 1
+
+"$bin" --config "$conf" check || true
+echo
+echo "dsmon serve is logging node1..node5 (Ctrl-C to stop). In another terminal:"
+echo "  $bin --config $conf collect --once     # log the current tick now"
+echo "  $bin --config $conf export --from -1h  # the rows logged so far"
+echo
+"$bin" --config "$conf" serve &
+serve_pid=$!
+wait "$serve_pid" || true

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages dsmon needs to build, run and test. Idempotent; needs root
+# (re-runs itself with sudo otherwise).
+#   scripts/setup-debian.sh           netdata + headless build
+#   scripts/setup-debian.sh --gui     also the WebKitGTK/GTK libraries of the desktop build
+set -euo pipefail
+
+gui=no
+for a in "$@"; do
+    case "$a" in
+        --gui) gui=yes ;;
+        *) echo "usage: $0 [--gui]" >&2; exit 2 ;;
+    esac
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+    exec sudo -- "$0" "$@"
+fi
+
+packages=(netdata build-essential pkg-config ca-certificates curl file sqlite3 procps iproute2 util-linux)
+if [ "$gui" = yes ]; then
+    packages+=(libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev libssl-dev)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's netdata package may start a system-wide agent on 19999 where systemd runs; dsmon's demo and
+# tests run their own agents and do not need it.
+if ! command -v cargo >/dev/null 2>&1 && [ ! -x "${HOME}/.cargo/bin/cargo" ]; then
+    echo "error: no Rust toolchain (cargo) found: install one with rustup (https://rustup.rs)" >&2
+    exit 1
+fi

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it on a fresh Debian 12 machine:
+#   system packages -> formatting and lints -> headless build (and a check that it links no
+#   webkit/gtk) -> desktop (gui) build -> unit and integration tests against real Netdata agents.
+# Needs root (re-runs itself with sudo): the tests start Netdata agents as user netdata and mount
+# small tmpfs disks for them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    exec sudo --preserve-env=PATH,HOME,CARGO_HOME,RUSTUP_HOME -- "$0" "$@"
+fi
+scripts/setup-debian.sh --gui
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+export CARGO_TERM_COLOR=never
+headless=(env CARGO_TARGET_DIR=target/headless cargo)
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "formatting"
+cargo fmt --all --check
+
+step "headless build (--no-default-features)"
+"${headless[@]}" build --locked --no-default-features --all-targets
+if ldd target/headless/debug/dsmon | grep -Ei 'webkit|gtk|javascriptcore'; then
+    echo "error: the headless binary links webkit/gtk" >&2
+    exit 1
+fi
+echo "ldd: no webkit/gtk in target/headless/debug/dsmon"
+
+step "lints (headless and gui)"
+"${headless[@]}" clippy --locked --no-default-features --all-targets -- -D warnings
+cargo clippy --locked --all-targets -- -D warnings
+
+step "desktop build (default features: gui)"
+cargo build --locked
+
+step "tests: unit, and integration against real Netdata agents"
+"${headless[@]}" test --locked --no-default-features
