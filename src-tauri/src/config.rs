@@ -409,13 +409,6 @@ impl Config {
     /// Warnings worth printing at start: the configuration works but may not do what is meant.
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
-        if self.collector.timeout >= self.collector.live_interval {
-            w.push(format!(
-                "collector.timeout ({}) is not shorter than collector.live_interval ({}): a hung node's live value will lag",
-                humantime::format_duration(self.collector.timeout),
-                humantime::format_duration(self.collector.live_interval)
-            ));
-        }
         if self.nodes.is_empty() {
             w.push(format!("{}: no [[nodes]] configured", self.path.display()));
         }

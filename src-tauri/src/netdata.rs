@@ -32,7 +32,8 @@ pub enum NetdataError {
     Request(String),
     #[error("{chart}: HTTP {status}")]
     Http { chart: String, status: StatusCode },
-    #[error("{chart}: chart not found on the agent")]
+    /// Netdata answers 404 both for an unknown chart and for a range in which it has no points.
+    #[error("{chart}: no data (the agent has no such chart, or no points in the interval)")]
     ChartNotFound { chart: String },
     #[error("{chart}: unexpected answer: {reason}")]
     Parse { chart: String, reason: String },
@@ -59,6 +60,20 @@ pub struct Metrics {
     pub net_in_kbps: f64,
     /// Network sent, kilobits per second.
     pub net_out_kbps: f64,
+}
+
+impl Metrics {
+    /// Rounded to 3 decimals: Netdata keeps about 7 significant digits, so more is noise.
+    pub fn rounded(self) -> Self {
+        let r = |x: f64| (x * 1000.0).round() / 1000.0;
+        Self {
+            cpu_pct: r(self.cpu_pct),
+            mem_pct: r(self.mem_pct),
+            disk_pct: r(self.disk_pct),
+            net_in_kbps: r(self.net_in_kbps),
+            net_out_kbps: r(self.net_out_kbps),
+        }
+    }
 }
 
 /// What `/api/v1/info` tells about an agent.
@@ -235,7 +250,8 @@ impl Agent {
             disk_pct: disk_pct(&disk)?,
             net_in_kbps,
             net_out_kbps,
-        })
+        }
+        .rounded())
     }
 
     /// The agent's version and the hosts it holds.

@@ -187,3 +187,60 @@ fn check_reports_each_node_and_exits_by_reachability() {
         "{line}"
     );
 }
+
+#[test]
+fn https_agents_are_trusted_through_their_ca_file() {
+    let agent = NetdataAgent::start_tls(
+        "secure",
+        Machine {
+            cpu_user: 20,
+            cpu_system: 5,
+            mem_used: 30,
+            disk_quarters: 2,
+            net_in_kbps: 100,
+            net_out_kbps: 50,
+        },
+    );
+    let ca = agent.ca.clone().expect("ca");
+    let node = |name: &str, ca: Option<&std::path::Path>| {
+        let mut t = format!(
+            "[[nodes]]\nname = \"{name}\"\nurl = \"{}\"\ndisk = \"{}\"\n",
+            agent.https_url(),
+            agent.disk()
+        );
+        if let Some(ca) = ca {
+            t += &format!("ca_file = \"{}\"\n", ca.display());
+        }
+        t
+    };
+    let d = Dsmon::new(&format!(
+        "{}{}",
+        node("trusted", Some(&ca)),
+        node("untrusted", None)
+    ));
+    let r = d.run(&["check"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let line = |n: &str| {
+        r.stdout
+            .lines()
+            .find(|l| l.starts_with(n))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let trusted = line("trusted ");
+    let cols: Vec<&str> = trusted.split_whitespace().collect();
+    assert_eq!(&cols[1..3], ["up", "v1.37.1"], "{r:?}");
+    assert!(
+        (cols[3].parse::<f64>().unwrap_or(0.0) - 25.0).abs() < 0.15,
+        "cpu over https: {trusted}"
+    );
+    assert!(
+        (cols[5].parse::<f64>().unwrap_or(0.0) - 50.0).abs() < 0.15,
+        "disk over https: {trusted}"
+    );
+    let untrusted = line("untrusted ");
+    assert!(
+        untrusted.contains("down") && untrusted.to_lowercase().contains("certificate"),
+        "{untrusted}"
+    );
+}

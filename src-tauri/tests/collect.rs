@@ -213,13 +213,16 @@ fn misbehaving_servers_are_logged_with_their_fault() {
     let garbage = FakeAgent::start(Fault::Garbage);
     let error = FakeAgent::start(Fault::ServerError);
     let stall = FakeAgent::start(Fault::StallMidBody);
-    let nodes = format!(
-        "{}[[nodes]]\nname = \"garbage\"\nurl = \"{}\"\n[[nodes]]\nname = \"error500\"\nurl = \"{}\"\n[[nodes]]\nname = \"stall\"\nurl = \"{}\"\n",
-        agents[0].node_toml(),
-        garbage.url(),
-        error.url(),
-        stall.url()
-    );
+    let stale = FakeAgent::start(Fault::Stale);
+    let mut nodes = agents[0].node_toml();
+    for (name, fake) in [
+        ("garbage", &garbage),
+        ("error500", &error),
+        ("stall", &stall),
+        ("stale", &stale),
+    ] {
+        nodes += &format!("[[nodes]]\nname = \"{name}\"\nurl = \"{}\"\n", fake.url());
+    }
     let dsmon = Dsmon::new(&format!(
         "[collector]\nlog_interval = \"5s\"\ntimeout = \"1500ms\"\n\n{nodes}"
     ));
@@ -233,7 +236,7 @@ fn misbehaving_servers_are_logged_with_their_fault() {
     );
 
     let rows = dsmon.rows();
-    assert_eq!(rows.len(), 4, "{rows:#?}");
+    assert_eq!(rows.len(), 5, "{rows:#?}");
     assert_machine(row_of(&rows, "real", tick), &M1);
     let err = |n: &str| {
         row_of(&rows, n, tick)["error"]
@@ -248,6 +251,11 @@ fn misbehaving_servers_are_logged_with_their_fault() {
     );
     assert!(err("error500").contains("HTTP 500"), "{}", err("error500"));
     assert_eq!(err("stall"), "no answer within 1.5s");
+    assert!(
+        err("stale").contains(": stale data (newest point is "),
+        "{}",
+        err("stale")
+    );
 }
 
 #[test]

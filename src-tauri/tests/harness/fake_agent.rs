@@ -16,6 +16,8 @@ pub enum Fault {
     ServerError,
     /// 200, headers and the first bytes of the body, then nothing.
     StallMidBody,
+    /// 200 with well-formed data whose newest point is a minute old (an agent that stopped collecting).
+    Stale,
 }
 
 pub struct FakeAgent {
@@ -92,6 +94,13 @@ fn serve(conn: TcpStream, fault: Fault, stop: &AtomicBool) {
                 "{\"labels\": [\"time\", \"user\"], \"data\": [[\"soon\", oops",
             ),
             Fault::ServerError => respond(&mut out, "500 Internal Server Error", "internal error"),
+            Fault::Stale => {
+                let old = super::unix_now() as i64 - 60;
+                let body = format!(
+                    "{{\"labels\": [\"time\", \"used\", \"free\", \"avail\", \"received\", \"sent\", \"user\"], \"data\": [[{old}, 1, 2, 3, 4, 5, 6]]}}"
+                );
+                respond(&mut out, "200 OK", &body)
+            }
             Fault::StallMidBody => {
                 let _ = out.write_all(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n{\"labels\": [\"time\",",

@@ -105,6 +105,8 @@ pub struct NetdataAgent {
     pub machine: Machine,
     pub dir: PathBuf,
     pub mount: PathBuf,
+    /// With TLS: the CA certificate that signed the agent's certificate.
+    pub ca: Option<PathBuf>,
     child: Option<Child>,
     stop_writer: Arc<AtomicBool>,
     writer: Option<JoinHandle<()>>,
@@ -114,6 +116,15 @@ pub struct NetdataAgent {
 impl NetdataAgent {
     /// Starts an agent and waits until it serves non-null values on all four charts.
     pub fn start(name: &str, machine: Machine) -> Self {
+        Self::start_with(name, machine, false)
+    }
+
+    /// The same, also serving https (plain http stays available for the harness's own checks).
+    pub fn start_tls(name: &str, machine: Machine) -> Self {
+        Self::start_with(name, machine, true)
+    }
+
+    fn start_with(name: &str, machine: Machine, tls: bool) -> Self {
         assert!(
             is_root(),
             "the Netdata tests need root: agents run as user netdata and disks are tmpfs mounts"
@@ -154,8 +165,19 @@ impl NetdataAgent {
             fs::create_dir_all(&p).expect("mkdir");
             std::os::unix::fs::chown(&p, Some(uid), Some(gid)).expect("chown");
         }
+        let ca = tls.then(|| make_certificates(&dir));
         let conf = dir.join("netdata.conf");
-        fs::write(&conf, netdata_conf(name, &dir, &fake, port)).expect("conf");
+        let mut text = netdata_conf(name, &dir, &fake, port);
+        if tls {
+            text = text.replace(
+                &format!("bind to = 127.0.0.1:{port}\n"),
+                &format!(
+                    "bind to = 127.0.0.1:{port}=dashboard|badges^SSL=optional\n    ssl key = {d}/tls/key.pem\n    ssl certificate = {d}/tls/cert.pem\n",
+                    d = dir.display()
+                ),
+            );
+        }
+        fs::write(&conf, text).expect("conf");
 
         let stop_writer = Arc::new(AtomicBool::new(false));
         let writer = {
@@ -201,6 +223,7 @@ impl NetdataAgent {
             machine,
             dir,
             mount,
+            ca,
             child: Some(child),
             stop_writer,
             writer: Some(writer),
@@ -212,6 +235,10 @@ impl NetdataAgent {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn https_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
     }
 
     pub fn pid(&self) -> u32 {
@@ -414,6 +441,80 @@ fn netdata_conf(name: &str, dir: &Path, fake: &Path, port: u16) -> String {
     filename to monitor = {f}/net/dev
 "#
     )
+}
+
+/// A throw-away CA and a server certificate for 127.0.0.1 signed by it, in `dir/tls`.
+/// Returns the CA certificate's path.
+fn make_certificates(dir: &Path) -> PathBuf {
+    let tls = dir.join("tls");
+    fs::create_dir_all(&tls).expect("mkdir tls");
+    fs::set_permissions(&tls, fs::Permissions::from_mode(0o755)).expect("chmod");
+    fs::write(
+        tls.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&tls)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=dsmon test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    // Readable by the agent's user.
+    for f in ["key.pem", "cert.pem"] {
+        fs::set_permissions(tls.join(f), fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    tls.join("ca.pem")
 }
 
 fn write_meminfo(path: &Path, used_pct: u32) {
