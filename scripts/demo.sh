@@ -66,64 +66,8 @@ for i in 1 2 3 4 5; do
     mkdir -p "$d"/{etc,cache,lib,log,run}
     [ "$user" = netdata ] && chown -R netdata:netdata "$d"/{etc,cache,lib,log,run}
     chmod 755 "$d"
-    cat > "$d/netdata.conf" <<CONF
-[global]
-    hostname = node$i
-    run as user = $user
-[db]
-    mode = dbengine
-    update every = 1
-    storage tiers = 1
-[directories]
-    config = $d/etc
-    stock config = /usr/lib/netdata/conf.d
-    cache = $d/cache
-    lib = $d/lib
-    log = $d/log
-    lock = $d/run
-    home = $d/lib
-    web = /usr/share/netdata/web
-    plugins = "/usr/lib/netdata/plugins.d"
-    health config = $d/etc/health.d
-    stock health config = /usr/lib/netdata/conf.d/health.d
-    registry = $d/lib/registry
-[logs]
-    debug = $d/log/debug.log
-    error = $d/log/error.log
-    health = $d/log/health.log
-    access = none
-[web]
-    bind to = 127.0.0.1:$port
-    default port = $port
-    mode = static-threaded
-    web server threads = 2
-[registry]
-    enabled = no
-[ml]
-    enabled = no
-[statsd]
-    enabled = no
-[plugins]
-    apps = no
-    cgroups = no
-    python.d = no
-    charts.d = no
-    go.d = no
-    ebpf = no
-    perf = no
-    slabinfo = no
-    fping = no
-    ioping = no
-    nfacct = no
-    cups = no
-    tc = no
-    idlejitter = no
-    timex = no
-    checks = no
-    enable running new plugins = no
-    proc = yes
-    diskspace = yes
-CONF
+    sed -e "s|@NAME@|node$i|g" -e "s|@DIR@|$d|g" -e "s|@USER@|$user|g" \
+        -e "s|@BIND@|127.0.0.1:$port|g" -e "s|@PORT@|$port|g" scripts/netdata-agent.conf > "$d/netdata.conf"
     setsid "$netdata_bin" -c "$d/netdata.conf" -D > "$d/stdout.log" 2>&1 &
     pids+=($!)
     printf '[[nodes]]\nname = "node%s"\nurl = "http://127.0.0.1:%s"\n\n' "$i" "$port" >> "$conf"

@@ -42,7 +42,7 @@ fn main() {
     let replay = rt.block_on(ReplayServer::start());
     if real_agents_possible() {
         let agents: Vec<harness::NetdataAgent> = (0..5)
-            .map(|i| harness::NetdataAgent::start(&format!("bench{i}"), MACHINE))
+            .map(|i| harness::NetdataAgent::start(&format!("bench{i}"), harness::Machine::STANDARD))
             .collect();
         let nodes: String = agents
             .iter()
@@ -81,15 +81,6 @@ fn main() {
         bench_write(n);
     }
 }
-
-const MACHINE: harness::Machine = harness::Machine {
-    cpu_user: 30,
-    cpu_system: 10,
-    mem_used: 50,
-    disk_quarters: 1,
-    net_in_kbps: 1000,
-    net_out_kbps: 2000,
-};
 
 fn real_agents_possible() -> bool {
     harness::is_root() && Path::new("/usr/sbin/netdata").exists()

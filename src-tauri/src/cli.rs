@@ -173,20 +173,18 @@ fn raise_fd_limit() {
     }
 }
 
-fn open_store(cfg: &Config) -> Result<Arc<Mutex<Store>>, ExitCode> {
-    Store::open(&cfg.storage.path)
-        .map(|s| Arc::new(Mutex::new(s)))
-        .map_err(|e| fail(EXIT_RUNTIME, &e))
+/// The collector (first: a bad CA file is a configuration error, reported before any file is
+/// created) and the opened store.
+fn collector_and_store(cfg: &Config) -> Result<(Collector, Arc<Mutex<Store>>), ExitCode> {
+    let collector = Collector::new(cfg).map_err(|e| fail(EXIT_USAGE, &e))?;
+    let store = Store::open(&cfg.storage.path).map_err(|e| fail(EXIT_RUNTIME, &e))?;
+    Ok((collector, Arc::new(Mutex::new(store))))
 }
 
 async fn collect_once(cfg: &Config) -> ExitCode {
-    let store = match open_store(cfg) {
-        Ok(s) => s,
+    let (collector, store) = match collector_and_store(cfg) {
+        Ok(parts) => parts,
         Err(code) => return code,
-    };
-    let collector = match Collector::new(cfg) {
-        Ok(c) => c,
-        Err(e) => return fail(EXIT_USAGE, &e),
     };
     let ts = tick_at_or_before(unix_now(), cfg.collector.log_interval.as_secs());
     let report = match collector.log_tick(&store, ts).await {
@@ -239,13 +237,9 @@ async fn collect_once(cfg: &Config) -> ExitCode {
 }
 
 async fn serve(cfg: &Config) -> ExitCode {
-    let store = match open_store(cfg) {
-        Ok(s) => s,
+    let (collector, store) = match collector_and_store(cfg) {
+        Ok(parts) => parts,
         Err(code) => return code,
-    };
-    let collector = match Collector::new(cfg) {
-        Ok(c) => c,
-        Err(e) => return fail(EXIT_USAGE, &e),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {

@@ -140,17 +140,7 @@ fn a_newer_database_is_refused_untouched() {
 
 #[test]
 fn check_reports_each_node_and_exits_by_reachability() {
-    let agent = NetdataAgent::start(
-        "checked",
-        Machine {
-            cpu_user: 30,
-            cpu_system: 10,
-            mem_used: 50,
-            disk_quarters: 1,
-            net_in_kbps: 1000,
-            net_out_kbps: 2000,
-        },
-    );
+    let agent = NetdataAgent::start("checked", Machine::STANDARD);
     let all_up = Dsmon::new(&agent.node_toml());
     let r = all_up.run(&["check"]);
     assert_eq!(r.code, 0, "{r:?}");

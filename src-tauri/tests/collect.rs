@@ -8,14 +8,7 @@ use std::time::Duration;
 use harness::fake_agent::{FakeAgent, Fault};
 use harness::{assert_close, rfc3339, unix_now, wait_for_tick, Dsmon, Machine, NetdataAgent};
 
-const M1: Machine = Machine {
-    cpu_user: 30,
-    cpu_system: 10,
-    mem_used: 50,
-    disk_quarters: 1,
-    net_in_kbps: 1000,
-    net_out_kbps: 2000,
-};
+const M1: Machine = Machine::STANDARD;
 const M2: Machine = Machine {
     cpu_user: 5,
     cpu_system: 15,

@@ -32,6 +32,16 @@ pub struct Machine {
 }
 
 impl Machine {
+    /// 40 % CPU (30 user + 10 system), 50 % memory, 25 % disk, 1000/2000 kbit/s in/out.
+    pub const STANDARD: Machine = Machine {
+        cpu_user: 30,
+        cpu_system: 10,
+        mem_used: 50,
+        disk_quarters: 1,
+        net_in_kbps: 1000,
+        net_out_kbps: 2000,
+    };
+
     pub fn cpu_pct(&self) -> f64 {
         f64::from(self.cpu_user + self.cpu_system)
     }
@@ -167,12 +177,18 @@ impl NetdataAgent {
         }
         let ca = tls.then(|| make_certificates(&dir));
         let conf = dir.join("netdata.conf");
-        let mut text = netdata_conf(name, &dir, &fake, port);
+        let mut text = if tls {
+            // Plain http stays on for the harness's own readiness checks.
+            let bind = format!("127.0.0.1:{port}=dashboard|badges^SSL=optional");
+            netdata_conf(name, &dir, &fake, &bind, port)
+        } else {
+            netdata_conf(name, &dir, &fake, &format!("127.0.0.1:{port}"), port)
+        };
         if tls {
             text = text.replace(
-                &format!("bind to = 127.0.0.1:{port}\n"),
+                "[web]\n",
                 &format!(
-                    "bind to = 127.0.0.1:{port}=dashboard|badges^SSL=optional\n    ssl key = {d}/tls/key.pem\n    ssl certificate = {d}/tls/cert.pem\n",
+                    "[web]\n    ssl key = {d}/tls/key.pem\n    ssl certificate = {d}/tls/cert.pem\n",
                     d = dir.display()
                 ),
             );
@@ -371,76 +387,26 @@ fn newest_row_nonzero(body: &str) -> bool {
         && row.iter().skip(1).all(|x| !x.is_null())
 }
 
-fn netdata_conf(name: &str, dir: &Path, fake: &Path, port: u16) -> String {
-    let d = dir.display();
+/// The project's agent template (also used by scripts/demo.sh), pointed at fake /proc files.
+fn netdata_conf(name: &str, dir: &Path, fake: &Path, bind: &str, port: u16) -> String {
+    let user = if is_root() {
+        "netdata".to_string()
+    } else {
+        std::env::var("USER").unwrap_or_default()
+    };
+    let template = include_str!("../../../scripts/netdata-agent.conf");
     let f = fake.display();
-    format!(
-        r#"[global]
-    hostname = {name}
-    run as user = netdata
-[db]
-    mode = dbengine
-    update every = 1
-    storage tiers = 1
-[directories]
-    config = {d}/etc
-    stock config = /usr/lib/netdata/conf.d
-    cache = {d}/cache
-    lib = {d}/lib
-    log = {d}/log
-    lock = {d}/run
-    home = {d}/lib
-    web = /usr/share/netdata/web
-    plugins = "/usr/lib/netdata/plugins.d"
-    health config = {d}/etc/health.d
-    stock health config = /usr/lib/netdata/conf.d/health.d
-    registry = {d}/lib/registry
-[logs]
-    debug = {d}/log/debug.log
-    error = {d}/log/error.log
-    health = {d}/log/health.log
-    access = none
-[web]
-    bind to = 127.0.0.1:{port}
-    default port = {port}
-    mode = static-threaded
-    web server threads = 2
-[registry]
-    enabled = no
-[ml]
-    enabled = no
-[statsd]
-    enabled = no
-[health]
-    enabled = no
-[plugins]
-    apps = no
-    cgroups = no
-    python.d = no
-    charts.d = no
-    go.d = no
-    ebpf = no
-    perf = no
-    slabinfo = no
-    fping = no
-    ioping = no
-    nfacct = no
-    cups = no
-    tc = no
-    idlejitter = no
-    timex = no
-    checks = no
-    enable running new plugins = no
-    proc = yes
-    diskspace = yes
-[plugin:proc:/proc/stat]
-    filename to monitor = {f}/stat
-[plugin:proc:/proc/meminfo]
-    filename to monitor = {f}/meminfo
-[plugin:proc:/proc/net/dev]
-    filename to monitor = {f}/net/dev
-"#
-    )
+    template
+        .replace("@NAME@", name)
+        .replace("@DIR@", &dir.display().to_string())
+        .replace("@USER@", &user)
+        .replace("@BIND@", bind)
+        .replace("@PORT@", &port.to_string())
+        + &format!(
+            "[plugin:proc:/proc/stat]\n    filename to monitor = {f}/stat\n\
+             [plugin:proc:/proc/meminfo]\n    filename to monitor = {f}/meminfo\n\
+             [plugin:proc:/proc/net/dev]\n    filename to monitor = {f}/net/dev\n"
+        )
 }
 
 /// A throw-away CA and a server certificate for 127.0.0.1 signed by it, in `dir/tls`.
