@@ -326,3 +326,35 @@ fn rerunning_a_tick_and_restarting_serve_never_duplicate_rows() {
         "a tick is missing: {ticks:?}"
     );
 }
+
+#[test]
+fn sigterm_during_a_tick_lets_the_tick_finish_and_write() {
+    let agents = start_agents(&[("steady", M1), ("frozen", M2)]);
+    let nodes: String = agents.iter().map(NetdataAgent::node_toml).collect();
+    let dsmon = Dsmon::new(&format!(
+        "[collector]\nlog_interval = \"5s\"\ntimeout = \"2s\"\n\n{nodes}"
+    ));
+    agents[1].hang();
+    let mut child = dsmon.command(&["serve"]).spawn().expect("serve");
+    // The first boundary at least 2.5 s away, so that serve's catch-up tick at start is over.
+    let tick = (((unix_now() + 2.5) / 5.0).ceil() * 5.0) as i64;
+    std::thread::sleep(Duration::from_secs_f64(tick as f64 + 0.5 - unix_now()));
+    // Half a second into the tick: the frozen node keeps its poll open until the 2 s timeout.
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().expect("wait serve");
+    let stopped = unix_now();
+    assert!(status.success(), "serve exited with {status}");
+    assert!(
+        stopped >= tick as f64 + 1.9 && stopped < tick as f64 + 3.5,
+        "serve should stop once the tick is written (~2 s after it began), stopped {:.2} s after it",
+        stopped - tick as f64
+    );
+    let rows = dsmon.rows();
+    assert_machine(row_of(&rows, "steady", tick), &M1);
+    assert_eq!(
+        row_of(&rows, "frozen", tick)["error"],
+        "no answer within 2s"
+    );
+    agents[1].resume();
+}
