@@ -40,8 +40,13 @@ enum Command {
         #[arg(long, required = true)]
         once: bool,
     },
-    /// Log every node at each log_interval until SIGINT/SIGTERM.
+    /// Log every node at each log_interval, poll them live and serve the UI and API, until SIGINT/SIGTERM.
     Serve,
+    /// Add rows from a CSV file in the export's format (rows already present are left alone).
+    Import {
+        /// The CSV file (`-` for standard input).
+        file: PathBuf,
+    },
     /// Validate the configuration and probe every node once.
     Check,
     /// Print logged rows as CSV or JSON.
@@ -119,6 +124,7 @@ pub fn run(cli: Cli) -> ExitCode {
             nodes,
             format,
         } => export(&cfg, &from, &to, nodes, format.into()),
+        Command::Import { file } => import(&cfg, &file),
     }
 }
 
@@ -241,24 +247,64 @@ async fn serve(cfg: &Config) -> ExitCode {
         Ok(parts) => parts,
         Err(code) => return code,
     };
+    let reader = match Store::open(&cfg.storage.path) {
+        Ok(s) => Arc::new(Mutex::new(s)),
+        Err(e) => return fail(EXIT_RUNTIME, &e),
+    };
+    let bound = match dsmon::server::bind(&cfg.server.listen).await {
+        Ok(b) => b,
+        Err(e) => return fail(EXIT_RUNTIME, &e),
+    };
+    let collector = Arc::new(collector);
+    collector.leave_state_to_live_poller();
     let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("stopping: finishing the tick in progress (signal again to stop at once)");
-        let _ = stop_tx.send(true);
-        wait_for_signal().await;
-        tracing::warn!("second signal: exiting now");
-        std::process::exit(130);
-    });
+    let stop_tx = Arc::new(stop_tx);
+    {
+        let stop_tx = Arc::clone(&stop_tx);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!(
+                "stopping: finishing the tick in progress (signal again to stop at once)"
+            );
+            let _ = stop_tx.send(true);
+            wait_for_signal().await;
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(130);
+        });
+    }
     tracing::info!(
         nodes = cfg.nodes.len(),
         log_interval = %humantime::format_duration(cfg.collector.log_interval),
+        live_interval = %humantime::format_duration(cfg.collector.live_interval),
         database = %cfg.storage.path.display(),
+        listen = %cfg.server.listen,
         "dsmon serve started"
     );
-    collector.run_logger(store, stop_rx).await;
+    let live = dsmon::live::spawn(Arc::clone(&collector), stop_rx.clone());
+    let state = dsmon::server::AppState {
+        live,
+        reader,
+        configured: Arc::new(cfg.nodes.iter().map(|n| n.name.clone()).collect()),
+        log_interval: cfg.collector.log_interval.as_secs() as i64,
+        shutdown: stop_rx.clone(),
+    };
+    let logger = {
+        let collector = Arc::clone(&collector);
+        let stop = stop_rx.clone();
+        tokio::spawn(async move { collector.run_logger(store, stop).await })
+    };
+    let http = dsmon::server::serve(bound, state).await;
+    if let Err(e) = &http {
+        tracing::error!(error = %e, "HTTP server failed: stopping");
+        let _ = stop_tx.send(true);
+    }
+    // The logger finishes a tick in progress before it returns.
+    let _ = logger.await;
     tracing::info!("stopped");
-    ExitCode::SUCCESS
+    match http {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(EXIT_RUNTIME, &e),
+    }
 }
 
 async fn wait_for_signal() {
@@ -360,6 +406,42 @@ fn export(cfg: &Config, from: &str, to: &str, nodes: Vec<String>, format: Format
             | ExportError::UnknownNode { .. }
             | ExportError::BadTime { .. }),
         ) => fail(EXIT_USAGE, &e),
+        Err(e) => fail(EXIT_RUNTIME, &e),
+    }
+}
+
+fn import(cfg: &Config, file: &std::path::Path) -> ExitCode {
+    let name = file.display().to_string();
+    let input: Box<dyn io::Read> = if name == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        match std::fs::File::open(file) {
+            Ok(f) => Box::new(io::BufReader::with_capacity(1 << 16, f)),
+            Err(e) => return fail(EXIT_USAGE, &format!("{name}: cannot read: {e}")),
+        }
+    };
+    // Parse everything before the database is even opened: a bad file changes nothing.
+    let rows = match dsmon::import::parse(input, &name) {
+        Ok(rows) => rows,
+        Err(e) => return fail(EXIT_USAGE, &e),
+    };
+    let mut store = match Store::open(&cfg.storage.path) {
+        Ok(s) => s,
+        Err(e) => return fail(EXIT_RUNTIME, &e),
+    };
+    let start = std::time::Instant::now();
+    match store.insert_rows(&rows) {
+        Ok(inserted) => {
+            let secs = start.elapsed().as_secs_f64();
+            let _ = writeln!(
+                io::stdout(),
+                "{name}: {} rows, {inserted} new, {} already present ({:.0} rows/s written)",
+                rows.len(),
+                rows.len() - inserted,
+                rows.len() as f64 / secs.max(1e-9)
+            );
+            ExitCode::SUCCESS
+        }
         Err(e) => fail(EXIT_RUNTIME, &e),
     }
 }

@@ -70,6 +70,9 @@ pub struct Collector {
     agents: Vec<Agent>,
     settings: CollectorConfig,
     states: Mutex<HashMap<String, NodeState>>,
+    /// Whether logging ticks update node state (and log its changes). Off when a live poller,
+    /// which sees the nodes far more often, is the one that decides.
+    ticks_track_state: std::sync::atomic::AtomicBool,
 }
 
 /// The newest tick at or before `now`: a multiple of `interval` seconds since the Unix epoch.
@@ -100,7 +103,28 @@ impl Collector {
             agents,
             settings: cfg.collector.clone(),
             states: Mutex::new(states),
+            ticks_track_state: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    /// Lets logging ticks stop updating node state: the live poller does it.
+    pub fn leave_state_to_live_poller(&self) {
+        self.ticks_track_state
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn settings(&self) -> &CollectorConfig {
+        &self.settings
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.agents.len()
+    }
+
+    /// Polls node number `i` once under the node budget.
+    pub async fn poll_node(&self, i: usize, window: Window) -> Option<Reading> {
+        let agent = self.agents.get(i)?;
+        Some(poll_agent(agent, window, self.settings.timeout).await)
     }
 
     pub fn node_names(&self) -> impl Iterator<Item = &str> {
@@ -125,22 +149,7 @@ impl Collector {
                 continue;
             }
             let agent = agent.clone();
-            set.spawn(async move {
-                let start = Instant::now();
-                let result = match tokio::time::timeout(budget, agent.metrics(window)).await {
-                    Ok(Ok(m)) => Ok(m),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err(NetdataError::Timeout(budget).to_string()),
-                };
-                (
-                    i,
-                    Reading {
-                        node: agent.name().to_string(),
-                        result,
-                        elapsed: start.elapsed(),
-                    },
-                )
-            });
+            set.spawn(async move { (i, poll_agent(&agent, window, budget).await) });
         }
         let mut out: Vec<(usize, Reading)> = Vec::with_capacity(set.len());
         while let Some(joined) = set.join_next().await {
@@ -152,12 +161,17 @@ impl Collector {
         }
         out.sort_by_key(|(i, _)| *i);
         let readings: Vec<Reading> = out.into_iter().map(|(_, r)| r).collect();
-        self.observe(&readings);
+        if self
+            .ticks_track_state
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.observe(&readings);
+        }
         readings
     }
 
     /// Records each node's new state and logs the transitions.
-    fn observe(&self, readings: &[Reading]) {
+    pub fn observe(&self, readings: &[Reading]) {
         let Ok(mut states) = self.states.lock() else {
             return;
         };
@@ -310,6 +324,20 @@ impl Collector {
                 next = following;
             }
         }
+    }
+}
+
+async fn poll_agent(agent: &Agent, window: Window, budget: Duration) -> Reading {
+    let start = Instant::now();
+    let result = match tokio::time::timeout(budget, agent.metrics(window)).await {
+        Ok(Ok(m)) => Ok(m),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(NetdataError::Timeout(budget).to_string()),
+    };
+    Reading {
+        node: agent.name().to_string(),
+        result,
+        elapsed: start.elapsed(),
     }
 }
 

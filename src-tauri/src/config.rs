@@ -45,7 +45,38 @@ pub struct Config {
     pub path: PathBuf,
     pub collector: CollectorConfig,
     pub storage: StorageConfig,
+    pub server: ServerConfig,
     pub nodes: Vec<NodeConfig>,
+}
+
+/// Where `dsmon serve` answers HTTP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    Tcp(std::net::SocketAddr),
+    /// A unix socket (for a reverse proxy on the same machine), created mode 0660.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Tcp(a) => write!(f, "http://{a}"),
+            Listen::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub listen: Listen,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: Listen::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 8080))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -103,7 +134,15 @@ struct RawConfig {
     #[serde(default)]
     storage: RawStorage,
     #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
     nodes: Vec<RawNode>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -304,6 +343,14 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config> {
         },
     };
 
+    let server = match raw.server.listen {
+        None => ServerConfig::default(),
+        Some(text) => ServerConfig {
+            listen: parse_listen(&text, &base_dir)
+                .map_err(|m| invalid("server.listen".into(), m))?,
+        },
+    };
+
     let mut names = HashSet::new();
     let mut nodes = Vec::with_capacity(raw.nodes.len());
     for (i, n) in raw.nodes.into_iter().enumerate() {
@@ -373,8 +420,29 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config> {
         path: path.to_path_buf(),
         collector,
         storage,
+        server,
         nodes,
     })
+}
+
+fn parse_listen(text: &str, base_dir: &Path) -> std::result::Result<Listen, String> {
+    if let Some(path) = text.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err(
+                "\"unix:\" needs a socket path, e.g. \"unix:/run/dsmon/dsmon.sock\"".into(),
+            );
+        }
+        return Ok(Listen::Unix(base_dir.join(path)));
+    }
+    let addr: std::net::SocketAddr = text
+        .parse()
+        .map_err(|_| format!("{text:?}: write an address and port such as \"127.0.0.1:8080\", or \"unix:/path/to.sock\""))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "{text:?} is not a loopback address: dsmon has no sign-in yet, so it serves only on loopback or a unix socket (behind a proxy)"
+        ));
+    }
+    Ok(Listen::Tcp(addr))
 }
 
 fn parse_node_url(text: &str) -> std::result::Result<Url, String> {
@@ -402,6 +470,7 @@ impl Config {
             storage: StorageConfig {
                 path: default_storage_path(),
             },
+            server: ServerConfig::default(),
             nodes: Vec::new(),
         }
     }
@@ -508,6 +577,25 @@ mod tests {
         assert!(e.contains("nodes[0].disk"), "{e}");
         let e = err("[[nodes]]\nurl = \"http://10.0.0.1\"\n");
         assert!(e.contains("name"), "{e}");
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(p("").unwrap().server, ServerConfig::default());
+        let c = p("[server]\nlisten = \"unix:run/dsmon.sock\"\n").unwrap();
+        assert_eq!(
+            c.server.listen,
+            Listen::Unix(PathBuf::from("/etc/dsmon/run/dsmon.sock"))
+        );
+        let c = p("[server]\nlisten = \"[::1]:9000\"\n").unwrap();
+        assert_eq!(c.server.listen.to_string(), "http://[::1]:9000");
+        let e = err("[server]\nlisten = \"0.0.0.0:8080\"\n");
+        assert!(
+            e.contains("server.listen: \"0.0.0.0:8080\" is not a loopback address"),
+            "{e}"
+        );
+        let e = err("[server]\nlisten = \"localhost\"\n");
+        assert!(e.contains("server.listen"), "{e}");
     }
 
     #[test]

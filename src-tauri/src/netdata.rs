@@ -63,6 +63,17 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The values in the order of `store::METRICS` (and of the CSV export).
+    pub fn values(&self) -> [f64; 5] {
+        [
+            self.cpu_pct,
+            self.mem_pct,
+            self.disk_pct,
+            self.net_in_kbps,
+            self.net_out_kbps,
+        ]
+    }
+
     /// Rounded to 3 decimals: Netdata keeps about 7 significant digits, so more is noise.
     pub fn rounded(self) -> Self {
         let r = |x: f64| (x * 1000.0).round() / 1000.0;

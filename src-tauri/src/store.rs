@@ -12,6 +12,66 @@ use crate::netdata::Metrics;
 
 include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 
+/// The metric columns, in the order of the CSV export.
+pub const METRICS: [&str; 5] = [
+    "cpu_pct",
+    "mem_pct",
+    "disk_pct",
+    "net_in_kbps",
+    "net_out_kbps",
+];
+
+/// Roll-up tables (see `migrations/0002_rollups.sql`) and the period each row covers, finest first.
+pub const ROLLUPS: [(&str, i64); 3] = [
+    ("rollup_1h", 3600),
+    ("rollup_6h", 21_600),
+    ("rollup_1d", 86_400),
+];
+
+/// One history bucket of one node: counts, and average and maximum of every metric (in `METRICS`
+/// order) over the rows with values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bucket {
+    /// Start of the bucket (a multiple of its width).
+    pub start: i64,
+    pub n_rows: i64,
+    pub n_ok: i64,
+    pub avg: [Option<f64>; 5],
+    pub max: [Option<f64>; 5],
+}
+
+fn rollup_upsert_sql(table: &str) -> String {
+    let cols: Vec<String> = METRICS
+        .iter()
+        .map(|m| format!("{m}_sum, {m}_max"))
+        .collect();
+    let vals: Vec<String> = (0..METRICS.len())
+        .map(|i| format!("?{n}, ?{n}", n = i + 4))
+        .collect();
+    let sets: Vec<String> = METRICS
+        .iter()
+        .map(|m| {
+            format!(
+                "{m}_sum = CASE WHEN excluded.{m}_sum IS NULL THEN {m}_sum ELSE coalesce({m}_sum, 0) + excluded.{m}_sum END, \
+                 {m}_max = CASE WHEN excluded.{m}_max IS NULL THEN {m}_max WHEN {m}_max IS NULL THEN excluded.{m}_max \
+                 ELSE max({m}_max, excluded.{m}_max) END"
+            )
+        })
+        .collect();
+    format!(
+        "INSERT INTO {table}(node_id, ts, n_rows, n_ok, {}) VALUES (?1, ?2, 1, ?3, {}) \
+         ON CONFLICT(node_id, ts) DO UPDATE SET n_rows = n_rows + 1, n_ok = n_ok + excluded.n_ok, {}",
+        cols.join(", "),
+        vals.join(", "),
+        sets.join(", ")
+    )
+}
+
+fn rollup_sqls() -> &'static [String; 3] {
+    static SQL: std::sync::OnceLock<[String; 3]> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| ROLLUPS.map(|(t, _)| rollup_upsert_sql(t)))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: cannot create its directory: {source}")]
@@ -171,19 +231,29 @@ impl Store {
                         id
                     }
                 };
-                let m = row.metrics.as_ref();
-                inserted += row_stmt
-                    .execute(params![
+                let values = row.metrics.as_ref().map(Metrics::values);
+                let v = |i: usize| values.map(|v| v[i]);
+                let changed = row_stmt
+                    .execute(params![id, row.ts, v(0), v(1), v(2), v(3), v(4), row.error])
+                    .map_err(&err)?;
+                if changed == 0 {
+                    continue;
+                }
+                inserted += 1;
+                for ((_, secs), sql) in ROLLUPS.iter().zip(rollup_sqls()) {
+                    let mut up = tx.prepare_cached(sql).map_err(&err)?;
+                    up.execute(params![
                         id,
-                        row.ts,
-                        m.map(|m| m.cpu_pct),
-                        m.map(|m| m.mem_pct),
-                        m.map(|m| m.disk_pct),
-                        m.map(|m| m.net_in_kbps),
-                        m.map(|m| m.net_out_kbps),
-                        row.error,
+                        row.ts.div_euclid(*secs) * secs,
+                        i64::from(values.is_some()),
+                        v(0),
+                        v(1),
+                        v(2),
+                        v(3),
+                        v(4)
                     ])
                     .map_err(&err)?;
+                }
             }
         }
         match tx.commit() {
@@ -302,12 +372,77 @@ impl Store {
         Ok(ids)
     }
 
+    /// History buckets of `width` seconds (aligned to multiples of it) for one node, over rows with
+    /// `from <= ts < to`, read from the raw rows (`rollup = None`) or a roll-up table of `ROLLUPS`.
+    /// Only buckets with at least one row are returned, in time order.
+    pub fn buckets(
+        &self,
+        node: &str,
+        from: i64,
+        to: i64,
+        width: i64,
+        rollup: Option<&str>,
+    ) -> Result<Vec<Bucket>> {
+        let Some(&id) = self.ids_of(&[node.to_string()])?.first() else {
+            return Ok(Vec::new());
+        };
+        let sql = bucket_sql(rollup, width);
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(self.sql_err())?;
+        let rows = stmt
+            .query_map(params![id, from, to], |r| {
+                let mut b = Bucket {
+                    start: r.get::<_, i64>(0)? * width,
+                    n_rows: r.get(1)?,
+                    n_ok: r.get(2)?,
+                    avg: [None; 5],
+                    max: [None; 5],
+                };
+                for i in 0..METRICS.len() {
+                    b.avg[i] = r.get(3 + 2 * i)?;
+                    b.max[i] = r.get(4 + 2 * i)?;
+                }
+                Ok(b)
+            })
+            .map_err(self.sql_err())?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.sql_err())?;
+        Ok(rows)
+    }
+
     /// `PRAGMA integrity_check` answer ("ok" when healthy).
     pub fn integrity_check(&self) -> Result<String> {
         self.conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .map_err(self.sql_err())
     }
+}
+
+fn bucket_sql(rollup: Option<&str>, width: i64) -> String {
+    let (table, n_rows, n_ok, aggs) = match rollup {
+        None => (
+            "samples",
+            "count(*)",
+            "count(cpu_pct)",
+            METRICS
+                .iter()
+                .map(|m| format!("avg({m}), max({m})"))
+                .collect::<Vec<_>>(),
+        ),
+        Some(t) => (
+            t,
+            "sum(n_rows)",
+            "sum(n_ok)",
+            METRICS
+                .iter()
+                .map(|m| format!("sum({m}_sum) / nullif(sum(n_ok), 0), max({m}_max)"))
+                .collect(),
+        ),
+    };
+    format!(
+        "SELECT ts / {width} AS b, {n_rows}, {n_ok}, {} FROM {table} \
+         WHERE node_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY b ORDER BY b",
+        aggs.join(", ")
+    )
 }
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {

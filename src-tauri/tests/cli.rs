@@ -31,8 +31,8 @@ fn bad_configurations_exit_2_naming_file_and_key_and_write_nothing() {
             "[[nodes]]\nname = \"x\"\nurl = \"http://h\"\nweight = 3\n",
             "weight",
         ),
-        // Line 4: the harness writes a three-line [storage] table first.
-        ("[collector\n", "dsmon.toml:4:"),
+        // Line 6: the harness writes [storage] and [server] first.
+        ("[collector\n", "dsmon.toml:6:"),
     ];
     for (text, expect) in cases {
         let d = Dsmon::new(text);

@@ -527,8 +527,13 @@ fn write_counters(stat: &Path, net: &Path, m: &Machine, _now: f64) {
 
 /// A minimal blocking HTTP/1.0 GET on loopback: (status, body).
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    http_get_full(port, path).map(|(status, _, body)| (status, body))
+}
+
+/// The same with the response head (status line and headers, lowercased).
+pub fn http_get_full(port: u16, path: &str) -> std::io::Result<(u16, String, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
@@ -537,11 +542,63 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = buf
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+    let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+    Ok((status, head.to_lowercase(), body.to_string()))
+}
+
+/// `dsmon serve` running for a test; stopped with SIGTERM (and waited for) on drop.
+pub struct Serve {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Serve {
+    /// Starts `dsmon serve` and waits until /healthz answers.
+    pub fn start(d: &Dsmon) -> Self {
+        let child = d
+            .command(&["serve"])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve");
+        let s = Self {
+            child,
+            port: d.port,
+        };
+        let start = Instant::now();
+        while !matches!(http_get(s.port, "/healthz"), Ok((200, ref b)) if b == "ok") {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "serve did not answer /healthz"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s
+    }
+
+    /// GET returning parsed JSON; panics unless the status is `want`.
+    pub fn json(&self, path: &str, want: u16) -> serde_json::Value {
+        let (status, head, body) = http_get_full(self.port, path).expect("GET");
+        assert_eq!(status, want, "GET {path}: {body}");
+        assert!(
+            head.contains("content-type: application/json"),
+            "GET {path}: {head}"
+        );
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        signal(self.child.id(), libc::SIGTERM);
+        self.child.wait().expect("wait serve")
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            signal(self.child.id(), libc::SIGTERM);
+            let _ = self.child.wait();
+        }
+    }
 }
 
 // ---- the dsmon binary ----------------------------------------------------------------------
@@ -551,6 +608,8 @@ pub struct Dsmon {
     pub dir: PathBuf,
     pub config: PathBuf,
     pub db: PathBuf,
+    /// The loopback port `serve` listens on.
+    pub port: u16,
 }
 
 pub struct Run {
@@ -561,17 +620,27 @@ pub struct Run {
 }
 
 impl Dsmon {
-    /// Writes `dsmon.toml` with a `[storage]` in the test dir followed by `rest`.
+    /// Writes `dsmon.toml`: a `[storage]` in the test dir and a `[server]` on a free loopback port
+    /// (four lines and a blank one), followed by `rest`.
     pub fn new(rest: &str) -> Self {
         let dir = unique_dir("dsmon");
         let db = dir.join("dsmon.sqlite3");
         let config = dir.join("dsmon.toml");
+        let port = free_port();
         fs::write(
             &config,
-            format!("[storage]\npath = \"{}\"\n\n{rest}", db.display()),
+            format!(
+                "[storage]\npath = \"{}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\n{rest}",
+                db.display()
+            ),
         )
         .expect("config");
-        Self { dir, config, db }
+        Self {
+            dir,
+            config,
+            db,
+            port,
+        }
     }
 
     pub fn bin() -> &'static str {

@@ -1,0 +1,420 @@
+//! History queries: per node, at most N time buckets with the average and maximum of every metric
+//! and the node's availability, read from the coarsest stored tier that still gives the requested
+//! resolution (raw rows, or the 1 h / 6 h / 1 d roll-ups).
+
+use serde::Serialize;
+
+use crate::collector::format_ts;
+use crate::store::{Bucket, Store, StoreError, METRICS, ROLLUPS};
+
+/// Bucket counts accepted for `points`.
+pub const MAX_POINTS: usize = 5000;
+pub const DEFAULT_POINTS: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("from ({from}) is after to ({to})")]
+    Range { from: String, to: String },
+    #[error("points must be between 1 and {MAX_POINTS}, not {0}")]
+    Points(String),
+    #[error("unknown node {name:?}")]
+    UnknownNode { name: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type Result<T> = std::result::Result<T, HistoryError>;
+
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    /// Inclusive bounds, Unix seconds.
+    pub from: i64,
+    pub to: i64,
+    pub points: usize,
+    /// Empty: every node (configured ones first, then retired ones).
+    pub nodes: Vec<String>,
+}
+
+/// Which table answers and how wide its buckets are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// `None` for the raw rows.
+    pub rollup: Option<&'static str>,
+    /// Bucket width in seconds (a multiple of the tier's own resolution).
+    pub step: i64,
+    /// Start of the first bucket (a multiple of `step`).
+    pub first: i64,
+    /// Number of buckets (at most the requested points).
+    pub count: usize,
+}
+
+/// Chooses the tier and bucket width for `[from, to]` in at most `points` buckets. Raw buckets are
+/// never narrower than `log_interval`, or most of them would be empty.
+pub fn plan(from: i64, to: i64, points: usize, log_interval: i64) -> Plan {
+    let span = (to - from + 1).max(1);
+    let points = points.clamp(1, MAX_POINTS) as i64;
+    let wanted = (span + points - 1) / points;
+    let (rollup, unit) = ROLLUPS
+        .iter()
+        .rev()
+        .find(|(_, secs)| *secs <= wanted)
+        .map(|(t, secs)| (Some(*t), *secs))
+        .unwrap_or((None, log_interval.max(1)));
+    let mut step = ((wanted.max(unit) + unit - 1) / unit) * unit;
+    loop {
+        let first = from.div_euclid(step) * step;
+        let count = (to - first).div_euclid(step) + 1;
+        if count <= points {
+            return Plan {
+                rollup,
+                step,
+                first,
+                count: count as usize,
+            };
+        }
+        step += unit;
+    }
+}
+
+/// A metric's per-bucket average and maximum.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Series {
+    pub avg: Vec<Option<f64>>,
+    pub max: Vec<Option<f64>>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NodeHistory {
+    pub name: String,
+    /// In the database but no longer configured.
+    pub retired: bool,
+    /// Share of the logged rows in the range where the node answered; `None` when nothing was logged.
+    pub availability: Option<f64>,
+    /// Per bucket: share of logged rows where the node answered (`None`: nothing logged).
+    pub availability_series: Vec<Option<f64>>,
+    /// One entry per metric, keyed like the CSV columns (`cpu_pct`, ...).
+    pub metrics: std::collections::BTreeMap<&'static str, Series>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct History {
+    pub from: String,
+    pub to: String,
+    /// Bucket width, seconds.
+    pub step: i64,
+    /// `raw`, `rollup_1h`, `rollup_6h` or `rollup_1d`.
+    pub tier: &'static str,
+    /// Bucket start times (Unix seconds), shared by every node.
+    pub t: Vec<i64>,
+    pub nodes: Vec<NodeHistory>,
+}
+
+/// Answers `q`. `configured` are the configured node names (retired ones are the store's others).
+pub fn query(
+    store: &Store,
+    q: &HistoryQuery,
+    configured: &[String],
+    log_interval: i64,
+) -> Result<History> {
+    if q.from > q.to {
+        return Err(HistoryError::Range {
+            from: format_ts(q.from),
+            to: format_ts(q.to),
+        });
+    }
+    if q.points == 0 || q.points > MAX_POINTS {
+        return Err(HistoryError::Points(q.points.to_string()));
+    }
+    let known = store.node_names()?;
+    let names: Vec<String> = if q.nodes.is_empty() {
+        let mut v = configured.to_vec();
+        v.extend(known.iter().filter(|n| !configured.contains(n)).cloned());
+        v
+    } else {
+        if let Some(name) = q
+            .nodes
+            .iter()
+            .find(|n| !known.contains(n) && !configured.contains(n))
+        {
+            return Err(HistoryError::UnknownNode { name: name.clone() });
+        }
+        q.nodes.clone()
+    };
+    let p = plan(q.from, q.to, q.points, log_interval);
+    let t: Vec<i64> = (0..p.count as i64).map(|i| p.first + i * p.step).collect();
+    let end = p.first + p.count as i64 * p.step;
+    let mut nodes = Vec::with_capacity(names.len());
+    for name in names {
+        let buckets = store.buckets(&name, p.first, end, p.step, p.rollup)?;
+        nodes.push(node_history(
+            &name,
+            !configured.contains(&name),
+            &buckets,
+            &p,
+        ));
+    }
+    Ok(History {
+        from: format_ts(q.from),
+        to: format_ts(q.to),
+        step: p.step,
+        tier: p.rollup.unwrap_or("raw"),
+        t,
+        nodes,
+    })
+}
+
+fn node_history(name: &str, retired: bool, buckets: &[Bucket], p: &Plan) -> NodeHistory {
+    let n = p.count;
+    let mut availability_series = vec![None; n];
+    let mut series: Vec<Series> = METRICS
+        .iter()
+        .map(|_| Series {
+            avg: vec![None; n],
+            max: vec![None; n],
+        })
+        .collect();
+    let (mut rows, mut ok) = (0i64, 0i64);
+    for b in buckets {
+        let i = ((b.start - p.first) / p.step) as usize;
+        if i >= n {
+            continue;
+        }
+        rows += b.n_rows;
+        ok += b.n_ok;
+        if b.n_rows > 0 {
+            availability_series[i] = Some(b.n_ok as f64 / b.n_rows as f64);
+        }
+        for (m, s) in series.iter_mut().enumerate() {
+            s.avg[i] = b.avg[m];
+            s.max[i] = b.max[m];
+        }
+    }
+    NodeHistory {
+        name: name.to_string(),
+        retired,
+        availability: (rows > 0).then(|| ok as f64 / rows as f64),
+        availability_series,
+        metrics: METRICS.iter().copied().zip(series).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netdata::Metrics;
+    use crate::store::Row;
+
+    #[test]
+    fn plans_pick_the_coarsest_tier_that_fits() {
+        let day = 86_400;
+        // 24 h in 500 points: raw rows, 10-minute buckets (no narrower than the log interval).
+        let p = plan(0, day - 1, 500, 600);
+        assert_eq!((p.rollup, p.step, p.count), (None, 600, 144));
+        // 7 days: raw, 1800 s buckets.
+        let p = plan(0, 7 * day - 1, 500, 600);
+        assert_eq!((p.rollup, p.step), (None, 1800));
+        assert!(p.count <= 500);
+        // 30 days: hourly roll-ups.
+        let p = plan(0, 30 * day - 1, 500, 600);
+        assert_eq!((p.rollup, p.step), (Some("rollup_1h"), 7200));
+        // A year: 6-hourly roll-ups, 18 h buckets.
+        let p = plan(0, 365 * day - 1, 500, 600);
+        assert_eq!((p.rollup, p.step), (Some("rollup_6h"), 64_800));
+        assert!(p.count <= 500);
+        // A year in 100 points: daily roll-ups.
+        let p = plan(0, 365 * day - 1, 100, 600);
+        assert_eq!(p.rollup, Some("rollup_1d"));
+        // Unaligned ranges still fit in the points asked for.
+        for points in [1, 7, 499, 500, 5000] {
+            let p = plan(1_795_525_877, 1_795_525_877 + 30 * day, points, 600);
+            assert!(p.count <= points, "{points}: {p:?}");
+            assert_eq!(p.first % p.step, 0);
+        }
+    }
+
+    fn m(x: f64) -> Metrics {
+        Metrics {
+            cpu_pct: x,
+            mem_pct: x / 2.0,
+            disk_pct: 50.0,
+            net_in_kbps: x * 10.0,
+            net_out_kbps: 1.0,
+        }
+    }
+
+    /// Three days of 10-minute rows for two nodes, one with an outage; every tier must agree with a
+    /// computation over the raw rows.
+    #[test]
+    fn rollups_agree_with_raw_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("h.sqlite3")).unwrap();
+        let start = 1_795_478_400; // a midnight UTC
+        let mut rows = Vec::new();
+        for i in 0..(3 * 144) {
+            let ts = start + i * 600;
+            rows.push(Row {
+                ts,
+                node: "a".into(),
+                metrics: Some(m((i % 97) as f64)),
+                error: None,
+            });
+            let down = (100..130).contains(&i);
+            rows.push(Row {
+                ts,
+                node: "b".into(),
+                metrics: (!down).then(|| m(((i * 7) % 89) as f64)),
+                error: down.then(|| "no answer within 3s".to_string()),
+            });
+        }
+        s.insert_rows(&rows).unwrap();
+        // Writing the same rows again changes nothing (roll-ups included).
+        assert_eq!(s.insert_rows(&rows).unwrap(), 0);
+
+        let configured = vec!["a".to_string(), "b".to_string()];
+        let (from, to) = (start, start + 3 * 86_400 - 1);
+        let raw = |step: i64| {
+            let p = Plan {
+                rollup: None,
+                step,
+                first: from.div_euclid(step) * step,
+                count: ((to - from.div_euclid(step) * step) / step + 1) as usize,
+            };
+            let end = p.first + p.count as i64 * p.step;
+            configured
+                .iter()
+                .map(|n| {
+                    node_history(
+                        n,
+                        false,
+                        &s.buckets(n, p.first, end, step, None).unwrap(),
+                        &p,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        for points in [72, 12, 3] {
+            let h = query(
+                &s,
+                &HistoryQuery {
+                    from,
+                    to,
+                    points,
+                    nodes: vec![],
+                },
+                &configured,
+                600,
+            )
+            .unwrap();
+            assert_ne!(h.tier, "raw", "{points} points should use a roll-up");
+            let want = raw(h.step);
+            for (got, want) in h.nodes.iter().zip(&want) {
+                assert_eq!(got.availability, want.availability);
+                assert_eq!(got.availability_series, want.availability_series);
+                for (k, g) in &got.metrics {
+                    let w = &want.metrics[k];
+                    assert_eq!(g.max, w.max, "{k} max at {points} points");
+                    for (a, b) in g.avg.iter().zip(&w.avg) {
+                        match (a, b) {
+                            (Some(a), Some(b)) => {
+                                assert!((a - b).abs() < 1e-9, "{k} avg {a} vs {b}")
+                            }
+                            _ => assert_eq!(a, b),
+                        }
+                    }
+                }
+            }
+        }
+        // The outage: 30 of 432 rows of b are down.
+        let h = query(
+            &s,
+            &HistoryQuery {
+                from,
+                to,
+                points: 3,
+                nodes: vec!["b".into()],
+            },
+            &configured,
+            600,
+        )
+        .unwrap();
+        let a = h.nodes[0].availability.unwrap();
+        assert!((a - 402.0 / 432.0).abs() < 1e-12, "{a}");
+    }
+
+    #[test]
+    fn gaps_stay_null_and_bad_input_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("h.sqlite3")).unwrap();
+        let rows = vec![
+            Row {
+                ts: 6000,
+                node: "a".into(),
+                metrics: Some(m(10.0)),
+                error: None,
+            },
+            Row {
+                ts: 6600,
+                node: "a".into(),
+                metrics: None,
+                error: Some("down".into()),
+            },
+            Row {
+                ts: 7800,
+                node: "old".into(),
+                metrics: Some(m(20.0)),
+                error: None,
+            },
+        ];
+        s.insert_rows(&rows).unwrap();
+        let configured = vec!["a".to_string()];
+        let h = query(
+            &s,
+            &HistoryQuery {
+                from: 6000,
+                to: 7799,
+                points: 500,
+                nodes: vec![],
+            },
+            &configured,
+            600,
+        )
+        .unwrap();
+        assert_eq!(h.t, vec![6000, 6600, 7200]);
+        let a = &h.nodes[0];
+        assert_eq!(a.metrics["cpu_pct"].avg, vec![Some(10.0), None, None]);
+        assert_eq!(a.availability_series, vec![Some(1.0), Some(0.0), None]);
+        assert_eq!(a.availability, Some(0.5));
+        assert!(h.nodes[1].retired && h.nodes[1].name == "old");
+        assert_eq!(h.nodes[1].availability, None);
+
+        let bad = |q: HistoryQuery| query(&s, &q, &configured, 600).unwrap_err().to_string();
+        assert!(bad(HistoryQuery {
+            from: 2,
+            to: 1,
+            points: 5,
+            nodes: vec![]
+        })
+        .contains("is after"));
+        assert!(bad(HistoryQuery {
+            from: 1,
+            to: 2,
+            points: 0,
+            nodes: vec![]
+        })
+        .contains("between 1 and 5000"));
+        assert!(bad(HistoryQuery {
+            from: 1,
+            to: 2,
+            points: 5001,
+            nodes: vec![]
+        })
+        .contains("between 1 and 5000"));
+        assert!(bad(HistoryQuery {
+            from: 1,
+            to: 2,
+            points: 5,
+            nodes: vec!["zz".into()]
+        })
+        .contains("unknown node"));
+    }
+}
