@@ -4,7 +4,8 @@
 # (~/.local/share/dsmon/dsmon.sqlite3). Ctrl-C stops everything and removes the agents' directories.
 #
 # Environment: DSMON_DEMO_PORT (first agent port, default 19991),
-#              DSMON_DEMO_LOG_INTERVAL (e.g. "1m"; default: dsmon's own default, 10m).
+#              DSMON_DEMO_LOG_INTERVAL (e.g. "1m"; default: dsmon's own default, 10m),
+#              DSMON_DEMO_HTTP_PORT (the web UI's port; default: dsmon's own default, 8080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -16,7 +17,12 @@ fi
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 command -v cargo >/dev/null || { echo "error: no Rust toolchain (cargo): install one with rustup" >&2; exit 1; }
 
-echo "building dsmon (headless)..."
+if ! command -v npm >/dev/null 2>&1; then
+    scripts/setup-debian.sh
+fi
+echo "building the web UI and dsmon (headless)..."
+npm ci --prefix ui --no-audit --no-fund --silent
+npm run build --prefix ui --silent
 CARGO_TARGET_DIR="$repo/target/headless" cargo build --quiet --no-default-features
 bin="$repo/target/headless/debug/dsmon"
 
@@ -54,6 +60,9 @@ conf="$demo/dsmon.toml"
     if [ -n "${DSMON_DEMO_LOG_INTERVAL:-}" ]; then
         printf '[collector]\nlog_interval = "%s"\n\n' "$DSMON_DEMO_LOG_INTERVAL"
     fi
+    if [ -n "${DSMON_DEMO_HTTP_PORT:-}" ]; then
+        printf '[server]\nlisten = "127.0.0.1:%s"\n\n' "$DSMON_DEMO_HTTP_PORT"
+    fi
 } > "$conf"
 
 for i in 1 2 3 4 5; do
@@ -87,7 +96,8 @@ sleep 1
 
 "$bin" --config "$conf" check || true
 echo
-echo "dsmon serve is logging node1..node5 (Ctrl-C to stop). In another terminal:"
+echo "dsmon serve is logging node1..node5 and serving http://127.0.0.1:${DSMON_DEMO_HTTP_PORT:-8080}/ (Ctrl-C to stop)."
+echo "In another terminal:"
 echo "  $bin --config $conf collect --once     # log the current tick now"
 echo "  $bin --config $conf export --from -1h  # the rows logged so far"
 echo

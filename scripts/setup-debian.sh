@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages dsmon needs to build, run and test. Idempotent; needs root
 # (re-runs itself with sudo otherwise).
-#   scripts/setup-debian.sh           netdata + headless build
-#   scripts/setup-debian.sh --gui     also the WebKitGTK/GTK libraries of the desktop build
+#   scripts/setup-debian.sh             netdata, the headless build, Node.js/npm for the web UI
+#   scripts/setup-debian.sh --gui       also the WebKitGTK/GTK libraries of the desktop build
+#   scripts/setup-debian.sh --browser   also Chromium and ChromeDriver for the browser tests
 set -euo pipefail
 
 gui=no
+browser=no
 for a in "$@"; do
     case "$a" in
         --gui) gui=yes ;;
-        *) echo "usage: $0 [--gui]" >&2; exit 2 ;;
+        --browser) browser=yes ;;
+        *) echo "usage: $0 [--gui] [--browser]" >&2; exit 2 ;;
     esac
 done
 
@@ -18,8 +21,13 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(netdata build-essential pkg-config ca-certificates curl file sqlite3 procps iproute2 util-linux)
+# Node.js and npm build the web UI (uPlot comes from npm); a newer Node already present is kept.
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 if [ "$gui" = yes ]; then
     packages+=(libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev libssl-dev)
+fi
+if [ "$browser" = yes ]; then
+    packages+=(chromium chromium-driver fonts-dejavu-core)
 fi
 
 missing=()

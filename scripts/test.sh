@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
     exec sudo --preserve-env=PATH,HOME,CARGO_HOME,RUSTUP_HOME -- "$0" "$@"
 fi
-scripts/setup-debian.sh --gui
+scripts/setup-debian.sh --gui --browser
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 export CARGO_TERM_COLOR=never
 headless=(env CARGO_TARGET_DIR=target/headless cargo)
@@ -19,6 +19,10 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "formatting"
 cargo fmt --all --check
+
+step "web UI (npm ci, build)"
+npm ci --prefix ui --no-audit --no-fund
+npm run build --prefix ui
 
 step "headless build (--no-default-features)"
 "${headless[@]}" build --locked --no-default-features --all-targets

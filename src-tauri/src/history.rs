@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::collector::format_ts;
-use crate::store::{Bucket, Store, StoreError, METRICS, ROLLUPS};
+use crate::store::{Period, Store, StoreError, METRICS, ROLLUPS};
 
 /// Bucket counts accepted for `points`.
 pub const MAX_POINTS: usize = 5000;
@@ -48,31 +48,42 @@ pub struct Plan {
     pub count: usize,
 }
 
-/// Chooses the tier and bucket width for `[from, to]` in at most `points` buckets. Raw buckets are
-/// never narrower than `log_interval`, or most of them would be empty.
+/// Chooses the tier and bucket width for `[from, to]` in at most `points` buckets.
+///
+/// The width is the wanted one (span / points) rounded up to a multiple of the coarsest stored
+/// resolution not above it (raw rows count as `log_interval`, so raw buckets are never narrower than
+/// the rows, or most would be empty). The table read is then the coarsest tier whose periods divide
+/// that width exactly: the same buckets from the fewest stored rows.
 pub fn plan(from: i64, to: i64, points: usize, log_interval: i64) -> Plan {
     let span = (to - from + 1).max(1);
     let points = points.clamp(1, MAX_POINTS) as i64;
     let wanted = (span + points - 1) / points;
-    let (rollup, unit) = ROLLUPS
+    let raw_unit = log_interval.max(1);
+    let unit = ROLLUPS
         .iter()
         .rev()
-        .find(|(_, secs)| *secs <= wanted)
-        .map(|(t, secs)| (Some(*t), *secs))
-        .unwrap_or((None, log_interval.max(1)));
+        .map(|(_, secs)| *secs)
+        .find(|secs| *secs <= wanted && *secs >= raw_unit)
+        .unwrap_or(raw_unit);
     let mut step = ((wanted.max(unit) + unit - 1) / unit) * unit;
-    loop {
+    let (first, count) = loop {
         let first = from.div_euclid(step) * step;
         let count = (to - first).div_euclid(step) + 1;
         if count <= points {
-            return Plan {
-                rollup,
-                step,
-                first,
-                count: count as usize,
-            };
+            break (first, count);
         }
         step += unit;
+    };
+    let rollup = ROLLUPS
+        .iter()
+        .rev()
+        .find(|(_, secs)| step % secs == 0 && *secs >= raw_unit)
+        .map(|(t, _)| *t);
+    Plan {
+        rollup,
+        step,
+        first,
+        count: count as usize,
     }
 }
 
@@ -143,16 +154,23 @@ pub fn query(
     let p = plan(q.from, q.to, q.points, log_interval);
     let t: Vec<i64> = (0..p.count as i64).map(|i| p.first + i * p.step).collect();
     let end = p.first + p.count as i64 * p.step;
-    let mut nodes = Vec::with_capacity(names.len());
-    for name in names {
-        let buckets = store.buckets(&name, p.first, end, p.step, p.rollup)?;
-        nodes.push(node_history(
-            &name,
-            !configured.contains(&name),
-            &buckets,
-            &p,
-        ));
-    }
+    let ids = store.node_ids(&names)?;
+    let mut acc: Vec<Acc> = names.iter().map(|_| Acc::new(p.count)).collect();
+    let slot: std::collections::HashMap<i64, usize> = ids
+        .iter()
+        .filter_map(|(name, id)| names.iter().position(|n| n == name).map(|i| (*id, i)))
+        .collect();
+    let id_list: Vec<i64> = ids.iter().map(|(_, id)| *id).collect();
+    store.scan_periods(&id_list, p.first, end, p.rollup, |id, period| {
+        if let Some(&i) = slot.get(&id) {
+            acc[i].add(((period.ts - p.first) / p.step) as usize, period);
+        }
+    })?;
+    let nodes = names
+        .iter()
+        .zip(acc)
+        .map(|(name, a)| a.finish(name, !configured.contains(name)))
+        .collect();
     Ok(History {
         from: format_ts(q.from),
         to: format_ts(q.to),
@@ -163,38 +181,72 @@ pub fn query(
     })
 }
 
-fn node_history(name: &str, retired: bool, buckets: &[Bucket], p: &Plan) -> NodeHistory {
-    let n = p.count;
-    let mut availability_series = vec![None; n];
-    let mut series: Vec<Series> = METRICS
-        .iter()
-        .map(|_| Series {
-            avg: vec![None; n],
-            max: vec![None; n],
-        })
-        .collect();
-    let (mut rows, mut ok) = (0i64, 0i64);
-    for b in buckets {
-        let i = ((b.start - p.first) / p.step) as usize;
-        if i >= n {
-            continue;
-        }
-        rows += b.n_rows;
-        ok += b.n_ok;
-        if b.n_rows > 0 {
-            availability_series[i] = Some(b.n_ok as f64 / b.n_rows as f64);
-        }
-        for (m, s) in series.iter_mut().enumerate() {
-            s.avg[i] = b.avg[m];
-            s.max[i] = b.max[m];
+/// One node's buckets while periods are added.
+struct Acc {
+    n_rows: Vec<i64>,
+    n_ok: Vec<i64>,
+    sum: Vec<[Option<f64>; 5]>,
+    max: Vec<[Option<f64>; 5]>,
+}
+
+impl Acc {
+    fn new(n: usize) -> Self {
+        Self {
+            n_rows: vec![0; n],
+            n_ok: vec![0; n],
+            sum: vec![[None; 5]; n],
+            max: vec![[None; 5]; n],
         }
     }
-    NodeHistory {
-        name: name.to_string(),
-        retired,
-        availability: (rows > 0).then(|| ok as f64 / rows as f64),
-        availability_series,
-        metrics: METRICS.iter().copied().zip(series).collect(),
+
+    fn add(&mut self, i: usize, p: &Period) {
+        if i >= self.n_rows.len() {
+            return;
+        }
+        self.n_rows[i] += p.n_rows;
+        self.n_ok[i] += p.n_ok;
+        for m in 0..METRICS.len() {
+            if let Some(v) = p.sum[m] {
+                self.sum[i][m] = Some(self.sum[i][m].unwrap_or(0.0) + v);
+            }
+            if let Some(v) = p.max[m] {
+                self.max[i][m] = Some(self.max[i][m].map_or(v, |x: f64| x.max(v)));
+            }
+        }
+    }
+
+    fn finish(self, name: &str, retired: bool) -> NodeHistory {
+        let n = self.n_rows.len();
+        let mut series: Vec<Series> = METRICS
+            .iter()
+            .map(|_| Series {
+                avg: vec![None; n],
+                max: vec![None; n],
+            })
+            .collect();
+        let availability_series: Vec<Option<f64>> = self
+            .n_rows
+            .iter()
+            .zip(&self.n_ok)
+            .map(|(rows, ok)| (*rows > 0).then(|| *ok as f64 / *rows as f64))
+            .collect();
+        for i in 0..n {
+            for (m, s) in series.iter_mut().enumerate() {
+                if self.n_ok[i] > 0 {
+                    s.avg[i] = self.sum[i][m].map(|x| x / self.n_ok[i] as f64);
+                }
+                s.max[i] = self.max[i][m];
+            }
+        }
+        let rows: i64 = self.n_rows.iter().sum();
+        let ok: i64 = self.n_ok.iter().sum();
+        NodeHistory {
+            name: name.to_string(),
+            retired,
+            availability: (rows > 0).then(|| ok as f64 / rows as f64),
+            availability_series,
+            metrics: METRICS.iter().copied().zip(series).collect(),
+        }
     }
 }
 
@@ -210,20 +262,25 @@ mod tests {
         // 24 h in 500 points: raw rows, 10-minute buckets (no narrower than the log interval).
         let p = plan(0, day - 1, 500, 600);
         assert_eq!((p.rollup, p.step, p.count), (None, 600, 144));
-        // 7 days: raw, 1800 s buckets.
+        // 7 days: 30-minute buckets, read from the 30-minute roll-ups.
         let p = plan(0, 7 * day - 1, 500, 600);
-        assert_eq!((p.rollup, p.step), (None, 1800));
-        assert!(p.count <= 500);
-        // 30 days: hourly roll-ups.
+        assert_eq!((p.rollup, p.step, p.count), (Some("rollup_30m"), 1800, 336));
+        // 30 days: hourly roll-ups, 2 h buckets.
         let p = plan(0, 30 * day - 1, 500, 600);
         assert_eq!((p.rollup, p.step), (Some("rollup_1h"), 7200));
-        // A year: 6-hourly roll-ups, 18 h buckets.
+        // A year: 12 h is the coarsest resolution under the wanted 17.5 h, so 24 h buckets, which the
+        // daily roll-ups give from the fewest rows.
         let p = plan(0, 365 * day - 1, 500, 600);
-        assert_eq!((p.rollup, p.step), (Some("rollup_6h"), 64_800));
-        assert!(p.count <= 500);
-        // A year in 100 points: daily roll-ups.
-        let p = plan(0, 365 * day - 1, 100, 600);
-        assert_eq!(p.rollup, Some("rollup_1d"));
+        assert_eq!(
+            (p.rollup, p.step, p.count),
+            (Some("rollup_1d"), 86_400, 365)
+        );
+        // A year in 1000 points: 12 h buckets.
+        let p = plan(0, 365 * day - 1, 1000, 600);
+        assert_eq!((p.rollup, p.step), (Some("rollup_12h"), 43_200));
+        // A log interval the tiers do not divide (7 min): raw rows.
+        let p = plan(0, day - 1, 500, 420);
+        assert_eq!((p.rollup, p.step), (None, 420));
         // Unaligned ranges still fit in the points asked for.
         for points in [1, 7, 499, 500, 5000] {
             let p = plan(1_795_525_877, 1_795_525_877 + 30 * day, points, 600);
@@ -272,6 +329,7 @@ mod tests {
 
         let configured = vec!["a".to_string(), "b".to_string()];
         let (from, to) = (start, start + 3 * 86_400 - 1);
+        // The same buckets computed from the raw rows, whatever tier the query chose.
         let raw = |step: i64| {
             let p = Plan {
                 rollup: None,
@@ -280,15 +338,15 @@ mod tests {
                 count: ((to - from.div_euclid(step) * step) / step + 1) as usize,
             };
             let end = p.first + p.count as i64 * p.step;
-            configured
-                .iter()
-                .map(|n| {
-                    node_history(
-                        n,
-                        false,
-                        &s.buckets(n, p.first, end, step, None).unwrap(),
-                        &p,
-                    )
+            let ids = s.node_ids(&configured).unwrap();
+            ids.iter()
+                .map(|(name, id)| {
+                    let mut a = Acc::new(p.count);
+                    s.scan_periods(&[*id], p.first, end, None, |_, period| {
+                        a.add(((period.ts - p.first) / p.step) as usize, period)
+                    })
+                    .unwrap();
+                    a.finish(name, false)
                 })
                 .collect::<Vec<_>>()
         };

@@ -57,8 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/live/stream", get(live_stream))
         .route("/api/history", get(history_json))
         .route("/api/history.csv", get(history_csv))
-        .route("/", get(index))
-        .fallback(not_found)
+        .fallback(static_file)
         .with_state(state)
 }
 
@@ -351,10 +350,31 @@ async fn history_csv(
         .into_response())
 }
 
-async fn index() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        include_str!("../../ui/index.html"),
-    )
-        .into_response()
+mod ui {
+    include!(concat!(env!("OUT_DIR"), "/ui_files.rs"));
+}
+
+/// The UI's files (built into the binary); `/` is `index.html`. Unknown `/api/` paths are JSON 404s.
+async fn static_file(uri: axum::http::Uri) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    if path.starts_with("api/") {
+        return not_found().await.into_response();
+    }
+    let path = if path.is_empty() { "index.html" } else { path };
+    match ui::UI_FILES.iter().find(|(p, _)| *p == path) {
+        Some((p, body)) => ([(header::CONTENT_TYPE, mime(p))], *body).into_response(),
+        None => not_found().await.into_response(),
+    }
+}
+
+fn mime(path: &str) -> &'static str {
+    match path.rsplit('.').next().unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "png" => "image/png",
+        "svg" => "image/svg+xml",
+        "json" => "application/json",
+        _ => "application/octet-stream",
+    }
 }

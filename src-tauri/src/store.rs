@@ -22,31 +22,34 @@ pub const METRICS: [&str; 5] = [
 ];
 
 /// Roll-up tables (see `migrations/0002_rollups.sql`) and the period each row covers, finest first.
-pub const ROLLUPS: [(&str, i64); 3] = [
+pub const ROLLUPS: [(&str, i64); 5] = [
+    ("rollup_30m", 1800),
     ("rollup_1h", 3600),
     ("rollup_6h", 21_600),
+    ("rollup_12h", 43_200),
     ("rollup_1d", 86_400),
 ];
 
-/// One history bucket of one node: counts, and average and maximum of every metric (in `METRICS`
-/// order) over the rows with values.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Bucket {
-    /// Start of the bucket (a multiple of its width).
-    pub start: i64,
+/// A stored period of one node: a raw row (a period of one row) or a roll-up row. Sums and maxima
+/// are over the rows with values, in `METRICS` order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Period {
+    pub ts: i64,
     pub n_rows: i64,
     pub n_ok: i64,
-    pub avg: [Option<f64>; 5],
+    pub sum: [Option<f64>; 5],
     pub max: [Option<f64>; 5],
 }
 
+/// Adds a period's counts, sums and maxima to a roll-up row (creating it if needed).
+/// Parameters: node_id, ts, n_rows, n_ok, then per metric its sum and its max.
 fn rollup_upsert_sql(table: &str) -> String {
     let cols: Vec<String> = METRICS
         .iter()
         .map(|m| format!("{m}_sum, {m}_max"))
         .collect();
     let vals: Vec<String> = (0..METRICS.len())
-        .map(|i| format!("?{n}, ?{n}", n = i + 4))
+        .map(|i| format!("?{}, ?{}", 5 + 2 * i, 6 + 2 * i))
         .collect();
     let sets: Vec<String> = METRICS
         .iter()
@@ -59,16 +62,30 @@ fn rollup_upsert_sql(table: &str) -> String {
         })
         .collect();
     format!(
-        "INSERT INTO {table}(node_id, ts, n_rows, n_ok, {}) VALUES (?1, ?2, 1, ?3, {}) \
-         ON CONFLICT(node_id, ts) DO UPDATE SET n_rows = n_rows + 1, n_ok = n_ok + excluded.n_ok, {}",
+        "INSERT INTO {table}(node_id, ts, n_rows, n_ok, {}) VALUES (?1, ?2, ?3, ?4, {}) \
+         ON CONFLICT(node_id, ts) DO UPDATE SET n_rows = n_rows + excluded.n_rows, n_ok = n_ok + excluded.n_ok, {}",
         cols.join(", "),
         vals.join(", "),
         sets.join(", ")
     )
 }
 
-fn rollup_sqls() -> &'static [String; 3] {
-    static SQL: std::sync::OnceLock<[String; 3]> = std::sync::OnceLock::new();
+impl Period {
+    /// Adds one raw row (its values, or `None` for an unreachable node).
+    fn add_row(&mut self, values: Option<[f64; 5]>) {
+        self.n_rows += 1;
+        if let Some(v) = values {
+            self.n_ok += 1;
+            for (i, x) in v.iter().enumerate() {
+                self.sum[i] = Some(self.sum[i].unwrap_or(0.0) + x);
+                self.max[i] = Some(self.max[i].map_or(*x, |m| m.max(*x)));
+            }
+        }
+    }
+}
+
+fn rollup_sqls() -> &'static [String; ROLLUPS.len()] {
+    static SQL: std::sync::OnceLock<[String; ROLLUPS.len()]> = std::sync::OnceLock::new();
     SQL.get_or_init(|| ROLLUPS.map(|(t, _)| rollup_upsert_sql(t)))
 }
 
@@ -210,6 +227,7 @@ impl Store {
         };
         let tx = self.conn.transaction().map_err(&err)?;
         let mut inserted = 0;
+        let mut deltas: HashMap<(usize, i64, i64), Period> = HashMap::new();
         {
             let mut node_stmt = tx
                 .prepare_cached("INSERT INTO nodes(name) VALUES (?1) ON CONFLICT(name) DO UPDATE SET name = name RETURNING id")
@@ -240,20 +258,22 @@ impl Store {
                     continue;
                 }
                 inserted += 1;
-                for ((_, secs), sql) in ROLLUPS.iter().zip(rollup_sqls()) {
-                    let mut up = tx.prepare_cached(sql).map_err(&err)?;
-                    up.execute(params![
-                        id,
-                        row.ts.div_euclid(*secs) * secs,
-                        i64::from(values.is_some()),
-                        v(0),
-                        v(1),
-                        v(2),
-                        v(3),
-                        v(4)
-                    ])
-                    .map_err(&err)?;
+                // Roll-ups are summed per period first: one upsert per (tier, node, period).
+                for (k, (_, secs)) in ROLLUPS.iter().enumerate() {
+                    deltas
+                        .entry((k, id, row.ts.div_euclid(*secs) * secs))
+                        .or_default()
+                        .add_row(values);
                 }
+            }
+            for ((k, id, ts), d) in &deltas {
+                let mut up = tx.prepare_cached(&rollup_sqls()[*k]).map_err(&err)?;
+                let mut p: Vec<&dyn rusqlite::ToSql> = vec![id, ts, &d.n_rows, &d.n_ok];
+                for i in 0..METRICS.len() {
+                    p.push(&d.sum[i]);
+                    p.push(&d.max[i]);
+                }
+                up.execute(p.as_slice()).map_err(&err)?;
             }
         }
         match tx.commit() {
@@ -355,58 +375,79 @@ impl Store {
     }
 
     fn ids_of(&self, names: &[String]) -> Result<Vec<i64>> {
+        Ok(self
+            .node_ids(names)?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect())
+    }
+
+    /// Node ids by name (names not in the database are left out).
+    pub fn node_ids(&self, names: &[String]) -> Result<Vec<(String, i64)>> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT id FROM nodes WHERE name = ?1")
             .map_err(self.sql_err())?;
-        let mut ids = Vec::with_capacity(names.len());
+        let mut out = Vec::with_capacity(names.len());
         for n in names {
             if let Some(id) = stmt
                 .query_row([n], |r| r.get(0))
                 .optional()
                 .map_err(self.sql_err())?
             {
-                ids.push(id);
+                out.push((n.clone(), id));
             }
         }
-        Ok(ids)
+        Ok(out)
     }
 
-    /// History buckets of `width` seconds (aligned to multiples of it) for one node, over rows with
-    /// `from <= ts < to`, read from the raw rows (`rollup = None`) or a roll-up table of `ROLLUPS`.
-    /// Only buckets with at least one row are returned, in time order.
-    pub fn buckets(
+    /// Streams the stored periods of the given nodes with `from <= ts < to`, in (node, ts) order
+    /// (the primary key's order: no sorting), from the raw rows (`rollup = None`, each row a period
+    /// of one) or a roll-up table of `ROLLUPS`. History aggregates them into its buckets.
+    pub fn scan_periods(
         &self,
-        node: &str,
+        node_ids: &[i64],
         from: i64,
         to: i64,
-        width: i64,
         rollup: Option<&str>,
-    ) -> Result<Vec<Bucket>> {
-        let Some(&id) = self.ids_of(&[node.to_string()])?.first() else {
-            return Ok(Vec::new());
+        mut f: impl FnMut(i64, &Period),
+    ) -> Result<()> {
+        if node_ids.is_empty() {
+            return Ok(());
+        }
+        let ids = node_ids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = match rollup {
+            None => format!(
+                "SELECT node_id, ts, 1, cpu_pct IS NOT NULL, {m}, {m} FROM samples \
+                 WHERE node_id IN ({ids}) AND ts >= ?1 AND ts < ?2 ORDER BY node_id, ts",
+                m = METRICS.join(", ")
+            ),
+            Some(t) => format!(
+                "SELECT node_id, ts, n_rows, n_ok, {}, {} FROM {t} \
+                 WHERE node_id IN ({ids}) AND ts >= ?1 AND ts < ?2 ORDER BY node_id, ts",
+                METRICS.map(|m| format!("{m}_sum")).join(", "),
+                METRICS.map(|m| format!("{m}_max")).join(", "),
+            ),
         };
-        let sql = bucket_sql(rollup, width);
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(self.sql_err())?;
-        let rows = stmt
-            .query_map(params![id, from, to], |r| {
-                let mut b = Bucket {
-                    start: r.get::<_, i64>(0)? * width,
-                    n_rows: r.get(1)?,
-                    n_ok: r.get(2)?,
-                    avg: [None; 5],
-                    max: [None; 5],
-                };
-                for i in 0..METRICS.len() {
-                    b.avg[i] = r.get(3 + 2 * i)?;
-                    b.max[i] = r.get(4 + 2 * i)?;
-                }
-                Ok(b)
-            })
-            .map_err(self.sql_err())?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(self.sql_err())?;
-        Ok(rows)
+        let mut stmt = self.conn.prepare(&sql).map_err(self.sql_err())?;
+        let mut rows = stmt.query(params![from, to]).map_err(self.sql_err())?;
+        let mut p = Period::default();
+        while let Some(r) = rows.next().map_err(self.sql_err())? {
+            let node: i64 = r.get(0).map_err(self.sql_err())?;
+            p.ts = r.get(1).map_err(self.sql_err())?;
+            p.n_rows = r.get(2).map_err(self.sql_err())?;
+            p.n_ok = r.get(3).map_err(self.sql_err())?;
+            for i in 0..METRICS.len() {
+                p.sum[i] = r.get(4 + i).map_err(self.sql_err())?;
+                p.max[i] = r.get(4 + METRICS.len() + i).map_err(self.sql_err())?;
+            }
+            f(node, &p);
+        }
+        Ok(())
     }
 
     /// `PRAGMA integrity_check` answer ("ok" when healthy).
@@ -415,34 +456,6 @@ impl Store {
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .map_err(self.sql_err())
     }
-}
-
-fn bucket_sql(rollup: Option<&str>, width: i64) -> String {
-    let (table, n_rows, n_ok, aggs) = match rollup {
-        None => (
-            "samples",
-            "count(*)",
-            "count(cpu_pct)",
-            METRICS
-                .iter()
-                .map(|m| format!("avg({m}), max({m})"))
-                .collect::<Vec<_>>(),
-        ),
-        Some(t) => (
-            t,
-            "sum(n_rows)",
-            "sum(n_ok)",
-            METRICS
-                .iter()
-                .map(|m| format!("sum({m}_sum) / nullif(sum(n_ok), 0), max({m}_max)"))
-                .collect(),
-        ),
-    };
-    format!(
-        "SELECT ts / {width} AS b, {n_rows}, {n_ok}, {} FROM {table} \
-         WHERE node_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY b ORDER BY b",
-        aggs.join(", ")
-    )
 }
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {

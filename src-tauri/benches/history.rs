@@ -1,0 +1,172 @@
+//! Benchmark (prints figures; asserts nothing): history query latency over a year of 10-minute rows
+//! for 100 nodes (about 5.3 M rows, 2 % of them NULL), and the write rate of seeding / importing.
+//!
+//! `cargo bench --no-default-features --bench history`
+//! The database is built once in target/bench-history.sqlite3 and reused by later runs.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use dsmon::collector::{tick_at_or_before, unix_now};
+use dsmon::history::{self, HistoryQuery};
+use dsmon::netdata::Metrics;
+use dsmon::store::{Row, Store};
+
+const NODES: usize = 100;
+const STEP: i64 = 600;
+const DAYS: i64 = 365;
+const REQUESTS: usize = 60;
+
+fn main() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-history.sqlite3");
+    let end = tick_at_or_before(unix_now(), 86_400);
+    let start = end - DAYS * 86_400;
+    let names: Vec<String> = (0..NODES).map(|i| format!("node{i:03}")).collect();
+
+    let fresh = !path.exists();
+    let mut store = Store::open(&path).expect("store");
+    if fresh {
+        seed(&mut store, &names, start, end);
+    } else {
+        println!("reusing {} (delete it to seed again)", path.display());
+    }
+    let rows = store_rows(&path);
+    println!("{rows} rows of {NODES} nodes over {DAYS} days");
+
+    // The scan floor: counting the raw rows of the same ranges.
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    println!();
+    println!("/api/history core (history::query), {REQUESTS} requests each, 500 points");
+    println!(
+        "{:<6} {:>5} {:>10} {:>7} {:>9} {:>9} {:>14}",
+        "range", "nodes", "tier", "step s", "p50 ms", "p99 ms", "count(*) ms"
+    );
+    for (label, days) in [("24h", 1), ("7d", 7), ("30d", 30), ("1y", 365)] {
+        for n in [5usize, NODES] {
+            let q = HistoryQuery {
+                from: end - days * 86_400,
+                to: end,
+                points: 500,
+                nodes: names[..n].to_vec(),
+            };
+            let mut times = Vec::with_capacity(REQUESTS);
+            let mut tier = "";
+            let mut step = 0;
+            for _ in 0..REQUESTS {
+                let t = Instant::now();
+                let h = history::query(&store, &q, &names, STEP).expect("query");
+                times.push(t.elapsed());
+                tier = h.tier;
+                step = h.step;
+            }
+            times.sort();
+            let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+            let scan = {
+                let t = Instant::now();
+                let ids: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
+                let c: i64 = conn
+                    .query_row(
+                        &format!(
+                            "SELECT count(*) FROM samples WHERE node_id IN ({}) AND ts BETWEEN ?1 AND ?2",
+                            ids.join(",")
+                        ),
+                        [q.from, q.to],
+                        |r| r.get(0),
+                    )
+                    .expect("count");
+                assert!(c > 0);
+                t.elapsed()
+            };
+            println!(
+                "{label:<6} {n:>5} {tier:>10} {step:>7} {:>9.2} {:>9.2} {:>14.2}",
+                ms(pct(0.5)),
+                ms(pct(0.99)),
+                ms(scan)
+            );
+        }
+    }
+
+    // Import: the export of 20 nodes' year (about 1 M rows) into a fresh database.
+    let q = dsmon::store::RowQuery {
+        from: start,
+        to: end,
+        nodes: names[..20].to_vec(),
+    };
+    let mut csv = Vec::new();
+    let t = Instant::now();
+    let n = dsmon::export::write_rows(&store, &q, dsmon::export::Format::Csv, &mut csv)
+        .expect("export");
+    let export_secs = t.elapsed().as_secs_f64();
+    drop(store);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut fresh = Store::open(&dir.path().join("import.sqlite3")).expect("store");
+    let t = Instant::now();
+    let rows = dsmon::import::parse(csv.as_slice(), "bench.csv").expect("parse");
+    let parse_secs = t.elapsed().as_secs_f64();
+    let inserted = fresh.insert_rows(&rows).expect("import");
+    let total_secs = t.elapsed().as_secs_f64();
+    assert_eq!(inserted, n);
+    println!();
+    println!(
+        "export: {n} rows ({:.0} MB CSV) in {export_secs:.2} s ({:.0} rows/s)",
+        csv.len() as f64 / 1e6,
+        n as f64 / export_secs
+    );
+    println!(
+        "import: {n} rows parsed in {parse_secs:.2} s, parsed and written (one transaction, with roll-ups) in {total_secs:.2} s: {:.0} rows/s",
+        n as f64 / total_secs
+    );
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn store_rows(path: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .and_then(|c| c.query_row("SELECT count(*) FROM samples", [], |r| r.get(0)))
+        .expect("count")
+}
+
+/// A year of rows, written day by day (one transaction a day), as the logger and the roll-ups
+/// would have written them.
+fn seed(store: &mut Store, names: &[String], start: i64, end: i64) {
+    let t = Instant::now();
+    let mut total = 0usize;
+    let mut day = start;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while day < end {
+        let mut rows = Vec::with_capacity(names.len() * 144);
+        let mut ts = day + STEP;
+        while ts <= day + 86_400 {
+            for (i, n) in names.iter().enumerate() {
+                // xorshift: cheap, repeatable values.
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let down = x % 50 == 0;
+                let f = (x % 10_000) as f64 / 100.0;
+                rows.push(Row {
+                    ts,
+                    node: n.clone(),
+                    metrics: (!down).then_some(Metrics {
+                        cpu_pct: f,
+                        mem_pct: 30.0 + (i % 40) as f64,
+                        disk_pct: 55.5,
+                        net_in_kbps: f * 12.0,
+                        net_out_kbps: f * 3.0,
+                    }),
+                    error: down.then(|| "no answer within 3s".to_string()),
+                });
+            }
+            ts += STEP;
+        }
+        total += store.insert_rows(&rows).expect("seed");
+        day += 86_400;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "seeded {total} rows (with roll-ups) in {secs:.1} s: {:.0} rows/s, in one-day transactions",
+        total as f64 / secs
+    );
+}

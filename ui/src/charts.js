@@ -1,0 +1,82 @@
+// uPlot charts with dsmon's look: colours from the page's CSS (light or dark), width from the
+// container (charts resize with it), gaps where values are null.
+import uPlot from './vendor/uPlot.esm.js';
+
+const PALETTE = ['#2563eb', '#16a34a', '#dc2626', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#65a30d', '#ea580c', '#4f46e5'];
+
+export const seriesColor = (i) => PALETTE[i % PALETTE.length];
+
+function cssVar(name) {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+}
+
+function axes(unit, compact) {
+  const stroke = cssVar('--muted');
+  const grid = { stroke: cssVar('--grid'), width: 1 };
+  return [
+    { stroke, grid, ticks: grid, show: !compact },
+    {
+      stroke, grid, ticks: grid, show: !compact, size: 56,
+      values: (u, vals) => vals.map((v) => (v >= 10000 ? `${v / 1000}k` : `${v}`) + (unit === '%' ? '%' : '')),
+    },
+  ];
+}
+
+/**
+ * A chart of time series in `container`.
+ * opts: { names: [series label], unit, height, compact, zoom: (from, to) => void, range: [min, max] }
+ * data: [times, ...one array per series]
+ */
+export function lineChart(container, data, opts) {
+  const series = [{}].concat(
+    opts.names.map((name, i) => ({
+      label: name,
+      stroke: opts.colors ? opts.colors[i] : seriesColor(i),
+      width: opts.widths ? opts.widths[i] : 1.5,
+      dash: opts.dashes ? opts.dashes[i] : undefined,
+      spanGaps: false,
+      points: { show: false },
+      value: (u, v) => (v === null || v === undefined ? '–' : `${v.toFixed(1)} ${opts.unit}`),
+    })),
+  );
+  const width = () => Math.max(200, container.clientWidth);
+  const u = new uPlot(
+    {
+      width: width(),
+      height: opts.height || 200,
+      series,
+      axes: axes(opts.unit, opts.compact),
+      legend: { show: !opts.compact },
+      cursor: opts.zoom
+        ? { drag: { x: true, y: false, setScale: false } }
+        : { drag: { x: false, y: false }, show: !opts.compact },
+      scales: { x: { time: true }, y: opts.range ? { range: opts.range } : {} },
+      hooks: opts.zoom
+        ? {
+            setSelect: [
+              (chart) => {
+                const { left, width: w } = chart.select;
+                if (w < 5) return;
+                const from = chart.posToVal(left, 'x');
+                const to = chart.posToVal(left + w, 'x');
+                chart.setSelect({ left: 0, width: 0, top: 0, height: 0 }, false);
+                opts.zoom(Math.floor(from), Math.ceil(to));
+              },
+            ],
+          }
+        : {},
+    },
+    data,
+    container,
+  );
+  const ro = new ResizeObserver(() => u.setSize({ width: width(), height: opts.height || 200 }));
+  ro.observe(container);
+  return {
+    plot: u,
+    setData: (d) => u.setData(d),
+    destroy: () => {
+      ro.disconnect();
+      u.destroy();
+    },
+  };
+}

@@ -1,0 +1,160 @@
+// History: presets, a custom range, drag-to-zoom and reset; one chart per metric with a line per
+// node (gaps where a node was down); availability per node.
+import * as api from './api.js';
+import { lineChart, seriesColor } from './charts.js';
+import { METRICS, dateTime, duration, el } from './format.js';
+
+export const PRESETS = { '1h': 3600, '24h': 86400, '7d': 7 * 86400, '30d': 30 * 86400, '1y': 365 * 86400 };
+
+const iso = (unix) => new Date(unix * 1000).toISOString();
+const localInput = (unix) => {
+  const d = new Date(unix * 1000);
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+};
+
+/** The range a page's parameters ask for: { from, to, preset }. */
+export function rangeOf(params) {
+  const now = Math.floor(Date.now() / 1000);
+  const from = Number(params.get('from'));
+  const to = Number(params.get('to'));
+  if (from > 0 && to > from) return { from, to, preset: null };
+  const preset = PRESETS[params.get('range')] ? params.get('range') : '24h';
+  return { from: now - PRESETS[preset], to: now, preset };
+}
+
+/**
+ * Draws charts for `h` (an /api/history answer) into `box`.
+ * opts: { which: 'avg' | 'avg+max', zoom(from, to) }
+ */
+export function drawCharts(box, h, opts) {
+  const charts = [];
+  const panels = METRICS.map((m) => {
+    const names = [];
+    const data = [h.t];
+    const colors = [];
+    const dashes = [];
+    h.nodes.forEach((n, i) => {
+      names.push(n.name + (n.retired ? ' (retired)' : ''));
+      data.push(n.metrics[m.key].avg);
+      colors.push(seriesColor(i));
+      dashes.push(undefined);
+      if (opts.which === 'avg+max') {
+        names.push(`${n.name} max`);
+        data.push(n.metrics[m.key].max);
+        colors.push(seriesColor(i));
+        dashes.push([4, 4]);
+      }
+    });
+    const plot = el('div', { class: 'plot' });
+    const panel = el('section', { class: 'panel', 'data-metric': m.key }, el('h2', { text: `${m.label} (${m.unit})` }), plot);
+    return { panel, plot, data, names, colors, dashes, unit: m.unit };
+  });
+  box.replaceChildren(...panels.map((p) => p.panel));
+  for (const p of panels) {
+    charts.push(
+      lineChart(p.plot, p.data, {
+        names: p.names, colors: p.colors, dashes: p.dashes, unit: p.unit, height: 220,
+        zoom: opts.zoom, range: p.unit === '%' ? [0, 100] : undefined,
+      }),
+    );
+  }
+  return () => charts.forEach((c) => c.destroy());
+}
+
+export function historyPage(main, params) {
+  let range = rangeOf(params);
+  let destroyCharts = () => {};
+  let request = 0;
+
+  const presetButtons = Object.keys(PRESETS).map((p) =>
+    el('button', { type: 'button', class: 'preset', 'data-range': p, text: p, onclick: () => go({ range: p }) }),
+  );
+  const fromInput = el('input', { type: 'datetime-local', 'aria-label': 'from' });
+  const toInput = el('input', { type: 'datetime-local', 'aria-label': 'to' });
+  const apply = el('button', {
+    type: 'button', text: 'Apply',
+    onclick: () => {
+      const f = Math.floor(new Date(fromInput.value).getTime() / 1000);
+      const t = Math.floor(new Date(toInput.value).getTime() / 1000);
+      if (!(f > 0 && t > f)) {
+        status.textContent = 'Choose a start before the end.';
+        status.className = 'status-line error';
+        return;
+      }
+      go({ from: f, to: t });
+    },
+  });
+  const reset = el('button', { type: 'button', id: 'reset-zoom', text: 'Reset zoom', onclick: () => go({ range: '24h' }) });
+  const csv = el('a', { class: 'csv', text: 'CSV', download: 'dsmon-history.csv' });
+  const label = el('p', { class: 'range-label', id: 'range-label' });
+  const status = el('p', { class: 'status-line', text: 'Loading…' });
+  const charts = el('div', { class: 'charts' });
+  const availability = el('table', { class: 'availability' });
+
+  main.replaceChildren(
+    el('h1', { text: 'History' }),
+    el('div', { class: 'controls' },
+      el('div', { class: 'presets', role: 'group', 'aria-label': 'range presets' }, presetButtons),
+      el('div', { class: 'custom' }, fromInput, el('span', { text: '–' }), toInput, apply, reset, csv)),
+    label,
+    status,
+    el('section', { class: 'availability-box' }, el('h2', { text: 'Availability' }), availability),
+    charts,
+  );
+
+  function go(p) {
+    const q = new URLSearchParams();
+    if (p.range) q.set('range', p.range);
+    else {
+      q.set('from', p.from);
+      q.set('to', p.to);
+    }
+    location.hash = `#/history?${q}`;
+  }
+
+  async function load() {
+    const mine = ++request;
+    for (const b of presetButtons) b.classList.toggle('active', b.dataset.range === range.preset);
+    reset.hidden = range.preset !== null;
+    fromInput.value = localInput(range.from);
+    toInput.value = localInput(range.to);
+    const p = { from: iso(range.from), to: iso(range.to), points: 500 };
+    csv.href = api.historyCsvUrl(p);
+    label.textContent = `${dateTime(range.from)} – ${dateTime(range.to)}`;
+    status.textContent = 'Loading…';
+    status.className = 'status-line loading';
+    charts.classList.add('busy');
+    let h;
+    try {
+      h = await api.history(p);
+    } catch (e) {
+      if (mine !== request) return;
+      status.textContent = `Could not load history: ${e.message}`;
+      status.className = 'status-line error';
+      charts.classList.remove('busy');
+      return;
+    }
+    if (mine !== request) return;
+    charts.classList.remove('busy');
+    const logged = h.nodes.some((n) => n.availability !== null);
+    status.className = 'status-line';
+    status.textContent = logged
+      ? `${h.t.length} points of ${duration(h.step)} (${h.tier === 'raw' ? 'logged rows' : h.tier.replace('rollup_', '') + ' roll-ups'}) · drag across a chart to zoom`
+      : 'Nothing was logged in this range.';
+    availability.replaceChildren(
+      el('thead', {}, el('tr', {}, el('th', { text: 'Node' }), el('th', { text: 'Availability' }))),
+      el('tbody', {}, h.nodes.map((n) => el('tr', { 'data-node': n.name },
+        el('td', {}, el('a', { href: `#/node/${encodeURIComponent(n.name)}`, text: n.name }), n.retired ? el('span', { class: 'retired', text: 'retired' }) : null),
+        el('td', { class: 'num', text: n.availability === null ? 'no rows' : `${(n.availability * 100).toFixed(1)} %` })))),
+    );
+    destroyCharts();
+    destroyCharts = drawCharts(charts, h, { which: 'avg', zoom: (f, t) => go({ from: f, to: t }) });
+  }
+
+  load();
+  return () => {
+    request++;
+    destroyCharts();
+  };
+}

@@ -1,0 +1,116 @@
+// The live dashboard: a card per node, updated in place from the live stream.
+import { METRICS, el, num, rate, time } from './format.js';
+import { lineChart } from './charts.js';
+
+const SPARK_SECONDS = 300;
+
+/** A node's card; `update(node, history)` refreshes it without rebuilding it. */
+export function nodeCard(name, { big = false } = {}) {
+  const badge = el('span', { class: 'badge', text: 'pending' });
+  const values = {};
+  const tiles = METRICS.map((m) => {
+    values[m.key] = el('dd', { text: '–' });
+    return el('div', { class: 'tile' }, el('dt', { text: m.label }), values[m.key]);
+  });
+  const spark = el('div', { class: 'spark' });
+  const status = el('p', { class: 'status', text: 'waiting for the first poll…' });
+  const card = el(
+    'article',
+    { class: `card state-pending${big ? ' big' : ''}`, 'data-node': name },
+    el('header', {}, el('a', { class: 'name', href: `#/node/${encodeURIComponent(name)}`, text: name }), badge),
+    el('dl', { class: 'values' }, tiles),
+    spark,
+    status,
+  );
+  let chart = null;
+
+  function update(node, hist) {
+    card.className = `card state-${node.state}${big ? ' big' : ''}`;
+    badge.textContent = node.state;
+    const m = node.metrics;
+    for (const def of METRICS) {
+      const v = m ? m[def.key] : null;
+      values[def.key].textContent = def.unit === '%' ? (v === null ? '–' : `${num(v)} %`) : rate(v);
+    }
+    if (node.state === 'down') {
+      const since = node.since ? `down since ${time(node.since)}` : 'down';
+      status.textContent = `${since}: ${node.last_error || 'no answer'}`;
+    } else if (node.state === 'up') {
+      status.textContent = `updated ${time(node.last_seen)}`;
+    }
+    if (hist && hist.t.length > 1) {
+      const data = [hist.t, hist.cpu, hist.mem];
+      if (!chart) {
+        chart = lineChart(spark, data, {
+          names: ['CPU %', 'Memory %'], unit: '%', height: big ? 180 : 70, compact: !big, range: [0, 100],
+        });
+      } else {
+        chart.setData(data);
+      }
+    }
+  }
+  return { card, update, destroy: () => chart && chart.destroy() };
+}
+
+/** Keeps the last few minutes of every node's values for the rolling charts. */
+export class LiveHistory {
+  constructor() {
+    this.byNode = new Map();
+  }
+
+  add(snapshot) {
+    for (const n of snapshot.nodes) {
+      let h = this.byNode.get(n.name);
+      if (!h) {
+        h = { t: [], cpu: [], mem: [] };
+        this.byNode.set(n.name, h);
+      }
+      h.t.push(snapshot.ts);
+      h.cpu.push(n.metrics ? n.metrics.cpu_pct : null);
+      h.mem.push(n.metrics ? n.metrics.mem_pct : null);
+      while (h.t.length && h.t[0] < snapshot.ts - SPARK_SECONDS) {
+        h.t.shift();
+        h.cpu.shift();
+        h.mem.shift();
+      }
+    }
+  }
+
+  get(name) {
+    return this.byNode.get(name);
+  }
+}
+
+/** Renders the dashboard into `main`; returns a cleanup function. */
+export function livePage(main, store) {
+  const grid = el('section', { class: 'grid', 'aria-label': 'nodes' });
+  const summary = el('p', { class: 'summary', text: 'Loading…' });
+  main.replaceChildren(el('h1', { text: 'Live' }), summary, grid);
+  const cards = new Map();
+
+  function render(snap) {
+    if (!snap) return;
+    if (snap.nodes.length === 0) {
+      summary.textContent = 'No nodes configured: add [[nodes]] to the configuration.';
+      return;
+    }
+    const up = snap.nodes.filter((n) => n.state === 'up').length;
+    const down = snap.nodes.filter((n) => n.state === 'down').length;
+    summary.textContent = `${up} up, ${down} down, ${snap.nodes.length} nodes · every ${snap.interval_ms / 1000} s`;
+    for (const n of snap.nodes) {
+      let c = cards.get(n.name);
+      if (!c) {
+        c = nodeCard(n.name);
+        cards.set(n.name, c);
+        grid.append(c.card);
+      }
+      c.update(n, store.history.get(n.name));
+    }
+  }
+  render(store.snapshot);
+  const off = store.onSnapshot(render);
+  return () => {
+    off();
+    for (const c of cards.values()) c.destroy();
+  };
+}

@@ -1,0 +1,49 @@
+// One node: its live card, then its last 24 hours (average and peak of every metric).
+import * as api from './api.js';
+import { nodeCard } from './live.js';
+import { drawCharts } from './history.js';
+import { el } from './format.js';
+
+export function nodePage(main, store, name) {
+  const { card, update, destroy } = nodeCard(name, { big: true });
+  const status = el('p', { class: 'status-line loading', text: 'Loading the last 24 hours…' });
+  const charts = el('div', { class: 'charts' });
+  main.replaceChildren(
+    el('p', { class: 'crumbs' }, el('a', { href: '#/live', text: 'Live' }), ' / ', name),
+    el('h1', { text: name }),
+    card,
+    el('h2', { text: 'Last 24 hours' }),
+    status,
+    charts,
+  );
+  function render(snap) {
+    const n = snap && snap.nodes.find((x) => x.name === name);
+    if (n) update(n, store.history.get(name));
+    else if (snap) card.querySelector('.status').textContent = 'Not a configured node (it may be retired): only its history is shown.';
+  }
+  render(store.snapshot);
+  const off = store.onSnapshot(render);
+  let destroyCharts = () => {};
+  let alive = true;
+  const now = Math.floor(Date.now() / 1000);
+  api
+    .history({ from: new Date((now - 86400) * 1000).toISOString(), to: new Date(now * 1000).toISOString(), points: 288, node: [name] })
+    .then((h) => {
+      if (!alive) return;
+      const logged = h.nodes[0] && h.nodes[0].availability !== null;
+      status.className = 'status-line';
+      status.textContent = logged ? 'Solid: average · dashed: peak' : 'Nothing was logged for this node in the last 24 hours.';
+      destroyCharts = drawCharts(charts, h, { which: 'avg+max' });
+    })
+    .catch((e) => {
+      if (!alive) return;
+      status.className = 'status-line error';
+      status.textContent = `Could not load history: ${e.message}`;
+    });
+  return () => {
+    alive = false;
+    off();
+    destroy();
+    destroyCharts();
+  };
+}
