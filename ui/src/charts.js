@@ -34,8 +34,8 @@ export function lineChart(container, data, opts) {
       stroke: opts.colors ? opts.colors[i] : seriesColor(i),
       width: opts.widths ? opts.widths[i] : 1.5,
       dash: opts.dashes ? opts.dashes[i] : undefined,
+      // Gaps stay gaps; uPlot shows a point where a value stands alone between them.
       spanGaps: false,
-      points: { show: false },
       value: (u, v) => (v === null || v === undefined ? '–' : `${v.toFixed(1)} ${opts.unit}`),
     })),
   );

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod fake_agent;
 
 use std::fs::{self, File};
@@ -117,6 +118,7 @@ pub struct NetdataAgent {
     pub mount: PathBuf,
     /// With TLS: the CA certificate that signed the agent's certificate.
     pub ca: Option<PathBuf>,
+    conf: PathBuf,
     child: Option<Child>,
     stop_writer: Arc<AtomicBool>,
     writer: Option<JoinHandle<()>>,
@@ -222,16 +224,7 @@ impl NetdataAgent {
             })
         };
 
-        let log = File::create(dir.join("stdout.log")).expect("log");
-        let child = Command::new("/usr/sbin/netdata")
-            .arg("-c")
-            .arg(&conf)
-            .arg("-D")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start netdata");
+        let child = spawn_netdata(&dir, &conf);
 
         let agent = Self {
             name: name.to_string(),
@@ -240,6 +233,7 @@ impl NetdataAgent {
             dir,
             mount,
             ca,
+            conf,
             child: Some(child),
             stop_writer,
             writer: Some(writer),
@@ -350,6 +344,13 @@ impl NetdataAgent {
         }
     }
 
+    /// Starts a killed agent again on the same port and directories, and waits until it is ready.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart() is for a killed agent");
+        self.child = Some(spawn_netdata(&self.dir, &self.conf));
+        self.wait_ready(Duration::from_secs(40));
+    }
+
     /// Freezes the agent (SIGSTOP): connections are accepted by the kernel, nothing answers.
     pub fn hang(&self) {
         signal(self.pid(), libc::SIGSTOP);
@@ -372,6 +373,19 @@ impl Drop for NetdataAgent {
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+fn spawn_netdata(dir: &Path, conf: &Path) -> Child {
+    let log = File::create(dir.join("stdout.log")).expect("log");
+    Command::new("/usr/sbin/netdata")
+        .arg("-c")
+        .arg(conf)
+        .arg("-D")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start netdata")
 }
 
 fn newest_row_nonzero(body: &str) -> bool {

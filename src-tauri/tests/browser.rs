@@ -1,0 +1,364 @@
+//! The web UI in real headless Chromium (WebDriver), against `dsmon serve` with real Netdata agents
+//! and a database seeded through `dsmon import`. Also writes the screenshots of docs/screenshots
+//! (to target/screenshots, or $DSMON_SCREENSHOT_DIR).
+
+mod harness;
+
+use std::time::Duration;
+
+use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
+use fantoccini::Locator;
+
+use harness::browser::Browser;
+use harness::{Dsmon, Machine, NetdataAgent, Serve};
+
+const M2: Machine = Machine {
+    cpu_user: 5,
+    cpu_system: 15,
+    mem_used: 75,
+    disk_quarters: 2,
+    net_in_kbps: 400,
+    net_out_kbps: 80,
+};
+
+fn url(serve: &Serve, page: &str) -> String {
+    format!("http://127.0.0.1:{}/#/{page}", serve.port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_cards_update_and_follow_an_agent_down_and_up() {
+    let mut agents = [
+        NetdataAgent::start("alpha", Machine::STANDARD),
+        NetdataAgent::start("beta", M2),
+    ];
+    let nodes: String = agents.iter().map(NetdataAgent::node_toml).collect();
+    let d = Dsmon::new(&format!(
+        "[collector]\nlog_interval = \"10s\"\nlive_interval = \"1s\"\ntimeout = \"500ms\"\n\n{nodes}"
+    ));
+    let serve = Serve::start(&d);
+    let b = Browser::start(false, 1280, 900).await;
+    b.client.goto(&url(&serve, "live")).await.expect("goto");
+
+    b.wait("two cards up", Duration::from_secs(10), || async {
+        b.count(".card.state-up").await == 2
+    })
+    .await;
+    let alpha = ".card[data-node=alpha]";
+    assert_eq!(
+        b.text(&format!("{alpha} .badge")).await.to_lowercase(),
+        "up"
+    );
+    let values = b.text(&format!("{alpha} .values")).await;
+    assert!(
+        values.contains("40.0 %") && values.contains("50.0 %") && values.contains("25.0 %"),
+        "{values}"
+    );
+    // The cards update from the stream, without a reload.
+    let first = b.text(&format!("{alpha} .status")).await;
+    b.wait(
+        "the card's update time changes",
+        Duration::from_secs(5),
+        || async { b.text(&format!("{alpha} .status")).await != first },
+    )
+    .await;
+
+    // An agent stops: its card turns down within two live intervals (its poll is refused at once).
+    agents[1].kill();
+    let beta = ".card[data-node=beta]";
+    let took = b
+        .wait("beta's card down", Duration::from_secs(5), || async {
+            b.count(&format!("{beta}.state-down")).await == 1
+        })
+        .await;
+    assert!(
+        took <= Duration::from_millis(2500),
+        "down shown after {took:?}"
+    );
+    let status = b.text(&format!("{beta} .status")).await;
+    assert!(
+        status.contains("down since") && status.contains("connection failed"),
+        "{status}"
+    );
+    assert!(b.text(".summary").await.starts_with("1 up, 1 down"));
+
+    // And back.
+    agents[1].restart();
+    b.wait("beta's card up again", Duration::from_secs(10), || async {
+        b.count(&format!("{beta}.state-up")).await == 1
+    })
+    .await;
+    b.close().await;
+}
+
+/// Two retired nodes imported for the last 24 hours; `db` was down for 3 of them.
+fn seed_history(d: &Dsmon) -> (i64, i64) {
+    let now = chrono::Utc::now().timestamp() / 600 * 600;
+    let first = now - 143 * 600;
+    let mut csv = String::from("ts,node,cpu_pct,mem_pct,disk_pct,net_in_kbps,net_out_kbps,error\n");
+    for i in 0..144i64 {
+        let ts = chrono::DateTime::from_timestamp(first + i * 600, 0)
+            .expect("ts")
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let wave = 30.0 + 20.0 * ((i as f64) / 12.0).sin();
+        csv += &format!("{ts},web,{wave:.2},45,61,1200,300,\n");
+        if (60..78).contains(&i) {
+            csv += &format!("{ts},db,,,,,,no answer within 3s\n");
+        } else {
+            csv += &format!("{ts},db,{:.2},70,40,800,2000,\n", 80.0 - wave);
+        }
+    }
+    let path = d.dir.join("seed.csv");
+    std::fs::write(&path, csv).expect("seed");
+    let r = d.run(&["import", path.to_str().expect("utf-8")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // Middle of the outage.
+    (first, first + 69 * 600)
+}
+
+/// The uPlot legend value of series `label` in the chart of `metric`.
+async fn legend_value(b: &Browser, metric: &str, label: &str) -> String {
+    let js = format!(
+        "const rows = document.querySelectorAll('[data-metric={metric}] .u-legend .u-series');\
+         for (const r of rows) {{ const l = r.querySelector('.u-label'); if (l && l.textContent === '{label}') return r.querySelector('.u-value').textContent; }}\
+         return null;"
+    );
+    b.client
+        .execute(&js, vec![])
+        .await
+        .expect("js")
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Moves the pointer over the CPU chart at the fraction `x` (0..1) of its width.
+async fn hover(b: &Browser, x: f64) {
+    let over = b
+        .client
+        .find(Locator::Css("[data-metric=cpu_pct] .u-over"))
+        .await
+        .expect("plot area");
+    let (_, _, w, _) = over.rectangle().await.expect("rect");
+    let actions = MouseActions::new("mouse".into()).then(PointerAction::MoveToElement {
+        element: over,
+        duration: None,
+        x: (x - 0.5) * w,
+        y: 0.0,
+    });
+    b.client.perform_actions(actions).await.expect("move");
+}
+
+/// The status line of the history page once it shows `points of <step>`, or "".
+async fn history_status(b: &Browser) -> String {
+    b.text(".status-line").await
+}
+
+/// A day of 10-minute buckets aligned to multiples of 10 minutes: 145 of them, or 144 when "now"
+/// is itself on a boundary.
+fn is_day_of_10min(status: &str) -> bool {
+    status.starts_with("145 points of 10 min") || status.starts_with("144 points of 10 min")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_draws_lines_gaps_presets_and_zoom() {
+    let d = Dsmon::new("");
+    let (first, outage) = seed_history(&d);
+    let serve = Serve::start(&d);
+    let b = Browser::start(false, 1280, 1000).await;
+    b.client
+        .goto(&url(&serve, "history?range=24h"))
+        .await
+        .expect("goto");
+    b.wait("24 h of history", Duration::from_secs(10), || async {
+        is_day_of_10min(&history_status(&b).await)
+    })
+    .await;
+    assert_eq!(b.count(".panel .u-over").await, 5, "one chart per metric");
+    assert_eq!(
+        b.text(".availability tr[data-node=web] td.num").await,
+        "100.0 %"
+    );
+    assert_eq!(
+        b.text(".availability tr[data-node=db] td.num").await,
+        "87.5 %"
+    );
+
+    // Over the outage: db has no value (a gap), web has one (a line).
+    // Where a time falls on the chart: the page asked for the same buckets as this.
+    let h: serde_json::Value = serve.json("/api/history?from=-24h&points=500", 200);
+    let t = h["t"].as_array().expect("t");
+    let (t_first, t_last) = (
+        t[0].as_i64().unwrap_or(0),
+        t[t.len() - 1].as_i64().unwrap_or(0),
+    );
+    let x_of = |ts: i64| (ts - t_first) as f64 / (t_last - t_first) as f64;
+    hover(&b, x_of(outage)).await;
+    let db = legend_value(&b, "cpu_pct", "db (retired)").await;
+    let web = legend_value(&b, "cpu_pct", "web (retired)").await;
+    assert_eq!(db, "–", "db during its outage: {db}");
+    assert!(web.ends_with(" %") && web != "–", "web: {web}");
+    hover(&b, x_of(first + 20 * 600)).await;
+    let db = legend_value(&b, "cpu_pct", "db (retired)").await;
+    assert!(
+        db.ends_with(" %") && db != "–",
+        "db before the outage: {db}"
+    );
+
+    // Presets change the range and the resolution.
+    b.client
+        .find(Locator::Css("button[data-range='7d']"))
+        .await
+        .expect("7d")
+        .click()
+        .await
+        .expect("click");
+    b.wait("7 days", Duration::from_secs(10), || async {
+        history_status(&b)
+            .await
+            .contains(" points of 30 min (30m roll-ups)")
+    })
+    .await;
+    assert!(b
+        .client
+        .current_url()
+        .await
+        .expect("url")
+        .as_str()
+        .ends_with("#/history?range=7d"));
+
+    // Drag across the chart to zoom in; reset goes back to 24 h.
+    b.client
+        .find(Locator::Css("button[data-range='24h']"))
+        .await
+        .expect("24h")
+        .click()
+        .await
+        .expect("click");
+    b.wait("24 h again", Duration::from_secs(10), || async {
+        is_day_of_10min(&history_status(&b).await)
+    })
+    .await;
+    let over = b
+        .client
+        .find(Locator::Css("[data-metric=cpu_pct] .u-over"))
+        .await
+        .expect("plot area");
+    let (_, _, w, _) = over.rectangle().await.expect("rect");
+    let drag = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement {
+            element: over.clone(),
+            duration: None,
+            x: -0.25 * w,
+            y: 0.0,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::MoveToElement {
+            element: over,
+            duration: Some(Duration::from_millis(200)),
+            x: 0.0,
+            y: 0.0,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    b.client.perform_actions(drag).await.expect("drag");
+    b.wait("zoomed in", Duration::from_secs(10), || async {
+        let s = history_status(&b).await;
+        s.contains(" points of 10 min") && !is_day_of_10min(&s)
+    })
+    .await;
+    let zoomed = b.client.current_url().await.expect("url").to_string();
+    assert!(
+        zoomed.contains("from=") && zoomed.contains("to="),
+        "{zoomed}"
+    );
+    let points: usize = history_status(&b)
+        .await
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        (30..=40).contains(&points),
+        "a quarter of the day is about 36 buckets, not {points}"
+    );
+    b.client
+        .find(Locator::Id("reset-zoom"))
+        .await
+        .expect("reset")
+        .click()
+        .await
+        .expect("click");
+    b.wait("reset", Duration::from_secs(10), || async {
+        is_day_of_10min(&history_status(&b).await)
+    })
+    .await;
+    assert!(b
+        .client
+        .current_url()
+        .await
+        .expect("url")
+        .as_str()
+        .ends_with("#/history?range=24h"));
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screenshots_of_every_page_light_and_dark() {
+    let agents = [
+        NetdataAgent::start("alpha", Machine::STANDARD),
+        NetdataAgent::start("beta", M2),
+    ];
+    let mut nodes: String = agents.iter().map(NetdataAgent::node_toml).collect();
+    nodes += "[[nodes]]\nname = \"gamma\"\nurl = \"http://127.0.0.1:9\"\n";
+    let d = Dsmon::new(&format!(
+        "[collector]\nlive_interval = \"1s\"\ntimeout = \"500ms\"\n\n{nodes}"
+    ));
+    seed_history(&d);
+    let serve = Serve::start(&d);
+    for (theme, dark) in [("light", false), ("dark", true)] {
+        let b = Browser::start(dark, 1280, 900).await;
+        b.client.goto(&url(&serve, "live")).await.expect("goto");
+        b.wait("cards", Duration::from_secs(10), || async {
+            b.count(".card.state-up").await == 2 && b.count(".card.state-down").await == 1
+        })
+        .await;
+        // A few snapshots for the rolling charts.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        b.screenshot(&format!("live-{theme}")).await;
+        b.client
+            .goto(&url(&serve, "history?range=24h"))
+            .await
+            .expect("goto");
+        b.wait("history", Duration::from_secs(10), || async {
+            b.text(".status-line").await.contains("points of")
+        })
+        .await;
+        b.screenshot(&format!("history-{theme}")).await;
+        b.client
+            .goto(&url(&serve, "node/alpha"))
+            .await
+            .expect("goto");
+        b.wait("node page", Duration::from_secs(10), || async {
+            b.count(".card.big.state-up").await == 1
+                && !b.text(".status-line").await.starts_with("Loading")
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        b.screenshot(&format!("node-{theme}")).await;
+        // Phone width.
+        if !dark {
+            b.client.set_window_size(390, 844).await.expect("resize");
+            b.client.goto(&url(&serve, "live")).await.expect("goto");
+            b.wait("cards", Duration::from_secs(10), || async {
+                b.count(".card").await == 3
+            })
+            .await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            b.screenshot("live-phone").await;
+        }
+        b.close().await;
+    }
+}
