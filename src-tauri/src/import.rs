@@ -79,8 +79,6 @@ pub fn parse(text: impl Read, file: &str) -> Result<Vec<Row>, ImportError> {
         ));
     }
     if problems.is_empty() {
-        // In key order, each node's rows are appended where its earlier rows end.
-        rows.sort_by(|a, b| a.node.cmp(&b.node).then(a.ts.cmp(&b.ts)));
         return Ok(rows);
     }
     let count = problems.len();

@@ -10,11 +10,21 @@ function cssVar(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 }
 
-function axes(unit, compact) {
+// Whole-second steps for the live charts (uPlot would otherwise tick a few seconds in fractions).
+const LIVE_INCRS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600];
+const clock = (v) => new Date(v * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+
+function axes(unit, compact, live) {
   const stroke = cssVar('--muted');
   const grid = { stroke: cssVar('--grid'), width: 1 };
+  const x = { stroke, grid, ticks: grid, show: !compact };
+  if (live) {
+    x.incrs = LIVE_INCRS;
+    x.values = (u, vals) => vals.map(clock);
+    x.space = 80;
+  }
   return [
-    { stroke, grid, ticks: grid, show: !compact },
+    x,
     {
       stroke, grid, ticks: grid, show: !compact, size: 56,
       values: (u, vals) => vals.map((v) => (v >= 10000 ? `${v / 1000}k` : `${v}`) + (unit === '%' ? '%' : '')),
@@ -24,7 +34,8 @@ function axes(unit, compact) {
 
 /**
  * A chart of time series in `container`.
- * opts: { names: [series label], unit, height, compact, zoom: (from, to) => void, range: [min, max] }
+ * opts: { names: [series label], unit, height, compact, live (clock-time axis), zoom: (from, to) => void,
+ *         range: [min, max] }
  * data: [times, ...one array per series]
  */
 export function lineChart(container, data, opts) {
@@ -45,7 +56,7 @@ export function lineChart(container, data, opts) {
       width: width(),
       height: opts.height || 200,
       series,
-      axes: axes(opts.unit, opts.compact),
+      axes: axes(opts.unit, opts.compact, opts.live),
       legend: { show: !opts.compact },
       cursor: opts.zoom
         ? { drag: { x: true, y: false, setScale: false } }

@@ -42,7 +42,7 @@ export function nodeCard(name, { big = false } = {}) {
       const data = [hist.t, hist.cpu, hist.mem];
       if (!chart) {
         chart = lineChart(spark, data, {
-          names: ['CPU %', 'Memory %'], unit: '%', height: big ? 180 : 70, compact: !big, range: [0, 100],
+          names: ['CPU %', 'Memory %'], unit: '%', height: big ? 180 : 70, compact: !big, live: true, range: [0, 100],
         });
       } else {
         chart.setData(data);
