@@ -7,17 +7,16 @@
 
 #[path = "../tests/harness/mod.rs"]
 mod harness;
+#[path = "support/replay.rs"]
+mod replay;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dsmon::collector::{tick_at_or_before, unix_now, Collector};
 use dsmon::config;
 use dsmon::netdata::{Metrics, Window};
 use dsmon::store::{Row, Store};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
 
 const ROUNDS: usize = 30;
 
@@ -39,7 +38,7 @@ fn main() {
         "case", "cold ms", "min ms", "p50 ms", "p99 ms", "max ms"
     );
 
-    let replay = rt.block_on(ReplayServer::start());
+    let replay = rt.block_on(replay::ReplayServer::start());
     if real_agents_possible() {
         let agents: Vec<harness::NetdataAgent> = (0..5)
             .map(|i| harness::NetdataAgent::start(&format!("bench{i}"), harness::Machine::STANDARD))
@@ -181,115 +180,4 @@ fn bench_write(n: usize) {
         }
     }
     report(&format!("{n}"), first, times);
-}
-
-/// Answers `/<node>/api/v1/data?chart=...` with a recorded Netdata answer whose newest row carries
-/// the requested `before` (or the current second), over HTTP/1.1 keep-alive.
-struct ReplayServer {
-    port: u16,
-}
-
-struct Bodies {
-    /// (chart prefix, text before the row time, text after it)
-    charts: Vec<(&'static str, String, String)>,
-}
-
-fn split_at_row_time(text: &str) -> (String, String) {
-    // The newest data row starts with "[ <epoch>,"; cut the epoch out.
-    let data = text.find("\"data\":").expect("data table");
-    let open = data + text[data..].find("[ ").expect("row") + 2;
-    let comma = open + text[open..].find(',').expect("comma");
-    (text[..open].to_string(), text[comma..].to_string())
-}
-
-impl ReplayServer {
-    async fn start() -> Self {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/netdata-1.37");
-        let load = |f: &str| std::fs::read_to_string(dir.join(f)).expect("fixture");
-        let mut charts = Vec::new();
-        for (prefix, file) in [
-            ("system.cpu", "data_system.cpu_abs_window_avg.json"),
-            ("system.ram", "data_system.ram_points1.json"),
-            ("disk_space.", "data_disk_space._points1.json"),
-            ("system.net", "data_net.eth0_traffic_absolute.json"),
-        ] {
-            let (a, b) = split_at_row_time(&load(file));
-            charts.push((prefix, a, b));
-        }
-        let bodies = Arc::new(Bodies { charts });
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        tokio::spawn(async move {
-            loop {
-                let Ok((sock, _)) = listener.accept().await else {
-                    continue;
-                };
-                let bodies = Arc::clone(&bodies);
-                tokio::spawn(async move {
-                    let _ = sock.set_nodelay(true);
-                    let (r, mut w) = sock.into_split();
-                    let mut r = BufReader::new(r);
-                    let mut line = String::new();
-                    loop {
-                        line.clear();
-                        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let target = line.split(' ').nth(1).unwrap_or("/").to_string();
-                        // Skip the headers.
-                        loop {
-                            let mut h = String::new();
-                            if r.read_line(&mut h).await.unwrap_or(0) == 0 {
-                                return;
-                            }
-                            if h == "\r\n" {
-                                break;
-                            }
-                        }
-                        let body = bodies.answer(&target);
-                        let head = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n",
-                            body.len()
-                        );
-                        if w.write_all(head.as_bytes()).await.is_err()
-                            || w.write_all(body.as_bytes()).await.is_err()
-                        {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Self { port }
-    }
-
-    fn nodes_toml(&self, n: usize) -> String {
-        (0..n)
-            .map(|i| {
-                format!(
-                    "[[nodes]]\nname = \"r{i:04}\"\nurl = \"http://127.0.0.1:{}/n{i}\"\n",
-                    self.port
-                )
-            })
-            .collect()
-    }
-}
-
-impl Bodies {
-    fn answer(&self, target: &str) -> String {
-        let query = target.split_once('?').map_or("", |(_, q)| q);
-        let param = |k: &str| {
-            query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
-        };
-        let chart = param("chart").unwrap_or("");
-        let time = param("before")
-            .and_then(|b| b.parse::<i64>().ok())
-            .unwrap_or_else(unix_now);
-        match self.charts.iter().find(|(p, _, _)| chart.starts_with(p)) {
-            Some((_, a, b)) => format!("{a}{time}{b}"),
-            None => "No metrics where matched to query.".to_string(),
-        }
-    }
 }

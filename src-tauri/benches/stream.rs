@@ -1,0 +1,162 @@
+//! Benchmark (prints figures; asserts nothing): 200 concurrent `/api/live/stream` clients for 60 s
+//! against `dsmon serve` (the real binary) polling 100 replayed agents every second. Reports the
+//! snapshots each client received and missed, and the server's CPU use.
+//!
+//! `cargo bench --no-default-features --bench stream` (`DSMON_BENCH_SECS` / `DSMON_BENCH_CLIENTS`
+//! change the 60 s / 200 clients).
+
+#[path = "support/replay.rs"]
+mod replay;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state); utime and stime are fields 14 and 15.
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+fn main() {
+    let secs = env_num("DSMON_BENCH_SECS", 60);
+    let clients = env_num("DSMON_BENCH_CLIENTS", 200) as usize;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let replay = rt.block_on(replay::ReplayServer::start());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let config = dir.path().join("dsmon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[collector]\nlive_interval = \"1s\"\ntimeout = \"900ms\"\n[storage]\npath = \"db.sqlite3\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\n{}",
+            replay.nodes_toml(100)
+        ),
+    )
+    .expect("config");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_dsmon"))
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let pid = server.id();
+
+    let received = rt.block_on(async move {
+        // Wait for the server.
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "serve did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let ticks_before = cpu_ticks(pid);
+        let t0 = Instant::now();
+        let deadline = t0 + Duration::from_secs(secs);
+        let mut tasks = Vec::with_capacity(clients);
+        for _ in 0..clients {
+            tasks.push(tokio::spawn(async move {
+                let mut ids: Vec<u64> = Vec::new();
+                let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)).await else { return ids };
+                if s
+                    .write_all(b"GET /api/live/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
+                    .await
+                    .is_err()
+                {
+                    return ids;
+                }
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    let read = tokio::time::timeout_at(deadline.into(), r.read_line(&mut line)).await;
+                    match read {
+                        Ok(Ok(n)) if n > 0 => {
+                            if let Some(id) = line.trim_end().strip_prefix("id: ") {
+                                if let Ok(id) = id.parse() {
+                                    ids.push(id);
+                                }
+                            }
+                        }
+                        _ => return ids,
+                    }
+                }
+            }));
+        }
+        let mut all = Vec::with_capacity(clients);
+        for t in tasks {
+            all.push(t.await.unwrap_or_default());
+        }
+        let elapsed = t0.elapsed().as_secs_f64();
+        let ticks = cpu_ticks(pid) - ticks_before;
+        (all, elapsed, ticks)
+    });
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+    let _ = server.wait();
+
+    let (all, elapsed, ticks) = received;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let first = all
+        .iter()
+        .filter_map(|v| v.first())
+        .min()
+        .copied()
+        .unwrap_or(0);
+    let last = all
+        .iter()
+        .filter_map(|v| v.last())
+        .max()
+        .copied()
+        .unwrap_or(0);
+    let mut missed_total = 0u64;
+    let mut clients_with_misses = 0usize;
+    let mut min_events = usize::MAX;
+    for ids in &all {
+        min_events = min_events.min(ids.len());
+        let missed: u64 = ids.windows(2).map(|w| w[1].saturating_sub(w[0] + 1)).sum();
+        missed_total += missed;
+        if missed > 0 {
+            clients_with_misses += 1;
+        }
+    }
+    println!(
+        "{clients} stream clients for {elapsed:.1} s, live_interval 1 s, 100 nodes per snapshot"
+    );
+    println!(
+        "snapshots published during the run: ids {first}..={last} ({})",
+        last - first + 1
+    );
+    println!(
+        "events per client: min {min_events}; snapshots missed (gaps in a client's ids): {missed_total} in total, {clients_with_misses} clients with any"
+    );
+    println!(
+        "server CPU: {:.1} s in {elapsed:.1} s = {:.1} % of one core",
+        ticks as f64 / hz,
+        ticks as f64 / hz / elapsed * 100.0
+    );
+}
