@@ -86,6 +86,8 @@ fn main() {
         }
     }
 
+    http_latency(&path, &names, end);
+
     // Import: the export of 20 nodes' year (about 1 M rows) into a fresh database.
     let q = dsmon::store::RowQuery {
         from: start,
@@ -116,6 +118,94 @@ fn main() {
         "import: {n} rows parsed in {parse_secs:.2} s, parsed and written (one transaction, with roll-ups) in {total_secs:.2} s: {:.0} rows/s",
         n as f64 / total_secs
     );
+}
+
+/// The same queries through HTTP: `dsmon serve` on this database (no nodes configured, so it logs
+/// nothing), `GET /api/history` with reqwest, the JSON body read whole.
+fn http_latency(db: &std::path::Path, names: &[String], end: i64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let config = dir.path().join("dsmon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\npath = \"{}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n",
+            db.display()
+        ),
+    )
+    .expect("config");
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_dsmon"))
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!();
+    println!("GET /api/history through HTTP (dsmon serve, this bench's build profile), {REQUESTS} requests each, 500 points");
+    println!(
+        "{:<6} {:>5} {:>9} {:>9} {:>10}",
+        "range", "nodes", "p50 ms", "p99 ms", "body KB"
+    );
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let start = Instant::now();
+        while client.get(format!("{base}/healthz")).send().await.is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "serve did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for (label, days) in [("24h", 1), ("7d", 7), ("30d", 30), ("1y", 365)] {
+            for n in [5usize, NODES] {
+                let mut url = format!(
+                    "{base}/api/history?from={}&to={}&points=500",
+                    dsmon::collector::format_ts(end - days * 86_400),
+                    dsmon::collector::format_ts(end)
+                );
+                for name in &names[..n] {
+                    url.push_str(&format!("&node={name}"));
+                }
+                let mut times = Vec::with_capacity(REQUESTS);
+                let mut size = 0;
+                for _ in 0..REQUESTS {
+                    let t = Instant::now();
+                    let body = client
+                        .get(&url)
+                        .send()
+                        .await
+                        .expect("send")
+                        .bytes()
+                        .await
+                        .expect("body");
+                    times.push(t.elapsed());
+                    size = body.len();
+                }
+                times.sort();
+                let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+                println!(
+                    "{label:<6} {n:>5} {:>9.2} {:>9.2} {:>10.1}",
+                    ms(pct(0.5)),
+                    ms(pct(0.99)),
+                    size as f64 / 1000.0
+                );
+            }
+        }
+    });
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(server.id().to_string())
+        .status();
+    let _ = server.wait();
 }
 
 fn ms(d: Duration) -> f64 {
