@@ -24,6 +24,9 @@ step "web UI (npm ci, build)"
 npm ci --prefix ui --no-audit --no-fund
 npm run build --prefix ui
 
+step "OpenID Connect provider for the sign-in tests (npm ci)"
+npm ci --prefix src-tauri/tests/oidc --no-audit --no-fund
+
 step "headless build (--no-default-features)"
 "${headless[@]}" build --locked --no-default-features --all-targets
 if ldd target/headless/debug/dsmon | grep -Ei 'webkit|gtk|javascriptcore'; then

@@ -251,6 +251,21 @@ async fn serve(cfg: &Config) -> ExitCode {
         Ok(s) => Arc::new(Mutex::new(s)),
         Err(e) => return fail(EXIT_RUNTIME, &e),
     };
+    let auth = match &cfg.auth {
+        Some(a) => match dsmon::auth::Auth::new(a.clone(), &cfg.storage.path) {
+            Ok(a) => {
+                tracing::info!(issuer = %a.config().issuer, "sign-in required (OpenID Connect)");
+                Some(Arc::new(a))
+            }
+            Err(e) => return fail(EXIT_RUNTIME, &e),
+        },
+        None => {
+            tracing::warn!(
+                "no [auth] in the configuration: dsmon is a single-user local tool on loopback and every request is treated as Admin"
+            );
+            None
+        }
+    };
     let bound = match dsmon::server::bind(&cfg.server.listen).await {
         Ok(b) => b,
         Err(e) => return fail(EXIT_RUNTIME, &e),
@@ -287,6 +302,7 @@ async fn serve(cfg: &Config) -> ExitCode {
         configured: Arc::new(cfg.nodes.iter().map(|n| n.name.clone()).collect()),
         log_interval: cfg.collector.log_interval.as_secs() as i64,
         shutdown: stop_rx.clone(),
+        auth,
     };
     let logger = {
         let collector = Arc::clone(&collector);

@@ -47,6 +47,53 @@ pub struct Config {
     pub storage: StorageConfig,
     pub server: ServerConfig,
     pub nodes: Vec<NodeConfig>,
+    /// Sign-in; `None` makes dsmon a single-user local tool (loopback TCP only, everyone is Admin).
+    pub auth: Option<AuthConfig>,
+}
+
+/// `[auth]`: OpenID Connect sign-in (Google by default) and who gets which role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthConfig {
+    /// The provider; every endpoint comes from its discovery document.
+    pub issuer: Url,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Where the provider sends the browser back; its path is `/auth/callback`.
+    pub redirect_url: Url,
+    /// Always Admin (lowercased emails); cannot be blocked or demoted from the users page.
+    pub admins: Vec<String>,
+    /// Users by exact email, or `*@domain` matched against the verified `hd` claim.
+    pub users: Vec<UserRule>,
+    pub session_ttl: Duration,
+    /// Budget for each request to the provider.
+    pub timeout: Duration,
+}
+
+/// An entry of `[auth] users`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserRule {
+    Email(String),
+    /// `*@domain`: a Google Workspace domain, matched against the ID token's `hd` claim.
+    Domain(String),
+}
+
+/// A secret that never shows in logs, `Debug` output or error messages.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Self(s)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
 }
 
 /// Where `dsmon serve` answers HTTP.
@@ -137,6 +184,25 @@ struct RawConfig {
     server: RawServer,
     #[serde(default)]
     nodes: Vec<RawNode>,
+    auth: Option<RawAuth>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    issuer: Option<String>,
+    client_id: String,
+    client_secret: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    redirect_url: String,
+    #[serde(default)]
+    admins: Vec<String>,
+    #[serde(default)]
+    users: Vec<String>,
+    #[serde(default, deserialize_with = "de_duration")]
+    session_ttl: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration")]
+    timeout: Option<Duration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -343,6 +409,13 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config> {
         },
     };
 
+    let auth = match raw.auth {
+        Some(a) => {
+            Some(validate_auth(a, &base_dir).map_err(|(k, m)| invalid(format!("auth.{k}"), m))?)
+        }
+        None => None,
+    };
+
     let server = match raw.server.listen {
         None => ServerConfig::default(),
         Some(text) => ServerConfig {
@@ -350,6 +423,23 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config> {
                 .map_err(|m| invalid("server.listen".into(), m))?,
         },
     };
+    if auth.is_none() {
+        match &server.listen {
+            Listen::Tcp(a) if a.ip().is_loopback() => {}
+            Listen::Tcp(a) => {
+                return Err(invalid(
+                    "server.listen".into(),
+                    format!("\"{a}\" is not a loopback address: without [auth] (sign-in) dsmon is a single-user local tool and serves only on loopback"),
+                ))
+            }
+            Listen::Unix(_) => {
+                return Err(invalid(
+                    "server.listen".into(),
+                    "a unix socket is for a reverse proxy, which could expose dsmon beyond this machine: configure [auth] (sign-in) first, or listen on loopback".into(),
+                ))
+            }
+        }
+    }
 
     let mut names = HashSet::new();
     let mut nodes = Vec::with_capacity(raw.nodes.len());
@@ -422,6 +512,149 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config> {
         storage,
         server,
         nodes,
+        auth,
+    })
+}
+
+/// Checks `[auth]`; an error is (key under `auth.`, message). The secret never appears in a message.
+fn validate_auth(a: RawAuth, base_dir: &Path) -> std::result::Result<AuthConfig, (String, String)> {
+    let err = |k: &str, m: String| (k.to_string(), m);
+    let issuer_text = a.issuer.as_deref().unwrap_or("https://accounts.google.com");
+    let issuer = Url::parse(issuer_text.trim())
+        .map_err(|e| err("issuer", format!("{issuer_text:?}: not a URL ({e})")))?;
+    let loopback = |u: &Url| match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match issuer.scheme() {
+        "https" => {}
+        "http" if loopback(&issuer) => {}
+        _ => {
+            return Err(err(
+                "issuer",
+                format!("{issuer_text:?}: the issuer must use https (plain http only on loopback, for tests)"),
+            ))
+        }
+    }
+    if issuer.query().is_some() || issuer.fragment().is_some() {
+        return Err(err(
+            "issuer",
+            format!("{issuer_text:?}: an issuer has no query or fragment"),
+        ));
+    }
+    let client_id = a.client_id.trim().to_string();
+    if client_id.is_empty() {
+        return Err(err("client_id", "must not be empty".into()));
+    }
+    let client_secret = match (a.client_secret, a.client_secret_file) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                "client_secret_file",
+                "give either client_secret or client_secret_file, not both".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(err(
+                "client_secret_file",
+                "missing: give client_secret_file (a file holding the secret) or client_secret"
+                    .into(),
+            ))
+        }
+        (Some(s), None) => s.trim().to_string(),
+        (None, Some(p)) => {
+            let p = base_dir.join(p);
+            std::fs::read_to_string(&p)
+                .map_err(|e| {
+                    err(
+                        "client_secret_file",
+                        format!("{}: cannot read ({e})", p.display()),
+                    )
+                })?
+                .trim()
+                .to_string()
+        }
+    };
+    if client_secret.is_empty() {
+        return Err(err("client_secret", "the client secret is empty".into()));
+    }
+    let redirect_url = Url::parse(a.redirect_url.trim()).map_err(|e| {
+        err(
+            "redirect_url",
+            format!("{:?}: not a URL ({e})", a.redirect_url),
+        )
+    })?;
+    if !matches!(redirect_url.scheme(), "http" | "https") || redirect_url.path() != "/auth/callback"
+    {
+        return Err(err(
+            "redirect_url",
+            format!(
+                "{:?}: must be this server's http(s) address ending in /auth/callback, e.g. \"https://monitor.example.com/auth/callback\"",
+                a.redirect_url
+            ),
+        ));
+    }
+    if redirect_url.scheme() == "http" && !loopback(&redirect_url) {
+        return Err(err(
+            "redirect_url",
+            format!(
+                "{:?}: sign-in cookies need https (plain http only on loopback)",
+                a.redirect_url
+            ),
+        ));
+    }
+    let email_ok = |e: &str| {
+        let mut parts = e.splitn(2, '@');
+        matches!((parts.next(), parts.next()), (Some(l), Some(d)) if !l.is_empty() && d.contains('.') && !d.contains('@') && !e.contains(char::is_whitespace))
+    };
+    let mut admins = Vec::new();
+    for (i, e) in a.admins.iter().enumerate() {
+        let e = e.trim().to_lowercase();
+        if !email_ok(&e) || e.starts_with("*@") {
+            return Err(err(
+                &format!("admins[{i}]"),
+                format!(
+                    "{e:?}: write one email address per admin (domains are not allowed for admins)"
+                ),
+            ));
+        }
+        admins.push(e);
+    }
+    let mut users = Vec::new();
+    for (i, e) in a.users.iter().enumerate() {
+        let e = e.trim().to_lowercase();
+        if let Some(domain) = e.strip_prefix("*@") {
+            if !email_ok(&format!("x@{domain}")) {
+                return Err(err(&format!("users[{i}]"), format!("{e:?}: not a domain")));
+            }
+            users.push(UserRule::Domain(domain.to_string()));
+        } else if email_ok(&e) {
+            users.push(UserRule::Email(e));
+        } else {
+            return Err(err(
+                &format!("users[{i}]"),
+                format!("{e:?}: write an email address or \"*@domain\""),
+            ));
+        }
+    }
+    let session_ttl = a.session_ttl.unwrap_or(Duration::from_secs(12 * 3600));
+    if session_ttl < Duration::from_secs(60) || session_ttl > Duration::from_secs(90 * 86_400) {
+        return Err(err("session_ttl", "must be between 1m and 90d".into()));
+    }
+    let timeout = a.timeout.unwrap_or(Duration::from_secs(10));
+    if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(60) {
+        return Err(err("timeout", "must be between 100ms and 60s".into()));
+    }
+    Ok(AuthConfig {
+        issuer,
+        client_id,
+        client_secret: Secret::new(client_secret),
+        redirect_url,
+        admins,
+        users,
+        session_ttl,
+        timeout,
     })
 }
 
@@ -437,11 +670,6 @@ fn parse_listen(text: &str, base_dir: &Path) -> std::result::Result<Listen, Stri
     let addr: std::net::SocketAddr = text
         .parse()
         .map_err(|_| format!("{text:?}: write an address and port such as \"127.0.0.1:8080\", or \"unix:/path/to.sock\""))?;
-    if !addr.ip().is_loopback() {
-        return Err(format!(
-            "{text:?} is not a loopback address: dsmon has no sign-in yet, so it serves only on loopback or a unix socket (behind a proxy)"
-        ));
-    }
     Ok(Listen::Tcp(addr))
 }
 
@@ -472,6 +700,7 @@ impl Config {
             },
             server: ServerConfig::default(),
             nodes: Vec::new(),
+            auth: None,
         }
     }
 
@@ -579,23 +808,109 @@ mod tests {
         assert!(e.contains("name"), "{e}");
     }
 
+    const AUTH: &str = "[auth]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"dsmon\"\nclient_secret = \"s3cret-value\"\nredirect_url = \"https://monitor.example.com/auth/callback\"\n";
+
     #[test]
     fn listen_addresses() {
         assert_eq!(p("").unwrap().server, ServerConfig::default());
-        let c = p("[server]\nlisten = \"unix:run/dsmon.sock\"\n").unwrap();
+        let c = p(&format!(
+            "[server]\nlisten = \"unix:run/dsmon.sock\"\n{AUTH}"
+        ))
+        .unwrap();
         assert_eq!(
             c.server.listen,
             Listen::Unix(PathBuf::from("/etc/dsmon/run/dsmon.sock"))
         );
         let c = p("[server]\nlisten = \"[::1]:9000\"\n").unwrap();
         assert_eq!(c.server.listen.to_string(), "http://[::1]:9000");
+        let e = err("[server]\nlisten = \"localhost\"\n");
+        assert!(e.contains("server.listen"), "{e}");
+    }
+
+    #[test]
+    fn without_auth_only_loopback_tcp() {
         let e = err("[server]\nlisten = \"0.0.0.0:8080\"\n");
         assert!(
             e.contains("server.listen: \"0.0.0.0:8080\" is not a loopback address"),
             "{e}"
         );
-        let e = err("[server]\nlisten = \"localhost\"\n");
-        assert!(e.contains("server.listen"), "{e}");
+        let e = err("[server]\nlisten = \"unix:/run/dsmon/dsmon.sock\"\n");
+        assert!(
+            e.contains("server.listen: a unix socket") && e.contains("[auth]"),
+            "{e}"
+        );
+        // With sign-in configured any address is allowed.
+        let c = p(&format!("[server]\nlisten = \"0.0.0.0:8080\"\n{AUTH}")).unwrap();
+        assert_eq!(c.server.listen.to_string(), "http://0.0.0.0:8080");
+    }
+
+    #[test]
+    fn auth_section() {
+        let c = p(&format!("{AUTH}admins = [\"Alice@Example.com\"]\nusers = [\"bob@example.org\", \"*@corp.example\"]\n")).unwrap();
+        let a = c.auth.unwrap();
+        assert_eq!(a.admins, vec!["alice@example.com".to_string()]);
+        assert_eq!(
+            a.users,
+            vec![
+                UserRule::Email("bob@example.org".into()),
+                UserRule::Domain("corp.example".into())
+            ]
+        );
+        assert_eq!(a.session_ttl, Duration::from_secs(12 * 3600));
+        assert!(!format!("{a:?}").contains("s3cret-value"));
+        // Google by default.
+        let c = p(&AUTH.replace("issuer = \"http://127.0.0.1:9\"\n", "")).unwrap();
+        assert_eq!(
+            c.auth.unwrap().issuer.as_str(),
+            "https://accounts.google.com/"
+        );
+
+        let bad = [
+            (
+                "issuer = \"http://127.0.0.1:9\"",
+                "issuer = \"http://idp.example.com\"",
+                "auth.issuer",
+            ),
+            (
+                "client_id = \"dsmon\"",
+                "client_id = \" \"",
+                "auth.client_id",
+            ),
+            (
+                "client_secret = \"s3cret-value\"",
+                "",
+                "auth.client_secret_file: missing",
+            ),
+            (
+                "client_secret = \"s3cret-value\"",
+                "client_secret = \"x\"\nclient_secret_file = \"f\"",
+                "not both",
+            ),
+            (
+                "client_secret = \"s3cret-value\"",
+                "client_secret_file = \"nope\"",
+                "auth.client_secret_file: /etc/dsmon/nope: cannot read",
+            ),
+            ("/auth/callback", "/callback", "auth.redirect_url"),
+            (
+                "https://monitor.example.com",
+                "http://monitor.example.com",
+                "need https",
+            ),
+        ];
+        for (from, to, want) in bad {
+            let e = err(&AUTH.replace(from, to));
+            assert!(e.contains(want), "{to}: {e}");
+            assert!(!e.contains("s3cret-value"), "{e}");
+        }
+        let e = err(&format!("{AUTH}admins = [\"*@example.com\"]\n"));
+        assert!(e.contains("auth.admins[0]"), "{e}");
+        let e = err(&format!("{AUTH}users = [\"bob\"]\n"));
+        assert!(e.contains("auth.users[0]"), "{e}");
+        let e = err(&format!("{AUTH}session_ttl = \"10s\"\n"));
+        assert!(e.contains("auth.session_ttl"), "{e}");
+        let e = err(&format!("{AUTH}colour = \"red\"\n"));
+        assert!(e.contains("colour"), "{e}");
     }
 
     #[test]

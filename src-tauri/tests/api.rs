@@ -260,6 +260,9 @@ fn unix_socket_is_0660_and_removed_on_shutdown() {
         &format!("listen = \"127.0.0.1:{}\"", d.port),
         &format!("listen = \"unix:{}\"", sock.display()),
     );
+    // A unix socket is for a proxy, so it needs sign-in configured (the provider is only
+    // contacted at the first sign-in, so none runs here).
+    let text = format!("{text}\n[auth]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"dsmon\"\nclient_secret = \"x\"\nredirect_url = \"https://monitor.example.com/auth/callback\"\n");
     std::fs::write(&d.config, text).expect("config");
     let mut child = d.command(&["serve"]).spawn().expect("serve");
     wait_until("socket", Duration::from_secs(10), || sock.exists());

@@ -22,7 +22,7 @@ const M2: Machine = Machine {
 };
 
 fn url(serve: &Serve, page: &str) -> String {
-    format!("http://127.0.0.1:{}/#/{page}", serve.port)
+    format!("http://127.0.0.1:{}/{page}", serve.port)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,7 +224,7 @@ async fn history_draws_lines_gaps_presets_and_zoom() {
         .await
         .expect("url")
         .as_str()
-        .ends_with("#/history?range=7d"));
+        .ends_with("/history?range=7d"));
 
     // Drag across the chart to zoom in; reset goes back to 24 h.
     b.client
@@ -301,7 +301,7 @@ async fn history_draws_lines_gaps_presets_and_zoom() {
         .await
         .expect("url")
         .as_str()
-        .ends_with("#/history?range=24h"));
+        .ends_with("/history?range=24h"));
     b.close().await;
 }
 
@@ -338,7 +338,7 @@ async fn screenshots_of_every_page_light_and_dark() {
         .await;
         b.screenshot(&format!("history-{theme}")).await;
         b.client
-            .goto(&url(&serve, "node/alpha"))
+            .goto(&url(&serve, "nodes/alpha"))
             .await
             .expect("goto");
         b.wait("node page", Duration::from_secs(10), || async {

@@ -1,17 +1,48 @@
 // The one module that talks to the backend. In a browser it uses fetch and EventSource against
 // `dsmon serve`; the desktop app will provide the same functions through Tauri commands and events.
 
-async function getJSON(path) {
-  const r = await fetch(path, { headers: { Accept: 'application/json' } });
+/** An error from the backend, with its HTTP status (401: not signed in, 403: not allowed). */
+export class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function request(path, init = {}) {
+  const r = await fetch(path, { ...init, headers: { Accept: 'application/json', ...(init.headers || {}) } });
   let body = null;
   try {
     body = await r.json();
   } catch {
     // not JSON: reported below by status
   }
-  if (!r.ok) throw new Error(body && body.error ? body.error : `HTTP ${r.status}`);
+  if (r.status === 401 && path !== '/api/me') {
+    // The session ended (expired, signed out elsewhere, blocked): sign in again and come back.
+    location.assign(`/auth/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+  }
+  if (!r.ok) throw new ApiError(body && body.error ? body.error : `HTTP ${r.status}`, r.status);
   return body;
 }
+
+const getJSON = (path) => request(path);
+const postJSON = (path, body) =>
+  request(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+
+/** Who is signed in: { email, name, role: 'admin' | 'user', auth: false when dsmon runs without sign-in }. */
+export const me = () => getJSON('/api/me');
+
+/** Ends the session. */
+export const logout = () => postJSON('/auth/logout', {});
+
+/** Everyone who has signed in (Admins only). */
+export const users = () => getJSON('/api/users');
+
+/** Changes a user: { role: 'admin' | 'user' | null } and/or { blocked: bool }. Returns the new list. */
+export const changeUser = (email, change) => postJSON(`/api/users/${encodeURIComponent(email)}`, change);
+
+/** A page of the audit log, newest first: { entries, total, offset, limit }. */
+export const audit = (offset, limit) => getJSON(`/api/audit?${query({ offset, limit })}`);
 
 function query(params) {
   const q = new URLSearchParams();

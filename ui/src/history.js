@@ -1,6 +1,7 @@
 // History: presets, a custom range, drag-to-zoom and reset; one chart per metric with a line per
 // node (gaps where a node was down); availability per node.
 import * as api from './api.js';
+import { navigate } from './nav.js';
 import { lineChart, seriesColor } from './charts.js';
 import { METRICS, dateTime, duration, el } from './format.js';
 
@@ -110,7 +111,7 @@ export function historyPage(main, params) {
       q.set('from', p.from);
       q.set('to', p.to);
     }
-    location.hash = `#/history?${q}`;
+    navigate(`/history?${q}`);
   }
 
   async function load() {
@@ -145,7 +146,7 @@ export function historyPage(main, params) {
     availability.replaceChildren(
       el('thead', {}, el('tr', {}, el('th', { text: 'Node' }), el('th', { text: 'Availability' }))),
       el('tbody', {}, h.nodes.map((n) => el('tr', { 'data-node': n.name },
-        el('td', {}, el('a', { href: `#/node/${encodeURIComponent(n.name)}`, text: n.name }), n.retired ? el('span', { class: 'retired', text: 'retired' }) : null),
+        el('td', {}, el('a', { href: `/nodes/${encodeURIComponent(n.name)}`, text: n.name }), n.retired ? el('span', { class: 'retired', text: 'retired' }) : null),
         el('td', { class: 'num', text: n.availability === null ? 'no rows' : `${(n.availability * 100).toFixed(1)} %` })))),
     );
     destroyCharts();

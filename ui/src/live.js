@@ -17,7 +17,7 @@ export function nodeCard(name, { big = false } = {}) {
   const card = el(
     'article',
     { class: `card state-pending${big ? ' big' : ''}`, 'data-node': name },
-    el('header', {}, el('a', { class: 'name', href: `#/node/${encodeURIComponent(name)}`, text: name }), badge),
+    el('header', {}, el('a', { class: 'name', href: `/nodes/${encodeURIComponent(name)}`, text: name }), badge),
     el('dl', { class: 'values' }, tiles),
     spark,
     status,

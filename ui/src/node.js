@@ -1,4 +1,4 @@
-// One node: its live card, then its last 24 hours (average and peak of every metric).
+// One node: its live card, then (for Admins) its last 24 hours (average and peak of every metric).
 import * as api from './api.js';
 import { nodeCard } from './live.js';
 import { drawCharts } from './history.js';
@@ -8,13 +8,13 @@ export function nodePage(main, store, name) {
   const { card, update, destroy } = nodeCard(name, { big: true });
   const status = el('p', { class: 'status-line loading', text: 'Loading the last 24 hours…' });
   const charts = el('div', { class: 'charts' });
+  // History is for Admins (the backend refuses it to Users); a User sees the live card only.
+  const withHistory = !store.me || store.me.role === 'admin';
   main.replaceChildren(
-    el('p', { class: 'crumbs' }, el('a', { href: '#/live', text: 'Live' }), ' / ', name),
+    el('p', { class: 'crumbs' }, el('a', { href: '/live', text: 'Live' }), ' / ', name),
     el('h1', { text: name }),
     card,
-    el('h2', { text: 'Last 24 hours' }),
-    status,
-    charts,
+    ...(withHistory ? [el('h2', { text: 'Last 24 hours' }), status, charts] : []),
   );
   function render(snap) {
     const n = snap && snap.nodes.find((x) => x.name === name);
@@ -26,7 +26,7 @@ export function nodePage(main, store, name) {
   let destroyCharts = () => {};
   let alive = true;
   const now = Math.floor(Date.now() / 1000);
-  api
+  if (withHistory) api
     .history({ from: new Date((now - 86400) * 1000).toISOString(), to: new Date(now * 1000).toISOString(), points: 288, node: [name] })
     .then((h) => {
       if (!alive) return;

@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod fake_agent;
+pub mod oidc;
 
 use std::fs::{self, File};
 use std::io::{Read, Write};

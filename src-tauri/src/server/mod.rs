@@ -1,7 +1,13 @@
 //! The HTTP adapter of `dsmon serve` (axum): health, node states, live snapshots (JSON and
 //! Server-Sent Events), history (JSON buckets and raw CSV) and the UI's files. Handlers only parse
 //! the request, call the core (`live`, `history`, `export`) and map its errors; bad input is a 400
-//! with `{"error": "..."}`.
+//! with `{"error": "..."}`. Every route states the role it needs through an extractor from
+//! [`access`]; sign-in and user administration are in [`account`].
+
+mod access;
+mod account;
+
+pub use access::{Access, AdminCaller, ViewerCaller};
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -18,6 +24,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 
+use crate::auth::Auth;
 use crate::collector::format_ts;
 use crate::config::Listen;
 use crate::export::{self, ExportError};
@@ -47,6 +54,8 @@ pub struct AppState {
     pub configured: Arc<Vec<String>>,
     pub log_interval: i64,
     pub shutdown: watch::Receiver<bool>,
+    /// Sign-in; `None`: a single-user local tool where every request is Admin.
+    pub auth: Option<Arc<Auth>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -57,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/live/stream", get(live_stream))
         .route("/api/history", get(history_json))
         .route("/api/history.csv", get(history_csv))
+        .merge(account::routes())
         .fallback(static_file)
         .with_state(state)
 }
@@ -206,7 +216,7 @@ struct NodeStatus<'a> {
     last_error: Option<&'a str>,
 }
 
-async fn nodes(State(s): State<AppState>) -> Response {
+async fn nodes(_: ViewerCaller, State(s): State<AppState>) -> Response {
     let snap = s.live.borrow().clone();
     let body: Vec<NodeStatus<'_>> = snap
         .nodes
@@ -222,11 +232,12 @@ async fn nodes(State(s): State<AppState>) -> Response {
     Json(body).into_response()
 }
 
-async fn live(State(s): State<AppState>) -> Json<Arc<LiveSnapshot>> {
+async fn live(_: ViewerCaller, State(s): State<AppState>) -> Json<Arc<LiveSnapshot>> {
     Json(s.live.borrow().clone())
 }
 
 async fn live_stream(
+    _: ViewerCaller,
     State(s): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut stop = s.shutdown.clone();
@@ -281,6 +292,7 @@ fn parse_params(raw: Option<String>) -> Result<HistoryParams, ApiError> {
 }
 
 async fn history_json(
+    _: AdminCaller,
     State(s): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -312,6 +324,7 @@ async fn history_json(
 }
 
 async fn history_csv(
+    _: AdminCaller,
     State(s): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -354,13 +367,21 @@ mod ui {
     include!(concat!(env!("OUT_DIR"), "/ui_files.rs"));
 }
 
-/// The UI's files (built into the binary); `/` is `index.html`. Unknown `/api/` paths are JSON 404s.
-async fn static_file(uri: axum::http::Uri) -> Response {
-    let path = uri.path().trim_start_matches('/');
+/// The UI: its pages (`/`, `/live`, `/nodes/NAME`, and for Admins `/history`, `/users`, `/audit`)
+/// are `index.html` after the caller's role is checked; its scripts, styles and images (built into
+/// the binary, holding no data) are public. Unknown `/api/` paths are JSON 404s.
+async fn static_file(State(s): State<AppState>, req: axum::extract::Request) -> Response {
+    let path = req.uri().path().trim_start_matches('/').to_string();
     if path.starts_with("api/") {
         return not_found().await.into_response();
     }
-    let path = if path.is_empty() { "index.html" } else { path };
+    if let Some(need) = access::page_role(&path) {
+        let (mut parts, _) = req.into_parts();
+        if let Err(refusal) = access::require_page(&mut parts, &s, need).await {
+            return refusal;
+        }
+        return html(ui_file("index.html"));
+    }
     match ui::UI_FILES.iter().find(|(p, _)| *p == path) {
         Some((p, body)) => ([(header::CONTENT_TYPE, mime(p))], *body).into_response(),
         None => not_found().await.into_response(),
@@ -377,4 +398,23 @@ fn mime(path: &str) -> &'static str {
         "json" => "application/json",
         _ => "application/octet-stream",
     }
+}
+
+fn ui_file(path: &str) -> &'static [u8] {
+    ui::UI_FILES
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, b)| *b)
+        .unwrap_or(b"")
+}
+
+fn html(body: impl IntoResponse) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
 }

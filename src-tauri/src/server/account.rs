@@ -1,0 +1,371 @@
+//! Sign-in routes (`/auth/login`, `/auth/callback`, `POST /auth/logout`), who am I (`/api/me`),
+//! and user administration for Admins (`/api/users`, `/api/audit`). The decisions are
+//! [`crate::auth`]'s; these handlers move cookies and map errors.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{AuthError, Role};
+
+use super::access::{self, Access, AdminCaller, SameOrigin, LOGIN_COOKIE, SESSION_COOKIE};
+use super::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", get(login))
+        .route("/auth/callback", get(callback))
+        .route("/auth/logout", post(logout))
+        .route("/auth/signed-out", get(signed_out))
+        .route("/api/me", get(me))
+        .route("/api/users", get(users))
+        .route("/api/users/{email}", post(change_user))
+        .route("/api/audit", get(audit))
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// A small server-made page (sign-in outcomes, "not authorized"), in the UI's style, without script.
+pub fn message_page(
+    status: StatusCode,
+    title: &str,
+    text: &str,
+    link: Option<(&str, &str)>,
+) -> Response {
+    let link = link
+        .map(|(href, label)| {
+            format!(
+                "<p><a class=\"button\" href=\"{}\">{}</a></p>",
+                escape(href),
+                escape(label)
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta name=\"color-scheme\" content=\"light dark\"><title>{t} · dsmon</title>\
+<link rel=\"icon\" href=\"/favicon.png\"><link rel=\"stylesheet\" href=\"/style.css\"></head>\
+<body><header class=\"top\"><a class=\"brand\" href=\"/\">dsmon</a></header>\
+<main class=\"message\" id=\"message\"><h1>{t}</h1><p>{x}</p>{link}</main></body></html>",
+        t = escape(title),
+        x = escape(text),
+    );
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn secure(s: &AppState) -> &'static str {
+    match &s.auth {
+        Some(a) if a.config().redirect_url.scheme() == "https" => "; Secure",
+        _ => "",
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+}
+
+async fn login(State(s): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+    let next = crate::auth::safe_next(q.next.as_deref().unwrap_or("/"));
+    let Some(auth) = &s.auth else {
+        // A local tool has nobody to sign in.
+        return Redirect::to(&next).into_response();
+    };
+    match auth.begin(&next).await {
+        Ok(started) => {
+            let cookie = format!(
+                "{LOGIN_COOKIE}={}; Path=/auth/; Max-Age=600; HttpOnly; SameSite=Lax{}",
+                started.state,
+                secure(&s)
+            );
+            (
+                [(header::SET_COOKIE, cookie)],
+                Redirect::to(started.url.as_str()),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start a sign-in");
+            message_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is unavailable",
+                &format!("{e}. Try again in a moment."),
+                Some(("/auth/login", "Try again")),
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    state: Option<String>,
+    code: Option<String>,
+    error: Option<String>,
+}
+
+async fn callback(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
+    let Some(auth) = &s.auth else {
+        return Redirect::to("/").into_response();
+    };
+    let clear_login = format!(
+        "{LOGIN_COOKIE}=; Path=/auth/; Max-Age=0; HttpOnly; SameSite=Lax{}",
+        secure(&s)
+    );
+    let result = auth
+        .finish(
+            q.state.as_deref(),
+            access::cookie(&headers, LOGIN_COOKIE),
+            q.code.as_deref(),
+            q.error.as_deref(),
+        )
+        .await;
+    match result {
+        Ok(signed) => {
+            let session = format!(
+                "{SESSION_COOKIE}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",
+                signed.session,
+                signed.expires_in.as_secs(),
+                secure(&s)
+            );
+            let mut r = Redirect::to(&signed.next).into_response();
+            let h = r.headers_mut();
+            for c in [clear_login, session] {
+                if let Ok(v) = c.parse() {
+                    h.append(header::SET_COOKIE, v);
+                }
+            }
+            r
+        }
+        Err(e) => {
+            let (status, title, link) = match &e {
+                AuthError::NotAuthorized(_) | AuthError::Blocked(_) | AuthError::Unverified(_) => (
+                    StatusCode::FORBIDDEN,
+                    "Not authorized",
+                    ("/auth/login", "Sign in with another account"),
+                ),
+                AuthError::Provider(_) => (
+                    StatusCode::BAD_GATEWAY,
+                    "Sign-in is unavailable",
+                    ("/auth/login", "Try again"),
+                ),
+                AuthError::Db(_) | AuthError::Poisoned => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Sign-in failed",
+                    ("/auth/login", "Try again"),
+                ),
+                _ => (
+                    StatusCode::BAD_REQUEST,
+                    "Sign-in failed",
+                    ("/auth/login", "Sign in again"),
+                ),
+            };
+            let text = match &e {
+                AuthError::NotAuthorized(_) => format!("{e}. Ask an administrator for access."),
+                AuthError::Db(_) | AuthError::Poisoned => {
+                    tracing::error!(error = %e, "sign-in failed");
+                    "An internal error occurred (see the server log).".to_string()
+                }
+                _ => e.to_string(),
+            };
+            let mut r = message_page(status, title, &text, Some(link));
+            if let Ok(v) = clear_login.parse() {
+                r.headers_mut().append(header::SET_COOKIE, v);
+            }
+            r
+        }
+    }
+}
+
+async fn logout(_: SameOrigin, State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if let (Some(auth), Some(token)) = (&s.auth, access::cookie(&headers, SESSION_COOKIE)) {
+        let caller = access::access(&headers, &s)
+            .await
+            .ok()
+            .and_then(|a| match a {
+                Access::Signed(c) => Some(c),
+                _ => None,
+            });
+        let (auth, token) = (auth.clone(), token.to_string());
+        let r = tokio::task::spawn_blocking(move || auth.logout(&token, caller.as_ref())).await;
+        if let Ok(Err(e)) | Err(e) = r.map_err(|e| AuthError::Provider(e.to_string())) {
+            return ApiError::internal(e).into_response();
+        }
+    }
+    let clear = format!(
+        "{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{}",
+        secure(&s)
+    );
+    (
+        [(header::SET_COOKIE, clear)],
+        Json(serde_json::json!({ "signed_out": true })),
+    )
+        .into_response()
+}
+
+async fn signed_out() -> Response {
+    message_page(
+        StatusCode::OK,
+        "Signed out",
+        "You are signed out of dsmon.",
+        Some(("/auth/login", "Sign in")),
+    )
+}
+
+#[derive(Serialize)]
+struct Me {
+    email: Option<String>,
+    name: Option<String>,
+    role: Role,
+    /// False when dsmon runs without sign-in (a single-user local tool).
+    auth: bool,
+}
+
+async fn me(State(s): State<AppState>, headers: HeaderMap) -> Result<Json<Me>, ApiError> {
+    match access::access(&headers, &s).await? {
+        Access::Local => Ok(Json(Me {
+            email: None,
+            name: None,
+            role: Role::Admin,
+            auth: false,
+        })),
+        Access::Signed(c) => Ok(Json(Me {
+            email: Some(c.email),
+            name: c.name,
+            role: c.role,
+            auth: true,
+        })),
+        Access::Anonymous => Err(ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: "not signed in".into(),
+        }),
+    }
+}
+
+fn auth_or_404(s: &AppState) -> Result<std::sync::Arc<crate::auth::Auth>, ApiError> {
+    s.auth.clone().ok_or(ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: "dsmon runs without sign-in ([auth] is not configured): there are no users".into(),
+    })
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::UnknownUser(_) => ApiError {
+                status: StatusCode::NOT_FOUND,
+                message: e.to_string(),
+            },
+            AuthError::ConfigAdmin(_) => ApiError {
+                status: StatusCode::CONFLICT,
+                message: e.to_string(),
+            },
+            e if e.is_refusal() => ApiError::bad_request(e.to_string()),
+            e => ApiError::internal(e),
+        }
+    }
+}
+
+async fn users(_: AdminCaller, State(s): State<AppState>) -> Result<Response, ApiError> {
+    let auth = auth_or_404(&s)?;
+    let list = tokio::task::spawn_blocking(move || auth.users())
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(Json(list).into_response())
+}
+
+/// `{"role": "admin" | "user" | null}` (null: back to the configuration) and/or `{"blocked": bool}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserChange {
+    #[serde(default, deserialize_with = "some_or_null")]
+    role: Option<Option<Role>>,
+    blocked: Option<bool>,
+}
+
+fn some_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Role>>, D::Error> {
+    Option::<Role>::deserialize(d).map(Some)
+}
+
+async fn change_user(
+    AdminCaller(who): AdminCaller,
+    _: SameOrigin,
+    State(s): State<AppState>,
+    Path(email): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let auth = auth_or_404(&s)?;
+    let change: UserChange = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected {{\"role\": \"admin\" | \"user\" | null, \"blocked\": true | false}}: {e}"
+        ))
+    })?;
+    if change.role.is_none() && change.blocked.is_none() {
+        return Err(ApiError::bad_request(
+            "nothing to change: give role and/or blocked",
+        ));
+    }
+    let actor = who
+        .caller()
+        .ok_or_else(|| ApiError::internal("admin without a caller"))?;
+    tokio::task::spawn_blocking(move || {
+        if let Some(role) = change.role {
+            auth.set_role(&actor, &email, role)?;
+        }
+        if let Some(b) = change.blocked {
+            auth.set_blocked(&actor, &email, b)?;
+        }
+        auth.users()
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map(|l| Json(l).into_response())
+    .map_err(ApiError::from)
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    offset: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn audit(
+    _: AdminCaller,
+    State(s): State<AppState>,
+    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let auth = auth_or_404(&s)?;
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let offset = q.offset.unwrap_or(0);
+    let limit = q.limit.unwrap_or(50);
+    if offset < 0 || !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "offset must be >= 0 and limit within 1..500",
+        ));
+    }
+    let page = tokio::task::spawn_blocking(move || auth.audit_page(offset, limit))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(Json(page).into_response())
+}

@@ -1,0 +1,602 @@
+//! Sign-in and roles against a real OpenID Connect provider (npm oidc-provider, run by the
+//! harness) and `dsmon serve`: who may reach what (API and pages), every way a sign-in must be
+//! refused, sessions, logout, user administration taking effect at once, the audit log, and
+//! cross-site requests. dsmon has no test switch: the provider is configured like Google, and the
+//! bad tokens are minted by the provider with its real key (see tests/oidc/provider.mjs).
+
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use harness::oidc::{dsmon_with_auth, set_cookie, Agent, Provider, CLIENT_SECRET};
+use harness::{Dsmon, Serve};
+use reqwest::header::LOCATION;
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// A provider and a dsmon signing in with it.
+struct Setup {
+    provider: Provider,
+    d: Dsmon,
+    serve: Serve,
+}
+
+fn setup() -> Setup {
+    // A native client: the provider accepts this loopback redirect URI on any port (RFC 8252 7.3).
+    let provider = Provider::start("http://127.0.0.1/auth/callback");
+    let (d, serve) = dsmon_with_auth(&provider.issuer);
+    Setup { provider, d, serve }
+}
+
+fn agent(s: &Setup) -> Agent {
+    Agent::new(s.serve.port)
+}
+
+async fn signed_in(s: &Setup, email: &str) -> Agent {
+    let a = agent(s);
+    let r = a.sign_in(email).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "sign-in of {email}: {}",
+        r.text().await.unwrap_or_default()
+    );
+    a
+}
+
+async fn me(a: &Agent) -> (StatusCode, serde_json::Value) {
+    let (s, _, body) = a.get("/api/me").await;
+    (
+        s,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+async fn audit(a: &Agent) -> Vec<serde_json::Value> {
+    let (s, _, body) = a.get("/api/audit?limit=500").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    v["entries"].as_array().expect("entries").clone()
+}
+
+fn has_entry(entries: &[serde_json::Value], action: &str, needle: &str) -> bool {
+    entries
+        .iter()
+        .any(|e| e["action"] == action && e.to_string().contains(needle))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_and_user_sign_in_and_reach_what_their_role_allows() {
+    let s = setup();
+
+    // Anonymous: the API answers 401 JSON, pages send the browser to sign in and back.
+    let anon = agent(&s);
+    for path in [
+        "/api/live",
+        "/api/nodes",
+        "/api/history",
+        "/api/users",
+        "/api/me",
+        "/api/live/stream",
+    ] {
+        let (st, h, body) = anon.get(path).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{path}: {body}");
+        assert!(
+            h["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{path}"
+        );
+        assert!(body.contains("\"error\""), "{path}: {body}");
+    }
+    for (page, next) in [
+        ("/history?range=7d", "%2Fhistory%3Frange%3D7d"),
+        ("/", "%2F"),
+        ("/users", "%2Fusers"),
+    ] {
+        let (st, h, _) = anon.get(page).await;
+        assert_eq!(st, StatusCode::SEE_OTHER, "{page}");
+        assert_eq!(
+            h[LOCATION],
+            format!("/auth/login?next={next}").as_str(),
+            "{page}"
+        );
+    }
+    // The UI's own files hold no data and load for anyone (the sign-in pages use the style sheet).
+    assert_eq!(anon.get("/style.css").await.0, StatusCode::OK);
+    assert_eq!(anon.get("/healthz").await.0, StatusCode::OK);
+
+    // Admin: signs in, lands where it asked to go, with a session cookie as it should be.
+    let admin = agent(&s);
+    let cb = admin
+        .login_at_provider("alice@example.com", "/history?range=7d")
+        .await;
+    let r = admin.callback(&cb).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[LOCATION], "/history?range=7d");
+    let cookie = set_cookie(r.headers(), "dsmon_session").expect("session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http on loopback: no Secure flag: {cookie}"
+    );
+    let session_value = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_string();
+    assert_eq!(
+        session_value.len(),
+        43,
+        "256 random bits, base64url: {cookie}"
+    );
+    let (st, v) = me(&admin).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["email"], "alice@example.com");
+    assert_eq!(v["name"], "Alice Admin");
+    assert_eq!(v["role"], "admin");
+    for path in [
+        "/api/live",
+        "/api/nodes",
+        "/api/history?from=-1h",
+        "/api/history.csv?from=-1h",
+        "/api/users",
+        "/api/audit",
+    ] {
+        let (st, _, body) = admin.get(path).await;
+        assert_eq!(st, StatusCode::OK, "admin {path}: {body}");
+    }
+    for page in ["/", "/live", "/history", "/users", "/audit", "/nodes/any"] {
+        let (st, _, body) = admin.get(page).await;
+        assert_eq!(st, StatusCode::OK, "admin {page}");
+        assert!(body.contains("<main id=\"main\""), "admin {page} is the UI");
+    }
+
+    // User (exact email): live only; history and user administration refused by the backend.
+    let user = signed_in(&s, "bob@example.org").await;
+    let (_, v) = me(&user).await;
+    assert_eq!(v["role"], "user");
+    for path in ["/api/live", "/api/nodes"] {
+        assert_eq!(user.get(path).await.0, StatusCode::OK, "user {path}");
+    }
+    for path in [
+        "/api/history?from=-1h",
+        "/api/history.csv",
+        "/api/users",
+        "/api/audit",
+    ] {
+        let (st, h, body) = user.get(path).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "user {path}: {body}");
+        assert!(h["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+        assert!(body.contains("Admin"), "{body}");
+    }
+    for page in ["/", "/live", "/nodes/n1"] {
+        assert_eq!(user.get(page).await.0, StatusCode::OK, "user {page}");
+    }
+    for page in ["/history", "/users", "/audit"] {
+        let (st, h, body) = user.get(page).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "user {page}");
+        assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(
+            body.contains("Not authorized") && body.contains("bob@example.org"),
+            "{body}"
+        );
+    }
+    // A Workspace user by its verified hd claim.
+    let carol = signed_in(&s, "carol@corp.example").await;
+    assert_eq!(me(&carol).await.1["role"], "user");
+
+    // The audit log saw the sign-ins and the denials.
+    let entries = audit(&admin).await;
+    assert!(has_entry(&entries, "sign_in", "alice@example.com"));
+    assert!(has_entry(&entries, "sign_in", "bob@example.org"));
+    assert!(
+        has_entry(&entries, "access_denied", "/api/history"),
+        "{entries:?}"
+    );
+    assert!(has_entry(&entries, "access_denied", "/users"));
+
+    // The secret never reaches a page, a response or the database.
+    let db = std::fs::read(&s.d.db).expect("db");
+    assert!(!String::from_utf8_lossy(&db).contains(CLIENT_SECRET));
+    assert!(
+        !String::from_utf8_lossy(&db).contains(&session_value),
+        "sessions are stored hashed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_outside_the_roles_are_refused_without_a_session() {
+    let s = setup();
+    for (email, want) in [
+        ("stranger@other.org", "stranger@other.org is not authorized"),
+        // *@corp.example matches the verified hd claim, not the address's domain.
+        (
+            "mallory@corp.example",
+            "mallory@corp.example is not authorized",
+        ),
+        ("eve@example.org", "has not verified this email address"),
+    ] {
+        let a = agent(&s);
+        let r = a.sign_in(email).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{email}");
+        assert!(
+            set_cookie(r.headers(), "dsmon_session").is_none(),
+            "{email} got a session"
+        );
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("Not authorized") && body.contains(want),
+            "{email}: {body}"
+        );
+        assert_eq!(me(&a).await.0, StatusCode::UNAUTHORIZED);
+    }
+    let admin = signed_in(&s, "alice@example.com").await;
+    let entries = audit(&admin).await;
+    assert!(has_entry(
+        &entries,
+        "sign_in_refused",
+        "stranger@other.org is not authorized"
+    ));
+    assert!(has_entry(&entries, "sign_in_refused", "has not verified"));
+    // An Admin sees who tried, and can let them in.
+    let (_, _, body) = admin.get("/api/users").await;
+    let users: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let stranger = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "stranger@other.org")
+        .expect("listed");
+    assert!(stranger["role"].is_null());
+    let (st, body) = admin
+        .post(
+            "/api/users/stranger@other.org",
+            json!({"role": "user"}),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let a = agent(&s);
+    assert_eq!(
+        a.sign_in("stranger@other.org").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(me(&a).await.1["role"], "user");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_changes_and_blocks_apply_at_once_and_are_audited() {
+    let s = setup();
+    let admin = signed_in(&s, "alice@example.com").await;
+    let bob = signed_in(&s, "bob@example.org").await;
+    assert_eq!(
+        bob.get("/api/history?from=-1h").await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    // Promote: the same session may read history now.
+    let (st, body) = admin
+        .post("/api/users/bob@example.org", json!({"role": "admin"}), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(bob.get("/api/history?from=-1h").await.0, StatusCode::OK);
+    assert_eq!(me(&bob).await.1["role"], "admin");
+    // Back to the configuration: User again.
+    let (st, _) = admin
+        .post("/api/users/bob@example.org", json!({"role": null}), None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        bob.get("/api/history?from=-1h").await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    // Block: the session ends, and signing in again is refused.
+    let (st, _) = admin
+        .post("/api/users/bob@example.org", json!({"blocked": true}), None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(bob.get("/api/live").await.0, StatusCode::UNAUTHORIZED);
+    let again = agent(&s);
+    let r = again.sign_in("bob@example.org").await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("bob@example.org is blocked"));
+    let (st, _) = admin
+        .post(
+            "/api/users/bob@example.org",
+            json!({"blocked": false}),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        again.sign_in("bob@example.org").await.status(),
+        StatusCode::SEE_OTHER
+    );
+
+    // Configuration admins cannot be locked out; unknown users and bad bodies are 4xx JSON.
+    let (st, body) = admin
+        .post(
+            "/api/users/alice@example.com",
+            json!({"blocked": true}),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("configuration file"));
+    let (st, _) = admin
+        .post(
+            "/api/users/nobody@example.org",
+            json!({"role": "user"}),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, body) = admin
+        .post("/api/users/bob@example.org", json!({"role": "root"}), None)
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("\"error\""));
+    // A User cannot administer.
+    let (st, _) = again
+        .post("/api/users/bob@example.org", json!({"role": "admin"}), None)
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    let entries = audit(&admin).await;
+    assert!(
+        has_entry(&entries, "role_changed", "\"detail\":\"admin\""),
+        "{entries:?}"
+    );
+    assert!(has_entry(&entries, "role_changed", "from configuration"));
+    assert!(has_entry(&entries, "blocked", "bob@example.org"));
+    assert!(has_entry(&entries, "unblocked", "bob@example.org"));
+    assert!(has_entry(
+        &entries,
+        "sign_in_refused",
+        "bob@example.org is blocked"
+    ));
+    // Paging: newest first, limit and offset honoured.
+    let (_, _, body) = admin.get("/api/audit?limit=2&offset=1").await;
+    let p: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(p["entries"].as_array().unwrap().len(), 2);
+    assert!(p["total"].as_i64().unwrap() > 3);
+    assert!(p["entries"][0]["id"].as_i64() > p["entries"][1]["id"].as_i64());
+    assert_eq!(
+        admin.get("/api/audit?limit=0").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        admin.get("/api/audit?offset=x").await.0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_and_cross_site_requests() {
+    let s = setup();
+    let admin = signed_in(&s, "alice@example.com").await;
+    // Cross-site: another Origin, or none, is refused, and changes nothing.
+    let bob = signed_in(&s, "bob@example.org").await;
+    for origin in ["http://evil.example", ""] {
+        let (st, body) = admin
+            .post(
+                "/api/users/bob@example.org",
+                json!({"blocked": true}),
+                Some(origin),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "origin {origin:?}: {body}");
+        assert!(body.contains("cross-site"));
+        let (st, _) = admin.post("/auth/logout", json!({}), Some(origin)).await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(
+        bob.get("/api/live").await.0,
+        StatusCode::OK,
+        "bob was not blocked"
+    );
+    assert_eq!(
+        me(&admin).await.0,
+        StatusCode::OK,
+        "alice was not signed out"
+    );
+
+    // Logout ends the session on the server: the old cookie is worthless afterwards.
+    let (st, _, _) = admin.get("/api/me").await;
+    assert_eq!(st, StatusCode::OK);
+    let raw = Agent::new(s.serve.port);
+    let cookie_header = {
+        // Read the session value through a fresh sign-in, to replay it by hand after logout.
+        let a = agent(&s);
+        let r = a.sign_in("alice@example.com").await;
+        let c = set_cookie(r.headers(), "dsmon_session").unwrap();
+        (a, c.split(';').next().unwrap().to_string())
+    };
+    let (a, cookie) = cookie_header;
+    let (st, body) = a.post("/auth/logout", json!({}), None).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(me(&a).await.0, StatusCode::UNAUTHORIZED);
+    let r = raw
+        .http
+        .get(format!("{}/api/me", raw.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "a logged-out session must not come back"
+    );
+    assert!(has_entry(
+        &audit(&admin).await,
+        "sign_out",
+        "alice@example.com"
+    ));
+    // A forged cookie is just anonymous.
+    let r = raw
+        .http
+        .get(format!("{}/api/me", raw.base))
+        .header("cookie", "dsmon_session=forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_mismatch_replay_and_open_redirects_are_refused() {
+    let s = setup();
+    // The callback from another browser (no login cookie): refused.
+    let a = agent(&s);
+    let cb = a.login_at_provider("alice@example.com", "/").await;
+    let other = agent(&s);
+    let r = other.callback(&cb).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("not started in this browser"));
+    // The attempt was single use: even the right browser cannot finish it now.
+    let r = a.callback(&cb).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("unknown, expired or already used"));
+
+    // Replay of a successful callback.
+    let a = agent(&s);
+    let cb = a.login_at_provider("alice@example.com", "/").await;
+    assert_eq!(a.callback(&cb).await.status(), StatusCode::SEE_OTHER);
+    let r = a.callback(&cb).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(set_cookie(r.headers(), "dsmon_session").is_none());
+
+    // A made-up state.
+    let (st, _, body) = a.get("/auth/callback?state=made-up&code=x").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+
+    // next= only ever leads to this site.
+    for next in ["https://evil.example/", "//evil.example/x"] {
+        let a = agent(&s);
+        let cb = a.login_at_provider("alice@example.com", next).await;
+        let r = a.callback(&cb).await;
+        assert_eq!(r.headers()[LOCATION], "/", "{next}");
+    }
+
+    let admin = signed_in(&s, "alice@example.com").await;
+    let entries = audit(&admin).await;
+    assert!(has_entry(
+        &entries,
+        "sign_in_refused",
+        "not started in this browser"
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_id_tokens_are_rejected_and_key_rotation_is_followed() {
+    let s = setup();
+    let cases = [
+        (json!({"claims": {"nonce": "not-the-nonce"}}), "nonce"),
+        (json!({"claims": {"aud": "someone-else"}}), "audience"),
+        (json!({"claims": {"iss": "http://127.0.0.1:1"}}), "issuer"),
+        (json!({"claims": {"exp_offset": -600}}), "xpired"),
+        (json!({"bad_signature": true}), "ignature"),
+    ];
+    for (tamper, want) in cases {
+        let a = agent(&s);
+        let cb = a.login_at_provider("alice@example.com", "/").await;
+        s.provider.tamper(tamper.clone()).await;
+        let r = a.callback(&cb).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{tamper}");
+        assert!(
+            set_cookie(r.headers(), "dsmon_session").is_none(),
+            "{tamper}"
+        );
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("ID token was rejected") && body.contains(want),
+            "{tamper}: {body}"
+        );
+    }
+    // Rotation: the provider publishes a new key and signs with it; dsmon, which cached the old
+    // key set at its first sign-in, fetches the keys again and accepts the token.
+    let a = agent(&s);
+    let cb = a.login_at_provider("alice@example.com", "/").await;
+    s.provider.tamper(json!({"rotate": true})).await;
+    let r = a.callback(&cb).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    assert_eq!(me(&a).await.1["role"], "admin");
+    // And keeps accepting tokens signed by the new key.
+    assert_eq!(
+        agent(&s).sign_in("bob@example.org").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let entries = audit(&a).await;
+    assert!(has_entry(&entries, "sign_in_refused", "nonce"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_down_or_slow_is_a_timely_error() {
+    // Down: nothing listens at the issuer.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    // Slow: accepts connections and never answers.
+    let slow = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let slow_issuer = format!("http://{}", slow.local_addr().unwrap());
+    let hold = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in slow.incoming().take(4) {
+            held.push(c);
+        }
+        std::thread::sleep(Duration::from_secs(15));
+    });
+    for issuer in [down, slow_issuer] {
+        let (_d, serve) = dsmon_with_auth(&issuer);
+        let a = Agent::new(serve.port);
+        let t = Instant::now();
+        let (st, _, body) = a.get("/auth/login?next=/").await;
+        let took = t.elapsed();
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{issuer}: {body}");
+        assert!(body.contains("Sign-in is unavailable"), "{body}");
+        // The configured budget is 2 s: an answer well before a hang would be noticed.
+        assert!(took < Duration::from_secs(8), "{issuer}: took {took:?}");
+        // The rest of the server goes on.
+        assert_eq!(a.get("/healthz").await.0, StatusCode::OK);
+    }
+    drop(hold);
+
+    // A provider that goes away after dsmon discovered it: the token request fails cleanly.
+    let mut s = setup();
+    let a = agent(&s);
+    let cb = a.login_at_provider("alice@example.com", "/").await;
+    s.provider.kill();
+    let r = a.callback(&cb).await;
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    assert!(r.text().await.unwrap().contains("unavailable"));
+}

@@ -1,0 +1,230 @@
+//! A real OpenID Connect provider for the sign-in tests: npm `oidc-provider` run from
+//! `tests/oidc/provider.mjs` (dependencies installed by `npm ci --prefix src-tauri/tests/oidc`), and
+//! a client that signs in through it with plain HTTP and a cookie jar, as a browser would.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use reqwest::header::{HeaderMap, LOCATION, ORIGIN, SET_COOKIE};
+use reqwest::redirect::Policy;
+use reqwest::{Client, StatusCode};
+
+use super::{signal, Dsmon, Serve};
+
+pub const CLIENT_ID: &str = "dsmon-test";
+pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
+
+/// The provider, stopped on drop.
+pub struct Provider {
+    child: Child,
+    pub issuer: String,
+}
+
+fn provider_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc")
+}
+
+impl Provider {
+    /// Starts the provider with one client whose redirect URI is `redirect`.
+    pub fn start(redirect: &str) -> Self {
+        let dir = provider_dir();
+        assert!(
+            dir.join("node_modules/oidc-provider").exists(),
+            "run `npm ci --prefix src-tauri/tests/oidc` first (scripts/test.sh does)"
+        );
+        let settings = serde_json::json!({
+            "clients": [{
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "redirect_uris": [redirect],
+            }]
+        });
+        let mut child = Command::new("node")
+            .arg(dir.join("provider.mjs"))
+            .arg(settings.to_string())
+            .current_dir(&dir)
+            .stdout(Stdio::piped())
+            .stderr(
+                std::fs::File::create(
+                    std::env::temp_dir()
+                        .join(format!("dsmon-oidc-provider-{}.log", std::process::id())),
+                )
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
+            )
+            .spawn()
+            .expect("node provider.mjs");
+        let mut line = String::new();
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        out.read_line(&mut line).expect("provider's first line");
+        // oidc-provider also writes notices to stdout: keep draining it (a closed pipe kills node).
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let issuer = line
+            .trim()
+            .strip_prefix("issuer=")
+            .unwrap_or_else(|| panic!("provider said {line:?}"))
+            .to_string();
+        Self { child, issuer }
+    }
+
+    /// Arms a one-shot change of the next ID token (see provider.mjs).
+    pub async fn tamper(&self, change: serde_json::Value) {
+        let r = Client::new()
+            .post(format!("{}/test/tamper", self.issuer))
+            .json(&change)
+            .send()
+            .await
+            .expect("tamper");
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    }
+
+    pub fn kill(&mut self) {
+        signal(self.child.id(), libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        signal(self.child.id(), libc::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+/// The `[auth]` section for a dsmon on `d.port` signing in with `issuer`.
+pub fn auth_toml(d: &Dsmon, issuer: &str) -> String {
+    format!(
+        "[auth]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_file = \"client_secret\"\nredirect_url = \"http://127.0.0.1:{}/auth/callback\"\nadmins = [\"alice@example.com\"]\nusers = [\"bob@example.org\", \"dave@example.org\", \"eve@example.org\", \"*@corp.example\"]\ntimeout = \"2s\"\n",
+        d.port
+    )
+}
+
+/// A dsmon with sign-in through `provider` (no nodes: sign-in needs none), serving.
+pub fn dsmon_with_auth(issuer: &str) -> (Dsmon, Serve) {
+    let d = Dsmon::new("");
+    std::fs::write(d.dir.join("client_secret"), format!("{CLIENT_SECRET}\n")).expect("secret");
+    let text = std::fs::read_to_string(&d.config).expect("config");
+    std::fs::write(&d.config, format!("{text}{}", auth_toml(&d, issuer))).expect("config");
+    let s = Serve::start(&d);
+    (d, s)
+}
+
+/// A browser without a renderer: a cookie jar, redirects followed by hand.
+pub struct Agent {
+    pub http: Client,
+    pub base: String,
+}
+
+/// What the provider's redirect back to dsmon looks like.
+pub struct Callback(pub String);
+
+impl Agent {
+    pub fn new(port: u16) -> Self {
+        Self {
+            http: Client::builder()
+                .cookie_store(true)
+                .redirect(Policy::none())
+                .build()
+                .expect("client"),
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub fn origin(&self) -> String {
+        self.base.clone()
+    }
+
+    /// Starts a sign-in at dsmon and logs in at the provider as `email`; stops at the provider's
+    /// redirect back to dsmon's callback, without following it.
+    pub async fn login_at_provider(&self, email: &str, next: &str) -> Callback {
+        let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        let mut url = format!("{}/auth/login?next={next}", self.base);
+        for _ in 0..20 {
+            if url.starts_with(&format!("{}/auth/callback", self.base)) {
+                return Callback(url);
+            }
+            let r = self.http.get(&url).send().await.expect("GET");
+            let status = r.status();
+            let here = r.url().clone();
+            if status.is_redirection() {
+                let loc = r.headers()[LOCATION]
+                    .to_str()
+                    .expect("location")
+                    .to_string();
+                url = here.join(&loc).expect("join").to_string();
+                continue;
+            }
+            let body = r.text().await.unwrap_or_default();
+            assert_eq!(status, StatusCode::OK, "GET {url}: {body}");
+            assert!(
+                here.path().starts_with("/interaction/") && body.contains("name=\"email\""),
+                "expected the provider's login form at {url}: {body}"
+            );
+            let action = here.join(&format!("{}/login", here.path())).expect("join");
+            let r = self
+                .http
+                .post(action)
+                .form(&[("email", email)])
+                .send()
+                .await
+                .expect("POST login");
+            assert!(r.status().is_redirection(), "login POST: {}", r.status());
+            let loc = r.headers()[LOCATION]
+                .to_str()
+                .expect("location")
+                .to_string();
+            url = here.join(&loc).expect("join").to_string();
+        }
+        panic!("sign-in did not come back to dsmon");
+    }
+
+    /// Follows the callback: dsmon's answer (a redirect to `next` on success).
+    pub async fn callback(&self, cb: &Callback) -> reqwest::Response {
+        self.http.get(&cb.0).send().await.expect("callback")
+    }
+
+    /// Signs in as `email`; returns dsmon's answer to the callback.
+    pub async fn sign_in(&self, email: &str) -> reqwest::Response {
+        let cb = self.login_at_provider(email, "/live").await;
+        self.callback(&cb).await
+    }
+
+    /// GET a dsmon path: status and body.
+    pub async fn get(&self, path: &str) -> (StatusCode, HeaderMap, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
+        let (s, h) = (r.status(), r.headers().clone());
+        (s, h, r.text().await.unwrap_or_default())
+    }
+
+    /// POST JSON with this site's Origin (or `origin` when given; "" for none).
+    pub async fn post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+        origin: Option<&str>,
+    ) -> (StatusCode, String) {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
+        let origin = origin.map(str::to_string).unwrap_or_else(|| self.origin());
+        if !origin.is_empty() {
+            req = req.header(ORIGIN, origin);
+        }
+        let r = req.send().await.expect("POST");
+        let s = r.status();
+        (s, r.text().await.unwrap_or_default())
+    }
+}
+
+/// The `Set-Cookie` header of `name`, if any.
+pub fn set_cookie(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
