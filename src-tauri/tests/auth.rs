@@ -24,7 +24,7 @@ struct Setup {
 fn setup() -> Setup {
     // A native client: the provider accepts this loopback redirect URI on any port (RFC 8252 7.3).
     let provider = Provider::start("http://127.0.0.1/auth/callback");
-    let (d, serve) = dsmon_with_auth(&provider.issuer);
+    let (d, serve) = dsmon_with_auth("", &provider.issuer);
     Setup { provider, d, serve }
 }
 
@@ -577,7 +577,7 @@ async fn provider_down_or_slow_is_a_timely_error() {
         std::thread::sleep(Duration::from_secs(15));
     });
     for issuer in [down, slow_issuer] {
-        let (_d, serve) = dsmon_with_auth(&issuer);
+        let (_d, serve) = dsmon_with_auth("", &issuer);
         let a = Agent::new(serve.port);
         let t = Instant::now();
         let (st, _, body) = a.get("/auth/login?next=/").await;

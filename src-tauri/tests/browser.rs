@@ -10,6 +10,7 @@ use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON
 use fantoccini::Locator;
 
 use harness::browser::Browser;
+use harness::oidc::{dsmon_with_auth, Provider};
 use harness::{Dsmon, Machine, NetdataAgent, Serve};
 
 const M2: Machine = Machine {
@@ -361,4 +362,144 @@ async fn screenshots_of_every_page_light_and_dark() {
         }
         b.close().await;
     }
+}
+
+/// Signs in through the provider's own login page, as a person would.
+async fn sign_in_in_browser(b: &Browser, start: &str, email: &str) {
+    b.client.goto(start).await.expect("goto");
+    b.wait(
+        "the provider's login page",
+        Duration::from_secs(10),
+        || async { b.count("#email").await == 1 },
+    )
+    .await;
+    let field = b
+        .client
+        .find(Locator::Css("#email"))
+        .await
+        .expect("email field");
+    field.send_keys(email).await.expect("type email");
+    b.client
+        .find(Locator::Css("#submit"))
+        .await
+        .expect("submit")
+        .click()
+        .await
+        .expect("click");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_as_admin_and_as_user_shows_what_each_role_may_see() {
+    let agent = NetdataAgent::start("alpha", Machine::STANDARD);
+    let provider = Provider::start("http://127.0.0.1/auth/callback");
+    let (_d, serve) = dsmon_with_auth(
+        &format!(
+            "[collector]\nlive_interval = \"1s\"\ntimeout = \"500ms\"\n\n{}",
+            agent.node_toml()
+        ),
+        &provider.issuer,
+    );
+
+    // Admin: asked for history, signs in at the provider, comes back to history.
+    let b = Browser::start(false, 1280, 900).await;
+    sign_in_in_browser(&b, &url(&serve, "history?range=24h"), "alice@example.com").await;
+    b.wait("history page as admin", Duration::from_secs(15), || async {
+        b.text("main h1").await == "History" && b.text("#role").await == "Admin"
+    })
+    .await;
+    assert_eq!(b.text("#me").await, "alice@example.com");
+    for nav in ["live", "history", "users", "audit"] {
+        let shown = b
+            .client
+            .find(Locator::Css(&format!("[data-nav={nav}]")))
+            .await
+            .expect("nav")
+            .is_displayed()
+            .await
+            .expect("displayed");
+        assert!(shown, "admin sees {nav}");
+    }
+    // The users page lists the admin, and the audit log her sign-in.
+    b.client
+        .find(Locator::Css("[data-nav=users]"))
+        .await
+        .expect("users")
+        .click()
+        .await
+        .expect("click");
+    b.wait("users table", Duration::from_secs(10), || async {
+        b.text("table.users").await.contains("alice@example.com")
+    })
+    .await;
+    b.screenshot("users-light").await;
+    b.client
+        .find(Locator::Css("[data-nav=audit]"))
+        .await
+        .expect("audit")
+        .click()
+        .await
+        .expect("click");
+    b.wait("audit table", Duration::from_secs(10), || async {
+        b.text("table.audit").await.contains("sign in")
+    })
+    .await;
+    b.screenshot("audit-light").await;
+    // Sign out: the server forgets the session.
+    b.client
+        .find(Locator::Css("#signout"))
+        .await
+        .expect("sign out")
+        .click()
+        .await
+        .expect("click");
+    b.wait("signed out", Duration::from_secs(10), || async {
+        b.text("#message h1").await == "Signed out"
+    })
+    .await;
+    b.client.goto(&url(&serve, "api/me")).await.expect("goto");
+    b.wait(
+        "no session after signing out",
+        Duration::from_secs(10),
+        || async { b.text("body").await.contains("not signed in") },
+    )
+    .await;
+    b.close().await;
+
+    // User: the live view with its card; no history, users or audit in the page, and the
+    // backend refuses the history page when asked directly.
+    let b = Browser::start(false, 1280, 900).await;
+    sign_in_in_browser(&b, &url(&serve, "live"), "bob@example.org").await;
+    b.wait("live page as user", Duration::from_secs(15), || async {
+        b.text("#role").await == "User" && b.count(".card.state-up").await == 1
+    })
+    .await;
+    for nav in ["history", "users", "audit"] {
+        let shown = b
+            .client
+            .find(Locator::Css(&format!("[data-nav={nav}]")))
+            .await
+            .expect("nav")
+            .is_displayed()
+            .await
+            .expect("displayed");
+        assert!(!shown, "a user must not be offered {nav}");
+    }
+    b.client.goto(&url(&serve, "history")).await.expect("goto");
+    b.wait("not authorized page", Duration::from_secs(10), || async {
+        b.text("#message h1").await == "Not authorized"
+    })
+    .await;
+    assert!(b.text("#message").await.contains("bob@example.org"));
+    b.close().await;
+
+    // A stranger gets the "not authorized" page and no session.
+    let b = Browser::start(false, 1280, 900).await;
+    sign_in_in_browser(&b, &url(&serve, "live"), "stranger@other.org").await;
+    b.wait("stranger refused", Duration::from_secs(10), || async {
+        b.text("#message")
+            .await
+            .contains("stranger@other.org is not authorized")
+    })
+    .await;
+    b.close().await;
 }

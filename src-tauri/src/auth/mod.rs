@@ -333,7 +333,12 @@ impl Auth {
             t,
             t + ttl.as_secs() as i64,
         )?;
-        self.audit(Some(&id.email), "sign_in", Some(role.as_str()), None);
+        self.audit(
+            Some(&id.email),
+            "sign_in",
+            None,
+            Some(&format!("role {}", role.as_str())),
+        );
         Ok(SignedIn {
             session,
             caller: Caller {

@@ -100,9 +100,9 @@ pub fn auth_toml(d: &Dsmon, issuer: &str) -> String {
     )
 }
 
-/// A dsmon with sign-in through `provider` (no nodes: sign-in needs none), serving.
-pub fn dsmon_with_auth(issuer: &str) -> (Dsmon, Serve) {
-    let d = Dsmon::new("");
+/// A dsmon configured with `rest` (nodes, collector) and sign-in through `issuer`, serving.
+pub fn dsmon_with_auth(rest: &str, issuer: &str) -> (Dsmon, Serve) {
+    let d = Dsmon::new(rest);
     std::fs::write(d.dir.join("client_secret"), format!("{CLIENT_SECRET}\n")).expect("secret");
     let text = std::fs::read_to_string(&d.config).expect("config");
     std::fs::write(&d.config, format!("{text}{}", auth_toml(&d, issuer))).expect("config");
