@@ -302,12 +302,29 @@ async fn role_changes_and_blocks_apply_at_once_and_are_audited() {
         StatusCode::FORBIDDEN
     );
 
-    // Block: the session ends, and signing in again is refused.
+    // Block: the session ends (also an open live stream), and signing in again is refused.
+    let mut stream = bob
+        .http
+        .get(format!("{}/api/live/stream", bob.base))
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.status(), StatusCode::OK);
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+        .await
+        .expect("a first event")
+        .expect("chunk");
+    assert!(first.is_some());
     let (st, _) = admin
         .post("/api/users/bob@example.org", json!({"blocked": true}), None)
         .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(bob.get("/api/live").await.0, StatusCode::UNAUTHORIZED);
+    let ended = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the blocked user's live stream kept going");
     let again = agent(&s);
     let r = again.sign_in("bob@example.org").await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);

@@ -239,12 +239,25 @@ async fn live(_: ViewerCaller, State(s): State<AppState>) -> Json<Arc<LiveSnapsh
 async fn live_stream(
     _: ViewerCaller,
     State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut stop = s.shutdown.clone();
     let stopped = async move {
         let _ = stop.wait_for(|v| *v).await;
     };
+    // A stream outlives the request that opened it: its session is checked again before every
+    // snapshot, so signing out, a block or a lost role ends it (the client then gets 401).
+    let session = match (&s.auth, access::cookie(&headers, access::SESSION_COOKIE)) {
+        (Some(a), Some(t)) => Some((Arc::clone(a), t.to_string())),
+        _ => None,
+    };
     let events = WatchStream::new(s.live.clone())
+        .take_while(move |_| {
+            let ok = session
+                .as_ref()
+                .is_none_or(|(auth, token)| matches!(auth.session(token), Ok(Some(_))));
+            std::future::ready(ok)
+        })
         .map(|snap| {
             let event = Event::default()
                 .event("snapshot")
