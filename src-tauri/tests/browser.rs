@@ -206,13 +206,7 @@ async fn history_draws_lines_gaps_presets_and_zoom() {
     );
 
     // Presets change the range and the resolution.
-    b.client
-        .find(Locator::Css("button[data-range='7d']"))
-        .await
-        .expect("7d")
-        .click()
-        .await
-        .expect("click");
+    click(&b, "button[data-range='7d']").await;
     b.wait("7 days", Duration::from_secs(10), || async {
         history_status(&b)
             .await
@@ -228,13 +222,7 @@ async fn history_draws_lines_gaps_presets_and_zoom() {
         .ends_with("/history?range=7d"));
 
     // Drag across the chart to zoom in; reset goes back to 24 h.
-    b.client
-        .find(Locator::Css("button[data-range='24h']"))
-        .await
-        .expect("24h")
-        .click()
-        .await
-        .expect("click");
+    click(&b, "button[data-range='24h']").await;
     b.wait("24 h again", Duration::from_secs(10), || async {
         is_day_of_10min(&history_status(&b).await)
     })
@@ -364,6 +352,21 @@ async fn screenshots_of_every_page_light_and_dark() {
     }
 }
 
+async fn click(b: &Browser, css: &str) {
+    b.client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+async fn displayed(b: &Browser, css: &str) -> bool {
+    let e = b.client.find(Locator::Css(css)).await.expect("element");
+    e.is_displayed().await.expect("displayed")
+}
+
 /// Signs in through the provider's own login page, as a person would.
 async fn sign_in_in_browser(b: &Browser, start: &str, email: &str) {
     b.client.goto(start).await.expect("goto");
@@ -379,13 +382,7 @@ async fn sign_in_in_browser(b: &Browser, start: &str, email: &str) {
         .await
         .expect("email field");
     field.send_keys(email).await.expect("type email");
-    b.client
-        .find(Locator::Css("#submit"))
-        .await
-        .expect("submit")
-        .click()
-        .await
-        .expect("click");
+    click(&b, "#submit").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,49 +406,24 @@ async fn sign_in_as_admin_and_as_user_shows_what_each_role_may_see() {
     .await;
     assert_eq!(b.text("#me").await, "alice@example.com");
     for nav in ["live", "history", "users", "audit"] {
-        let shown = b
-            .client
-            .find(Locator::Css(&format!("[data-nav={nav}]")))
-            .await
-            .expect("nav")
-            .is_displayed()
-            .await
-            .expect("displayed");
+        let shown = displayed(&b, &format!("[data-nav={nav}]")).await;
         assert!(shown, "admin sees {nav}");
     }
     // The users page lists the admin, and the audit log her sign-in.
-    b.client
-        .find(Locator::Css("[data-nav=users]"))
-        .await
-        .expect("users")
-        .click()
-        .await
-        .expect("click");
+    click(&b, "[data-nav=users]").await;
     b.wait("users table", Duration::from_secs(10), || async {
         b.text("table.users").await.contains("alice@example.com")
     })
     .await;
     b.screenshot("users-light").await;
-    b.client
-        .find(Locator::Css("[data-nav=audit]"))
-        .await
-        .expect("audit")
-        .click()
-        .await
-        .expect("click");
+    click(&b, "[data-nav=audit]").await;
     b.wait("audit table", Duration::from_secs(10), || async {
         b.text("table.audit").await.contains("sign in")
     })
     .await;
     b.screenshot("audit-light").await;
     // Sign out: the server forgets the session.
-    b.client
-        .find(Locator::Css("#signout"))
-        .await
-        .expect("sign out")
-        .click()
-        .await
-        .expect("click");
+    click(&b, "#signout").await;
     b.wait("signed out", Duration::from_secs(10), || async {
         b.text("#message h1").await == "Signed out"
     })
@@ -474,14 +446,7 @@ async fn sign_in_as_admin_and_as_user_shows_what_each_role_may_see() {
     })
     .await;
     for nav in ["history", "users", "audit"] {
-        let shown = b
-            .client
-            .find(Locator::Css(&format!("[data-nav={nav}]")))
-            .await
-            .expect("nav")
-            .is_displayed()
-            .await
-            .expect("displayed");
+        let shown = displayed(&b, &format!("[data-nav={nav}]")).await;
         assert!(!shown, "a user must not be offered {nav}");
     }
     b.client.goto(&url(&serve, "history")).await.expect("goto");
