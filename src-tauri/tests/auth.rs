@@ -538,6 +538,10 @@ async fn bad_id_tokens_are_rejected_and_key_rotation_is_followed() {
         (json!({"claims": {"iss": "http://127.0.0.1:1"}}), "issuer"),
         (json!({"claims": {"exp_offset": -600}}), "xpired"),
         (json!({"bad_signature": true}), "ignature"),
+        (
+            json!({"claims": {"azp": "another-client"}}),
+            "authorized party",
+        ),
     ];
     for (tamper, want) in cases {
         let a = agent(&s);

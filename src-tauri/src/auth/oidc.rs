@@ -199,6 +199,16 @@ impl Oidc {
             }
             Err(e) => return Err(AuthError::InvalidToken(e.to_string())),
         };
+        // openidconnect 4.1 leaves the azp check out (commented out in its verifier), so it is
+        // made here: a token issued to another client of the same provider is refused.
+        if let Some(azp) = claims.authorized_party() {
+            if azp.as_str() != self.client_id.as_str() {
+                return Err(AuthError::InvalidToken(format!(
+                    "the authorized party (azp) {:?} is not this client",
+                    azp.as_str()
+                )));
+            }
+        }
         let email = claims
             .email()
             .map(|e| e.as_str().trim().to_lowercase())
