@@ -382,7 +382,7 @@ async fn sign_in_in_browser(b: &Browser, start: &str, email: &str) {
         .await
         .expect("email field");
     field.send_keys(email).await.expect("type email");
-    click(&b, "#submit").await;
+    click(b, "#submit").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
