@@ -113,7 +113,7 @@ pub struct History {
     pub to: String,
     /// Bucket width, seconds.
     pub step: i64,
-    /// `raw`, `rollup_1h`, `rollup_6h` or `rollup_1d`.
+    /// `raw` or one of the roll-up tables of `store::ROLLUPS`.
     pub tier: &'static str,
     /// Bucket start times (Unix seconds), shared by every node.
     pub t: Vec<i64>,
@@ -265,9 +265,10 @@ mod tests {
         // 7 days: 30-minute buckets, read from the 30-minute roll-ups.
         let p = plan(0, 7 * day - 1, 500, 600);
         assert_eq!((p.rollup, p.step, p.count), (Some("rollup_30m"), 1800, 336));
-        // 30 days: hourly roll-ups, 2 h buckets.
+        // 30 days: 2 h buckets (1 h is the coarsest resolution under the wanted 1.44 h, rounded up
+        // to fit in 500 points), read from the 2-hour roll-ups, one period per bucket.
         let p = plan(0, 30 * day - 1, 500, 600);
-        assert_eq!((p.rollup, p.step), (Some("rollup_1h"), 7200));
+        assert_eq!((p.rollup, p.step), (Some("rollup_2h"), 7200));
         // A year: 12 h is the coarsest resolution under the wanted 17.5 h, so 24 h buckets, which the
         // daily roll-ups give from the fewest rows.
         let p = plan(0, 365 * day - 1, 500, 600);

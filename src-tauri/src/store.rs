@@ -22,9 +22,10 @@ pub const METRICS: [&str; 5] = [
 ];
 
 /// Roll-up tables (see `migrations/0002_rollups.sql`) and the period each row covers, finest first.
-pub const ROLLUPS: [(&str, i64); 5] = [
+pub const ROLLUPS: [(&str, i64); 6] = [
     ("rollup_30m", 1800),
     ("rollup_1h", 3600),
+    ("rollup_2h", 7200),
     ("rollup_6h", 21_600),
     ("rollup_12h", 43_200),
     ("rollup_1d", 86_400),
