@@ -251,6 +251,15 @@ async fn serve(cfg: &Config) -> ExitCode {
         Ok(s) => Arc::new(Mutex::new(s)),
         Err(e) => return fail(EXIT_RUNTIME, &e),
     };
+    if cfg.auth.as_ref().is_some_and(|a| a.redirect_url.is_none()) {
+        return fail(
+            EXIT_USAGE,
+            &format!(
+                "{}: auth.redirect_url: dsmon serve needs its public sign-in address, e.g. \"https://monitor.example.com/auth/callback\"",
+                cfg.path.display()
+            ),
+        );
+    }
     let auth = match &cfg.auth {
         Some(a) => match dsmon::auth::Auth::new(a.clone(), &cfg.storage.path) {
             Ok(a) => {

@@ -49,6 +49,18 @@ pub struct Config {
     pub nodes: Vec<NodeConfig>,
     /// Sign-in; `None` makes dsmon a single-user local tool (loopback TCP only, everyone is Admin).
     pub auth: Option<AuthConfig>,
+    /// `[desktop]`: where the desktop app takes its data from (ignored by the other commands).
+    pub desktop: DesktopMode,
+}
+
+/// `[desktop] mode`: the desktop app's own collector and database, or a `dsmon serve` server.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DesktopMode {
+    /// Poll `[[nodes]]` and log to `[storage] path` inside the app.
+    #[default]
+    Local,
+    /// Show the data of the `dsmon serve` at this address (`server_url`), with its roles.
+    Remote(Url),
 }
 
 /// `[auth]`: OpenID Connect sign-in (Google by default) and who gets which role.
@@ -58,8 +70,12 @@ pub struct AuthConfig {
     pub issuer: Url,
     pub client_id: String,
     pub client_secret: Secret,
-    /// Where the provider sends the browser back; its path is `/auth/callback`.
-    pub redirect_url: Url,
+    /// Where the provider sends the browser back to `dsmon serve`; its path is `/auth/callback`.
+    /// Required by `dsmon serve`; the desktop app signs in through a loopback address of its own.
+    pub redirect_url: Option<Url>,
+    /// `dsmon serve` only: the client id of the desktop app. ID tokens issued to it may be
+    /// exchanged at `POST /auth/token` for a session (the desktop app's remote mode).
+    pub desktop_client_id: Option<String>,
     /// Always Admin (lowercased emails); cannot be blocked or demoted from the users page.
     pub admins: Vec<String>,
     /// Users by exact email, or `*@domain` matched against the verified `hd` claim.
@@ -185,6 +201,14 @@ struct RawConfig {
     #[serde(default)]
     nodes: Vec<RawNode>,
     auth: Option<RawAuth>,
+    desktop: Option<RawDesktop>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDesktop {
+    mode: Option<String>,
+    server_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -194,7 +218,8 @@ struct RawAuth {
     client_id: String,
     client_secret: Option<String>,
     client_secret_file: Option<PathBuf>,
-    redirect_url: String,
+    redirect_url: Option<String>,
+    desktop_client_id: Option<String>,
     #[serde(default)]
     admins: Vec<String>,
     #[serde(default)]
@@ -506,6 +531,9 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config> {
         });
     }
 
+    let desktop = validate_desktop(raw.desktop.unwrap_or_default(), auth.is_some())
+        .map_err(|(k, m)| invalid(format!("desktop.{k}"), m))?;
+
     Ok(Config {
         path: path.to_path_buf(),
         collector,
@@ -513,7 +541,67 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config> {
         server,
         nodes,
         auth,
+        desktop,
     })
+}
+
+fn is_loopback(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Checks `[desktop]`; an error is (key under `desktop.`, message).
+fn validate_desktop(
+    d: RawDesktop,
+    has_auth: bool,
+) -> std::result::Result<DesktopMode, (String, String)> {
+    let err = |k: &str, m: String| (k.to_string(), m);
+    match d.mode.as_deref().map(str::trim).unwrap_or("local") {
+        "local" => {
+            if d.server_url.is_some() {
+                return Err(err("server_url", "only used with mode = \"remote\"".into()));
+            }
+            Ok(DesktopMode::Local)
+        }
+        "remote" => {
+            let text = d.server_url.as_deref().map(str::trim).unwrap_or("");
+            if text.is_empty() {
+                return Err(err(
+                    "server_url",
+                    "mode = \"remote\" needs the server's address, e.g. \"https://monitor.example.com\"".into(),
+                ));
+            }
+            let u = Url::parse(text)
+                .map_err(|e| err("server_url", format!("{text:?}: not a URL ({e})")))?;
+            let scheme_ok = u.scheme() == "https" || (u.scheme() == "http" && is_loopback(&u));
+            if !scheme_ok
+                || u.query().is_some()
+                || u.fragment().is_some()
+                || !u.username().is_empty()
+            {
+                return Err(err(
+                    "server_url",
+                    format!("{text:?}: must be an https address without query or credentials (plain http only on loopback)"),
+                ));
+            }
+            if !has_auth {
+                return Err(err(
+                    "mode",
+                    "remote mode signs in to the server: configure [auth] with the desktop client"
+                        .into(),
+                ));
+            }
+            Ok(DesktopMode::Remote(u))
+        }
+        other => Err(err(
+            "mode",
+            format!("{other:?}: write \"local\" or \"remote\""),
+        )),
+    }
 }
 
 /// Checks `[auth]`; an error is (key under `auth.`, message). The secret never appears in a message.
@@ -522,12 +610,7 @@ fn validate_auth(a: RawAuth, base_dir: &Path) -> std::result::Result<AuthConfig,
     let issuer_text = a.issuer.as_deref().unwrap_or("https://accounts.google.com");
     let issuer = Url::parse(issuer_text.trim())
         .map_err(|e| err("issuer", format!("{issuer_text:?}: not a URL ({e})")))?;
-    let loopback = |u: &Url| match u.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
+    let loopback = is_loopback;
     match issuer.scheme() {
         "https" => {}
         "http" if loopback(&issuer) => {}
@@ -579,31 +662,33 @@ fn validate_auth(a: RawAuth, base_dir: &Path) -> std::result::Result<AuthConfig,
     if client_secret.is_empty() {
         return Err(err("client_secret", "the client secret is empty".into()));
     }
-    let redirect_url = Url::parse(a.redirect_url.trim()).map_err(|e| {
-        err(
-            "redirect_url",
-            format!("{:?}: not a URL ({e})", a.redirect_url),
-        )
-    })?;
-    if !matches!(redirect_url.scheme(), "http" | "https") || redirect_url.path() != "/auth/callback"
-    {
-        return Err(err(
-            "redirect_url",
-            format!(
-                "{:?}: must be this server's http(s) address ending in /auth/callback, e.g. \"https://monitor.example.com/auth/callback\"",
-                a.redirect_url
-            ),
-        ));
-    }
-    if redirect_url.scheme() == "http" && !loopback(&redirect_url) {
-        return Err(err(
-            "redirect_url",
-            format!(
-                "{:?}: sign-in cookies need https (plain http only on loopback)",
-                a.redirect_url
-            ),
-        ));
-    }
+    let redirect_url = match a.redirect_url.as_deref() {
+        None => None,
+        Some(text) => {
+            let u = Url::parse(text.trim())
+                .map_err(|e| err("redirect_url", format!("{text:?}: not a URL ({e})")))?;
+            if !matches!(u.scheme(), "http" | "https") || u.path() != "/auth/callback" {
+                return Err(err(
+                    "redirect_url",
+                    format!(
+                        "{text:?}: must be this server's http(s) address ending in /auth/callback, e.g. \"https://monitor.example.com/auth/callback\""
+                    ),
+                ));
+            }
+            if u.scheme() == "http" && !loopback(&u) {
+                return Err(err(
+                    "redirect_url",
+                    format!("{text:?}: sign-in cookies need https (plain http only on loopback)"),
+                ));
+            }
+            Some(u)
+        }
+    };
+    let desktop_client_id = match a.desktop_client_id.as_deref().map(str::trim) {
+        Some("") => return Err(err("desktop_client_id", "must not be empty".into())),
+        Some(id) => Some(id.to_string()),
+        None => None,
+    };
     let email_ok = |e: &str| {
         let mut parts = e.splitn(2, '@');
         matches!((parts.next(), parts.next()), (Some(l), Some(d)) if !l.is_empty() && d.contains('.') && !d.contains('@') && !e.contains(char::is_whitespace))
@@ -651,6 +736,7 @@ fn validate_auth(a: RawAuth, base_dir: &Path) -> std::result::Result<AuthConfig,
         client_id,
         client_secret: Secret::new(client_secret),
         redirect_url,
+        desktop_client_id,
         admins,
         users,
         session_ttl,
@@ -701,6 +787,7 @@ impl Config {
             server: ServerConfig::default(),
             nodes: Vec::new(),
             auth: None,
+            desktop: DesktopMode::Local,
         }
     }
 
@@ -842,6 +929,48 @@ mod tests {
         // With sign-in configured any address is allowed.
         let c = p(&format!("[server]\nlisten = \"0.0.0.0:8080\"\n{AUTH}")).unwrap();
         assert_eq!(c.server.listen.to_string(), "http://0.0.0.0:8080");
+    }
+
+    #[test]
+    fn desktop_section() {
+        assert_eq!(p("").unwrap().desktop, DesktopMode::Local);
+        let c = p(&format!(
+            "[desktop]\nmode = \"remote\"\nserver_url = \"https://monitor.example.com\"\n{AUTH}"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.desktop,
+            DesktopMode::Remote(Url::parse("https://monitor.example.com").unwrap())
+        );
+        // The desktop app signs in on a loopback address of its own: no redirect_url needed.
+        let no_redirect = AUTH.replace(
+            "redirect_url = \"https://monitor.example.com/auth/callback\"\n",
+            "",
+        );
+        assert!(p(&no_redirect)
+            .unwrap()
+            .auth
+            .unwrap()
+            .redirect_url
+            .is_none());
+        for (text, want) in [
+            ("[desktop]\nmode = \"remote\"\n", "desktop.server_url"),
+            ("[desktop]\nmode = \"cloud\"\n", "desktop.mode"),
+            (
+                "[desktop]\nmode = \"remote\"\nserver_url = \"http://monitor.example.com\"\n",
+                "desktop.server_url",
+            ),
+            (
+                "[desktop]\nserver_url = \"https://monitor.example.com\"\n",
+                "desktop.server_url",
+            ),
+        ] {
+            let e = err(&format!("{text}{AUTH}"));
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        // Remote mode needs sign-in.
+        let e = err("[desktop]\nmode = \"remote\"\nserver_url = \"https://m.example.com\"\n");
+        assert!(e.contains("desktop.mode") && e.contains("[auth]"), "{e}");
     }
 
     #[test]

@@ -8,7 +8,10 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use harness::oidc::{dsmon_with_auth, set_cookie, Agent, Provider, CLIENT_SECRET};
+use harness::oidc::{
+    dsmon_with_auth, set_cookie, Agent, Provider, CLIENT_SECRET, DESKTOP_CLIENT_ID,
+    DESKTOP_CLIENT_SECRET,
+};
 use harness::{Dsmon, Serve};
 use reqwest::header::LOCATION;
 use reqwest::StatusCode;
@@ -620,4 +623,221 @@ async fn provider_down_or_slow_is_a_timely_error() {
     let r = a.callback(&cb).await;
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
     assert!(r.text().await.unwrap().contains("unavailable"));
+}
+
+/// The desktop app's sign-in core: the provider's "Desktop app" client, a loopback listener on an
+/// ephemeral port, `open` standing in for the system browser.
+fn desktop_oidc(issuer: &str, dir: &std::path::Path) -> dsmon::auth::oidc::Oidc {
+    let text = format!(
+        "[auth]\nissuer = \"{issuer}\"\nclient_id = \"{DESKTOP_CLIENT_ID}\"\nclient_secret = \"{DESKTOP_CLIENT_SECRET}\"\ntimeout = \"2s\"\n"
+    );
+    let cfg = dsmon::config::parse(&text, &dir.join("desktop.toml")).expect("desktop config");
+    dsmon::auth::oidc::Oidc::new(cfg.auth.as_ref().expect("auth")).expect("oidc")
+}
+
+/// Signs in through the loopback listener as `email`: the "browser" first sends two stray requests
+/// to the listener (which must ignore them), then logs in at the provider and comes back.
+async fn desktop_sign_in(
+    oidc: &dsmon::auth::oidc::Oidc,
+    email: &'static str,
+) -> Result<dsmon::auth::oidc::Verified, dsmon::auth::AuthError> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    let browser = tokio::spawn(async move {
+        let url = rx.await.expect("the sign-in opened no browser");
+        let a = Agent::new(0);
+        let redirect = reqwest::Url::parse(&url)
+            .expect("authorization url")
+            .query_pairs()
+            .find(|(k, _)| k == "redirect_uri")
+            .map(|(_, v)| v.into_owned())
+            .expect("redirect_uri");
+        assert!(redirect.starts_with("http://127.0.0.1:"), "{redirect}");
+        let back = a.provider_login(url.clone(), email, &redirect).await;
+        let cb = reqwest::Url::parse(&back).expect("callback url");
+        assert_eq!(cb.path(), "/callback", "{back}");
+        let base = format!("http://127.0.0.1:{}", cb.port().expect("port"));
+        // Strays: another path, and a callback with a state that is not this attempt's.
+        let stray = a
+            .http
+            .get(format!("{base}/favicon.ico"))
+            .send()
+            .await
+            .expect("stray");
+        assert_eq!(stray.status(), StatusCode::NOT_FOUND);
+        let forged = a
+            .http
+            .get(format!("{base}/callback?state=forged&code=x"))
+            .send()
+            .await
+            .expect("forged");
+        assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+        let r = a.http.get(&back).send().await.expect("callback");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r
+            .text()
+            .await
+            .unwrap_or_default()
+            .contains("return to the app"));
+    });
+    let r = dsmon::auth::loopback::sign_in(
+        oidc,
+        move |u| tx.send(u.to_string()).map_err(|_| "no browser".to_string()),
+        Duration::from_secs(30),
+    )
+    .await;
+    browser.await.expect("browser task");
+    r
+}
+
+async fn exchange(s: &Setup, id_token: &str) -> (StatusCode, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/auth/token", s.serve.port))
+        .json(&json!({ "id_token": id_token }))
+        .send()
+        .await
+        .expect("POST /auth/token");
+    let status = r.status();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+async fn bearer_get(s: &Setup, session: &str, path: &str) -> StatusCode {
+    reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}{path}", s.serve.port))
+        .bearer_auth(session)
+        .send()
+        .await
+        .expect("GET")
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_loopback_sign_in_and_id_token_exchange_for_a_bearer_session() {
+    let s = setup();
+    let oidc = desktop_oidc(&s.provider.issuer, &s.d.dir);
+
+    // Admin: the loopback sign-in verifies the ID token; the server takes it once for a session.
+    let alice = desktop_sign_in(&oidc, "alice@example.com")
+        .await
+        .expect("desktop sign-in");
+    assert_eq!(alice.identity.email, "alice@example.com");
+    assert!(alice.identity.email_verified);
+    let (st, body) = exchange(&s, &alice.id_token).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["role"], "admin");
+    let session = body["session"].as_str().expect("session").to_string();
+    assert_eq!(
+        bearer_get(&s, &session, "/api/history").await,
+        StatusCode::OK
+    );
+    assert_eq!(bearer_get(&s, &session, "/api/users").await, StatusCode::OK);
+    // A bearer request needs no Origin (no ambient credential to borrow).
+    let r = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{}/api/users/nobody@example.com",
+            s.serve.port
+        ))
+        .bearer_auth(&session)
+        .json(&json!({ "blocked": true }))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "unknown user, but not refused as cross-site"
+    );
+    // The same ID token a second time is refused.
+    let (st, body) = exchange(&s, &alice.id_token).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("already exchanged"),
+        "{body}"
+    );
+    // Garbage and a made-up session.
+    let (st, _) = exchange(&s, "not.a.token").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        bearer_get(&s, "made-up", "/api/live").await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // User: live yes, history no — the server's roles apply to the desktop.
+    let bob = desktop_sign_in(&oidc, "bob@example.org")
+        .await
+        .expect("bob");
+    let (st, body) = exchange(&s, &bob.id_token).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["role"], "user");
+    let bob_session = body["session"].as_str().expect("session").to_string();
+    assert_eq!(
+        bearer_get(&s, &bob_session, "/api/live").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        bearer_get(&s, &bob_session, "/api/history").await,
+        StatusCode::FORBIDDEN
+    );
+
+    // A stranger's valid token gets no session.
+    let stranger = desktop_sign_in(&oidc, "stranger@other.org")
+        .await
+        .expect("stranger");
+    let (st, body) = exchange(&s, &stranger.id_token).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+
+    // A token signed by a key the provider never published fails at the desktop already.
+    s.provider.tamper(json!({ "bad_signature": true })).await;
+    let e = desktop_sign_in(&oidc, "alice@example.com")
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(e, dsmon::auth::AuthError::InvalidToken(_)), "{e}");
+
+    // Logout with the bearer ends the session.
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/auth/logout", s.serve.port))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        bearer_get(&s, &session, "/api/live").await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let admin = signed_in(&s, "alice@example.com").await;
+    let entries = audit(&admin).await;
+    assert!(has_entry(&entries, "sign_in", "(desktop)"), "{entries:?}");
+    assert!(
+        has_entry(&entries, "sign_in_refused", "stranger@other.org"),
+        "{entries:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_sign_in_times_out_when_the_browser_never_comes_back() {
+    let provider = Provider::start("http://127.0.0.1/auth/callback");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let oidc = desktop_oidc(&provider.issuer, dir.path());
+    let t = Instant::now();
+    let e = dsmon::auth::loopback::sign_in(&oidc, |_| Ok(()), Duration::from_millis(800))
+        .await
+        .err()
+        .expect("timed out");
+    assert!(matches!(e, dsmon::auth::AuthError::TimedOut(_)), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // A browser that cannot be opened is an error at once.
+    let e = dsmon::auth::loopback::sign_in(
+        &oidc,
+        |_| Err("no browser".into()),
+        Duration::from_secs(60),
+    )
+    .await
+    .err()
+    .expect("no browser");
+    assert!(e.to_string().contains("no browser"), "{e}");
 }

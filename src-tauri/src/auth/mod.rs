@@ -9,6 +9,7 @@
 //! request, so a change applies at once.
 
 pub mod db;
+pub mod loopback;
 pub mod oidc;
 
 use std::collections::HashMap;
@@ -49,12 +50,19 @@ pub enum AuthError {
     Db(#[from] rusqlite::Error),
     #[error("sign-in state lock poisoned")]
     Poisoned,
+    #[error("the browser sign-in failed: {0}")]
+    Browser(String),
+    #[error("the sign-in was not finished in the browser within {}", humantime::format_duration(*.0))]
+    TimedOut(Duration),
 }
 
 impl AuthError {
     /// Whether the fault is the caller's (a refusal or a stale/forged request) rather than ours.
     pub fn is_refusal(&self) -> bool {
-        !matches!(self, Self::Provider(_) | Self::Db(_) | Self::Poisoned)
+        !matches!(
+            self,
+            Self::Provider(_) | Self::Db(_) | Self::Poisoned | Self::Browser(_)
+        )
     }
 }
 
@@ -87,6 +95,8 @@ pub struct Identity {
     pub name: Option<String>,
     /// Google Workspace domain (`hd`), lowercased.
     pub hd: Option<String>,
+    /// When the ID token expires (Unix seconds).
+    pub expires_at: i64,
 }
 
 /// Who is asking, with the role resolved for this request.
@@ -149,6 +159,8 @@ pub struct Auth {
     oidc: oidc::Oidc,
     db: AuthDb,
     pending: Mutex<HashMap<String, Pending>>,
+    /// Desktop ID tokens already exchanged (hash -> expiry): each is good for one session.
+    exchanged: Mutex<HashMap<String, i64>>,
 }
 
 fn now() -> i64 {
@@ -211,11 +223,28 @@ impl Auth {
             db: AuthDb::open(db_path)?,
             cfg,
             pending: Mutex::new(HashMap::new()),
+            exchanged: Mutex::new(HashMap::new()),
         })
     }
 
     pub fn config(&self) -> &AuthConfig {
         &self.cfg
+    }
+
+    /// The OpenID Connect client (the desktop app runs its own loopback sign-in with it).
+    pub fn oidc(&self) -> &oidc::Oidc {
+        &self.oidc
+    }
+
+    /// Audits a refused sign-in, naming the identity when it is known.
+    fn audit_refusal(&self, e: &AuthError, via: &str) {
+        let who = match e {
+            AuthError::Unverified(e) | AuthError::NotAuthorized(e) | AuthError::Blocked(e) => {
+                Some(e.as_str())
+            }
+            _ => None,
+        };
+        self.audit(who, "sign_in_refused", who, Some(&format!("{e} ({via})")));
     }
 
     /// Writes an audit entry and the matching tracing event. A failed audit write is logged, not
@@ -240,7 +269,7 @@ impl Auth {
 
     /// Starts a sign-in that will return to `next` (a same-site path).
     pub async fn begin(&self, next: &str) -> Result<Started> {
-        let (url, attempt) = self.oidc.authorize_url().await?;
+        let (url, attempt) = self.oidc.authorize_url(None).await?;
         let state = attempt.state.clone();
         let mut pending = self.pending.lock().map_err(|_| AuthError::Poisoned)?;
         pending.retain(|_, p| p.started.elapsed() < ATTEMPT_TTL);
@@ -278,15 +307,58 @@ impl Auth {
             .finish_inner(state, browser_state, code, provider_error)
             .await;
         if let Err(e) = &r {
-            let who = match e {
-                AuthError::Unverified(e) | AuthError::NotAuthorized(e) | AuthError::Blocked(e) => {
-                    Some(e.as_str())
-                }
-                _ => None,
-            };
-            self.audit(who, "sign_in_refused", who, Some(&e.to_string()));
+            self.audit_refusal(e, "web");
         }
         r
+    }
+
+    /// Admits a verified identity that signed in elsewhere (the desktop app's loopback sign-in):
+    /// the same role rules, session and audit as a web sign-in. Refusals are audited.
+    pub fn admit(&self, id: Identity, via: &str) -> Result<SignedIn> {
+        let r = self.admit_inner(id, "/".into(), via);
+        if let Err(e) = &r {
+            self.audit_refusal(e, via);
+        }
+        r
+    }
+
+    /// `POST /auth/token`: exchanges an ID token the desktop app obtained for its own client
+    /// (`[auth] desktop_client_id`) for a session of this server. Each token is taken once.
+    pub async fn exchange_id_token(&self, raw: &str) -> Result<SignedIn> {
+        let r = self.exchange_inner(raw).await;
+        if let Err(e) = &r {
+            self.audit_refusal(e, "desktop token exchange");
+        }
+        r
+    }
+
+    async fn exchange_inner(&self, raw: &str) -> Result<SignedIn> {
+        let audience = self.cfg.desktop_client_id.as_deref().ok_or_else(|| {
+            AuthError::Refused(
+                "this server accepts no desktop sign-in ([auth] desktop_client_id is not set)"
+                    .into(),
+            )
+        })?;
+        let id = self.oidc.verify_foreign(raw, audience).await?;
+        {
+            let t = now();
+            let mut seen = self.exchanged.lock().map_err(|_| AuthError::Poisoned)?;
+            seen.retain(|_, exp| *exp >= t);
+            if seen.len() >= MAX_ATTEMPTS {
+                return Err(AuthError::Refused(
+                    "too many sign-ins at once; try again shortly".into(),
+                ));
+            }
+            if seen
+                .insert(hash_session(raw.trim()), id.expires_at)
+                .is_some()
+            {
+                return Err(AuthError::InvalidToken(
+                    "this ID token was already exchanged".into(),
+                ));
+            }
+        }
+        self.admit_inner(id, "/".into(), "desktop")
     }
 
     async fn finish_inner(
@@ -312,7 +384,15 @@ impl Auth {
             return Err(AuthError::Refused(e.to_string()));
         }
         let code = code.ok_or_else(|| AuthError::Refused("no authorization code".into()))?;
-        let id = self.oidc.finish(pending.attempt, code.to_string()).await?;
+        let id = self
+            .oidc
+            .finish(pending.attempt, code.to_string())
+            .await?
+            .identity;
+        self.admit_inner(id, pending.next, "web")
+    }
+
+    fn admit_inner(&self, id: Identity, next: String, via: &str) -> Result<SignedIn> {
         if !id.email_verified {
             return Err(AuthError::Unverified(id.email));
         }
@@ -337,7 +417,7 @@ impl Auth {
             Some(&id.email),
             "sign_in",
             None,
-            Some(&format!("role {}", role.as_str())),
+            Some(&format!("role {} ({via})", role.as_str())),
         );
         Ok(SignedIn {
             session,
@@ -346,7 +426,7 @@ impl Auth {
                 name: id.name,
                 role,
             },
-            next: pending.next,
+            next,
             expires_in: ttl,
         })
     }

@@ -41,6 +41,12 @@ type Fields = IdTokenFields<
     CoreJwsSigningAlgorithm,
 >;
 type TokenResponse = StandardTokenResponse<Fields, CoreTokenType>;
+type IdToken = openidconnect::IdToken<
+    GoogleClaims,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
 type OidcClient = Client<
     GoogleClaims,
     CoreAuthDisplay,
@@ -66,16 +72,25 @@ pub struct Attempt {
     pub state: String,
     pub nonce: String,
     pub pkce_verifier: String,
+    /// The redirect URI of this attempt (the token request repeats it).
+    pub redirect: RedirectUrl,
+}
+
+/// A verified sign-in: who, and the ID token itself (the desktop app hands it to a server).
+pub struct Verified {
+    pub identity: Identity,
+    pub id_token: String,
 }
 
 pub struct Oidc {
     issuer: IssuerUrl,
     client_id: ClientId,
     client_secret: ClientSecret,
-    redirect: RedirectUrl,
+    /// The server's `/auth/callback`; `None` in the desktop app, whose every attempt has its own.
+    redirect: Option<RedirectUrl>,
     http: reqwest::Client,
-    /// The client built from the discovery document and JWKS; `None` until first needed.
-    client: Mutex<Option<OidcClient>>,
+    /// The provider's discovery document with its JWKS; `None` until first needed.
+    metadata: Mutex<Option<CoreProviderMetadata>>,
 }
 
 impl Oidc {
@@ -94,15 +109,19 @@ impl Oidc {
                 .map_err(|e| AuthError::Provider(format!("issuer: {e}")))?,
             client_id: ClientId::new(cfg.client_id.clone()),
             client_secret: ClientSecret::new(cfg.client_secret.expose().to_string()),
-            redirect: RedirectUrl::new(cfg.redirect_url.to_string())
+            redirect: cfg
+                .redirect_url
+                .as_ref()
+                .map(|u| RedirectUrl::new(u.to_string()))
+                .transpose()
                 .map_err(|e| AuthError::Provider(format!("redirect_url: {e}")))?,
             http,
-            client: Mutex::new(None),
+            metadata: Mutex::new(None),
         })
     }
 
-    async fn discover(&self) -> Result<OidcClient, AuthError> {
-        let metadata = CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http)
+    async fn discover(&self) -> Result<CoreProviderMetadata, AuthError> {
+        CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http)
             .await
             .map_err(|e| {
                 AuthError::Provider(format!(
@@ -110,30 +129,49 @@ impl Oidc {
                     self.issuer.as_str(),
                     chain(&e)
                 ))
-            })?;
-        Ok(OidcClient::from_provider_metadata(
+            })
+    }
+
+    /// This client (`client_id`) over the provider's metadata.
+    fn client_of(&self, metadata: CoreProviderMetadata) -> OidcClient {
+        OidcClient::from_provider_metadata(
             metadata,
             self.client_id.clone(),
             Some(self.client_secret.clone()),
         )
-        .set_redirect_uri(self.redirect.clone())
         // client_secret_post, which Google and the test provider both accept.
-        .set_auth_type(AuthType::RequestBody))
+        .set_auth_type(AuthType::RequestBody)
     }
 
-    /// The discovered client, discovering on first use (or after a failure).
-    async fn client(&self) -> Result<OidcClient, AuthError> {
-        let mut guard = self.client.lock().await;
-        if let Some(c) = guard.as_ref() {
-            return Ok(c.clone());
+    /// The provider's metadata, discovering on first use (or after a failure).
+    async fn metadata(&self) -> Result<CoreProviderMetadata, AuthError> {
+        let mut guard = self.metadata.lock().await;
+        if let Some(m) = guard.as_ref() {
+            return Ok(m.clone());
         }
-        let c = self.discover().await?;
-        *guard = Some(c.clone());
-        Ok(c)
+        let m = self.discover().await?;
+        *guard = Some(m.clone());
+        Ok(m)
     }
 
-    /// The provider's authorization URL for a new attempt, and what to remember of it.
-    pub async fn authorize_url(&self) -> Result<(url::Url, Attempt), AuthError> {
+    async fn client(&self) -> Result<OidcClient, AuthError> {
+        Ok(self.client_of(self.metadata().await?))
+    }
+
+    /// The provider's authorization URL for a new attempt, and what to remember of it. The
+    /// provider sends the browser back to `redirect` (the desktop app's loopback address), or to
+    /// the configured `redirect_url`.
+    pub async fn authorize_url(
+        &self,
+        redirect: Option<&str>,
+    ) -> Result<(url::Url, Attempt), AuthError> {
+        let redirect = match redirect {
+            Some(r) => RedirectUrl::new(r.to_string())
+                .map_err(|e| AuthError::Provider(format!("redirect URI {r:?}: {e}")))?,
+            None => self.redirect.clone().ok_or_else(|| {
+                AuthError::Provider("[auth] redirect_url is not configured".into())
+            })?,
+        };
         let client = self.client().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, state, nonce) = client
@@ -142,6 +180,7 @@ impl Oidc {
                 CsrfToken::new_random,
                 Nonce::new_random,
             )
+            .set_redirect_uri(std::borrow::Cow::Borrowed(&redirect))
             .add_scope(Scope::new("email".into()))
             .add_scope(Scope::new("profile".into()))
             .set_pkce_challenge(challenge)
@@ -152,16 +191,18 @@ impl Oidc {
                 state: state.secret().clone(),
                 nonce: nonce.secret().clone(),
                 pkce_verifier: verifier.secret().clone(),
+                redirect,
             },
         ))
     }
 
     /// Exchanges the code and verifies the ID token; returns who signed in.
-    pub async fn finish(&self, attempt: Attempt, code: String) -> Result<Identity, AuthError> {
+    pub async fn finish(&self, attempt: Attempt, code: String) -> Result<Verified, AuthError> {
         let client = self.client().await?;
         let response = client
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| AuthError::Provider(format!("the provider has no token endpoint: {e}")))?
+            .set_redirect_uri(std::borrow::Cow::Borrowed(&attempt.redirect))
             .set_pkce_verifier(PkceCodeVerifier::new(attempt.pkce_verifier))
             .request_async(&self.http)
             .await
@@ -178,8 +219,46 @@ impl Oidc {
         let id_token = openidconnect::TokenResponse::id_token(&response)
             .ok_or_else(|| AuthError::InvalidToken("the token response has no ID token".into()))?;
         let nonce = Nonce::new(attempt.nonce);
+        let identity = self
+            .verify(id_token, &self.client_id, |n: Option<&Nonce>| match n {
+                Some(n) if n.secret() == nonce.secret() => Ok(()),
+                Some(_) => Err("nonce mismatch".to_string()),
+                None => Err("the ID token has no nonce".to_string()),
+            })
+            .await?;
+        Ok(Verified {
+            identity,
+            id_token: id_token.to_string(),
+        })
+    }
 
-        let claims = match id_token.claims(&client.id_token_verifier(), &nonce) {
+    /// Verifies an ID token that another client of this provider (the desktop app, `audience`)
+    /// obtained itself: signature, iss, aud, azp and exp. Its nonce was the other client's to check.
+    pub async fn verify_foreign(&self, raw: &str, audience: &str) -> Result<Identity, AuthError> {
+        let token: IdToken = raw
+            .trim()
+            .parse()
+            .map_err(|e| AuthError::InvalidToken(format!("not an ID token: {e}")))?;
+        self.verify(
+            &token,
+            &ClientId::new(audience.to_string()),
+            |_: Option<&Nonce>| Ok(()),
+        )
+        .await
+    }
+
+    /// The verified identity in `id_token`, issued to `audience`.
+    async fn verify<N: openidconnect::NonceVerifier + Clone>(
+        &self,
+        id_token: &IdToken,
+        audience: &ClientId,
+        nonce: N,
+    ) -> Result<Identity, AuthError> {
+        let verifier_of = |metadata: CoreProviderMetadata| {
+            OidcClient::from_provider_metadata(metadata, audience.clone(), None)
+        };
+        let client = verifier_of(self.metadata().await?);
+        let claims = match id_token.claims(&client.id_token_verifier(), nonce.clone()) {
             Ok(c) => c.clone(),
             Err(ClaimsVerificationError::SignatureVerification(
                 SignatureVerificationError::NoMatchingKey,
@@ -191,10 +270,10 @@ impl Oidc {
                 );
                 let fresh = self.discover().await?;
                 let c = id_token
-                    .claims(&fresh.id_token_verifier(), &nonce)
+                    .claims(&verifier_of(fresh.clone()).id_token_verifier(), nonce)
                     .map_err(|e| AuthError::InvalidToken(e.to_string()))?
                     .clone();
-                *self.client.lock().await = Some(fresh);
+                *self.metadata.lock().await = Some(fresh);
                 c
             }
             Err(e) => return Err(AuthError::InvalidToken(e.to_string())),
@@ -202,7 +281,7 @@ impl Oidc {
         // openidconnect 4.1 leaves the azp check out (commented out in its verifier), so it is
         // made here: a token issued to another client of the same provider is refused.
         if let Some(azp) = claims.authorized_party() {
-            if azp.as_str() != self.client_id.as_str() {
+            if azp.as_str() != audience.as_str() {
                 return Err(AuthError::InvalidToken(format!(
                     "the authorized party (azp) {:?} is not this client",
                     azp.as_str()
@@ -231,6 +310,7 @@ impl Oidc {
                 .hd
                 .as_ref()
                 .map(|d| d.trim().to_lowercase()),
+            expires_at: claims.expiration().timestamp(),
         })
     }
 }

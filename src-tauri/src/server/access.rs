@@ -59,12 +59,27 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.trim_matches('"'))
 }
 
+/// The `Authorization: Bearer` token (the desktop app's remote mode sends its session so).
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// The session of a request: a bearer token, else the session cookie.
+pub fn session_token(headers: &HeaderMap) -> Option<&str> {
+    bearer(headers).or_else(|| cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty()))
+}
+
 /// Resolves the caller of a request.
 pub async fn access(headers: &HeaderMap, s: &AppState) -> Result<Access, ApiError> {
     let Some(auth) = &s.auth else {
         return Ok(Access::Local);
     };
-    let Some(token) = cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty()) else {
+    let Some(token) = session_token(headers) else {
         return Ok(Access::Anonymous);
     };
     let (auth, token) = (auth.clone(), token.to_string());
@@ -176,7 +191,11 @@ impl FromRequestParts<AppState> for AdminCaller {
 /// is configured (the public address, also behind a proxy), else this request's Host.
 fn expected_origin(parts: &Parts, s: &AppState) -> Option<String> {
     match &s.auth {
-        Some(a) => Some(a.config().redirect_url.origin().ascii_serialization()),
+        Some(a) => a
+            .config()
+            .redirect_url
+            .as_ref()
+            .map(|u| u.origin().ascii_serialization()),
         None => parts
             .headers
             .get(header::HOST)
@@ -186,12 +205,17 @@ fn expected_origin(parts: &Parts, s: &AppState) -> Option<String> {
 }
 
 /// Refuses a state-changing request that does not come from this site's own pages: its `Origin`
-/// header must be this site's origin (browsers always send it with a POST).
+/// header must be this site's origin (browsers always send it with a POST). A request that
+/// authenticates with a bearer token carries no ambient credential a foreign site could borrow,
+/// so it needs no Origin.
 pub struct SameOrigin;
 
 impl FromRequestParts<AppState> for SameOrigin {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
+        if bearer(&parts.headers).is_some() && cookie(&parts.headers, SESSION_COOKIE).is_none() {
+            return Ok(SameOrigin);
+        }
         let origin = parts
             .headers
             .get(header::ORIGIN)
@@ -239,5 +263,10 @@ mod tests {
         );
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
         assert_eq!(cookie(&h, LOGIN_COOKIE), None);
+        assert_eq!(session_token(&h), Some("abc"));
+        h.insert(header::AUTHORIZATION, "Bearer xyz".parse().unwrap());
+        assert_eq!(session_token(&h), Some("xyz"));
+        h.insert(header::AUTHORIZATION, "Basic xyz".parse().unwrap());
+        assert_eq!(bearer(&h), None);
     }
 }

@@ -19,6 +19,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/login", get(login))
         .route("/auth/callback", get(callback))
         .route("/auth/logout", post(logout))
+        .route("/auth/token", post(token))
         .route("/auth/signed-out", get(signed_out))
         .route("/api/me", get(me))
         .route("/api/users", get(users))
@@ -73,7 +74,14 @@ pub fn message_page(
 
 fn secure(s: &AppState) -> &'static str {
     match &s.auth {
-        Some(a) if a.config().redirect_url.scheme() == "https" => "; Secure",
+        Some(a)
+            if a.config()
+                .redirect_url
+                .as_ref()
+                .is_some_and(|u| u.scheme() == "https") =>
+        {
+            "; Secure"
+        }
         _ => "",
     }
 }
@@ -199,7 +207,7 @@ async fn callback(
 }
 
 async fn logout(_: SameOrigin, State(s): State<AppState>, headers: HeaderMap) -> Response {
-    if let (Some(auth), Some(token)) = (&s.auth, access::cookie(&headers, SESSION_COOKIE)) {
+    if let (Some(auth), Some(token)) = (&s.auth, access::session_token(&headers)) {
         let caller = access::access(&headers, &s)
             .await
             .ok()
@@ -222,6 +230,58 @@ async fn logout(_: SameOrigin, State(s): State<AppState>, headers: HeaderMap) ->
         Json(serde_json::json!({ "signed_out": true })),
     )
         .into_response()
+}
+
+/// `{"id_token": "..."}`: an ID token the desktop app obtained for its own client id.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    id_token: String,
+}
+
+#[derive(Serialize)]
+struct TokenResponse {
+    /// The session, sent back as `Authorization: Bearer ...`.
+    session: String,
+    email: String,
+    name: Option<String>,
+    role: Role,
+    expires_in: u64,
+}
+
+/// `POST /auth/token`: the desktop app's remote mode exchanges its verified Google ID token (whose
+/// audience is `[auth] desktop_client_id`) once for a dsmon session; the server's roles apply.
+async fn token(State(s): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    let auth = auth_or_404(&s)?;
+    let req: TokenRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("expected {{\"id_token\": \"...\"}}: {e}")))?;
+    match auth.exchange_id_token(&req.id_token).await {
+        Ok(signed) => Ok(Json(TokenResponse {
+            session: signed.session,
+            email: signed.caller.email,
+            name: signed.caller.name,
+            role: signed.caller.role,
+            expires_in: signed.expires_in.as_secs(),
+        })
+        .into_response()),
+        Err(e) => Err(match &e {
+            AuthError::NotAuthorized(_) | AuthError::Blocked(_) | AuthError::Unverified(_) => {
+                ApiError {
+                    status: StatusCode::FORBIDDEN,
+                    message: e.to_string(),
+                }
+            }
+            AuthError::Provider(_) => ApiError {
+                status: StatusCode::BAD_GATEWAY,
+                message: e.to_string(),
+            },
+            AuthError::Refused(_) | AuthError::InvalidToken(_) => ApiError {
+                status: StatusCode::UNAUTHORIZED,
+                message: e.to_string(),
+            },
+            _ => ApiError::from(e),
+        }),
+    }
 }
 
 async fn signed_out() -> Response {

@@ -247,7 +247,7 @@ async fn live_stream(
     };
     // A stream outlives the request that opened it: its session is checked again before every
     // snapshot, so signing out, a block or a lost role ends it (the client then gets 401).
-    let session = match (&s.auth, access::cookie(&headers, access::SESSION_COOKIE)) {
+    let session = match (&s.auth, access::session_token(&headers)) {
         (Some(a), Some(t)) => Some((Arc::clone(a), t.to_string())),
         _ => None,
     };

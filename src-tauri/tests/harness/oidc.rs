@@ -14,6 +14,9 @@ use super::{signal, Dsmon, Serve};
 
 pub const CLIENT_ID: &str = "dsmon-test";
 pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
+/// The desktop app's client ("Desktop app" at Google): loopback redirects on any port.
+pub const DESKTOP_CLIENT_ID: &str = "dsmon-desktop-test";
+pub const DESKTOP_CLIENT_SECRET: &str = "desktop-secret-not-confidential";
 
 /// The provider, stopped on drop.
 pub struct Provider {
@@ -26,7 +29,8 @@ fn provider_dir() -> PathBuf {
 }
 
 impl Provider {
-    /// Starts the provider with one client whose redirect URI is `redirect`.
+    /// Starts the provider with the server's client, whose redirect URI is `redirect`, and the
+    /// desktop app's client.
     pub fn start(redirect: &str) -> Self {
         let dir = provider_dir();
         assert!(
@@ -38,6 +42,10 @@ impl Provider {
                 "client_id": CLIENT_ID,
                 "client_secret": CLIENT_SECRET,
                 "redirect_uris": [redirect],
+            }, {
+                "client_id": DESKTOP_CLIENT_ID,
+                "client_secret": DESKTOP_CLIENT_SECRET,
+                "redirect_uris": ["http://127.0.0.1/callback"],
             }]
         });
         let mut child = Command::new("node")
@@ -95,7 +103,7 @@ impl Drop for Provider {
 /// The `[auth]` section for a dsmon on `d.port` signing in with `issuer`.
 pub fn auth_toml(d: &Dsmon, issuer: &str) -> String {
     format!(
-        "[auth]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_file = \"client_secret\"\nredirect_url = \"http://127.0.0.1:{}/auth/callback\"\nadmins = [\"alice@example.com\"]\nusers = [\"bob@example.org\", \"dave@example.org\", \"eve@example.org\", \"*@corp.example\"]\ntimeout = \"2s\"\n",
+        "[auth]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_file = \"client_secret\"\ndesktop_client_id = \"{DESKTOP_CLIENT_ID}\"\nredirect_url = \"http://127.0.0.1:{}/auth/callback\"\nadmins = [\"alice@example.com\"]\nusers = [\"bob@example.org\", \"dave@example.org\", \"eve@example.org\", \"*@corp.example\"]\ntimeout = \"2s\"\n",
         d.port
     )
 }
@@ -139,10 +147,17 @@ impl Agent {
     /// redirect back to dsmon's callback, without following it.
     pub async fn login_at_provider(&self, email: &str, next: &str) -> Callback {
         let next: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
-        let mut url = format!("{}/auth/login?next={next}", self.base);
+        let start = format!("{}/auth/login?next={next}", self.base);
+        let stop = format!("{}/auth/callback", self.base);
+        Callback(self.provider_login(start, email, &stop).await)
+    }
+
+    /// Follows redirects from `url`, logging in at the provider as `email` on the way, until the
+    /// next address starts with `stop` (the client's redirect URI); returns that address.
+    pub async fn provider_login(&self, mut url: String, email: &str, stop: &str) -> String {
         for _ in 0..20 {
-            if url.starts_with(&format!("{}/auth/callback", self.base)) {
-                return Callback(url);
+            if url.starts_with(stop) {
+                return url;
             }
             let r = self.http.get(&url).send().await.expect("GET");
             let status = r.status();
