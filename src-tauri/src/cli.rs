@@ -28,6 +28,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "DSMON_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
 
+    /// Desktop app: open only the compact live-view window.
+    #[arg(long)]
+    live: bool,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -85,7 +89,7 @@ const EXIT_USAGE: u8 = 2;
 
 pub fn run(cli: Cli) -> ExitCode {
     let Some(command) = cli.command else {
-        return no_command(cli.config);
+        return no_command(cli.config, cli.live);
     };
     let default_level = match command {
         Command::Serve => "info",
@@ -129,16 +133,16 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 #[cfg(feature = "gui")]
-fn no_command(_config: Option<PathBuf>) -> ExitCode {
+fn no_command(config: Option<PathBuf>, live_only: bool) -> ExitCode {
     init_tracing("info");
-    match dsmon::desktop::run() {
+    match dsmon::desktop::run(dsmon::desktop::Options { config, live_only }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(EXIT_RUNTIME, &e),
     }
 }
 
 #[cfg(not(feature = "gui"))]
-fn no_command(_config: Option<PathBuf>) -> ExitCode {
+fn no_command(_config: Option<PathBuf>, _live_only: bool) -> ExitCode {
     use clap::CommandFactory;
     let _ = Cli::command().print_help();
     eprintln!(

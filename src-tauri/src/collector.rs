@@ -26,7 +26,7 @@ pub enum CollectorError {
 pub type Result<T> = std::result::Result<T, CollectorError>;
 
 /// A node as the collector last saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeState {
     /// Not polled yet.

@@ -11,6 +11,7 @@ pub mod import;
 pub mod live;
 pub mod netdata;
 pub mod server;
+pub mod settings;
 pub mod store;
 
 #[cfg(feature = "gui")]

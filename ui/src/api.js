@@ -1,11 +1,29 @@
 // The one module that talks to the backend. In a browser it uses fetch and EventSource against
-// `dsmon serve`; the desktop app will provide the same functions through Tauri commands and events.
+// `dsmon serve`; in the desktop app (Tauri) the same functions call its commands and listen to its
+// events. The backend checks the caller's role either way; the pages only reflect its answers.
 
 /** An error from the backend, with its HTTP status (401: not signed in, 403: not allowed). */
 export class ApiError extends Error {
-  constructor(message, status) {
+  constructor(message, status, kind) {
     super(message);
     this.status = status;
+    this.kind = kind;
+  }
+}
+
+const TAURI = window.__TAURI__;
+/** True inside the desktop app. */
+export const desktop = Boolean(TAURI && TAURI.core);
+
+// The desktop commands' error kinds as the HTTP statuses the pages already understand.
+const STATUS = { not_signed_in: 401, forbidden: 403, not_authorized: 403, bad_request: 400, config: 503, unavailable: 502, internal: 500 };
+
+async function call(cmd, args) {
+  try {
+    return await TAURI.core.invoke(cmd, args);
+  } catch (e) {
+    const kind = e && e.kind ? e.kind : 'internal';
+    throw new ApiError(e && e.message ? e.message : String(e), STATUS[kind] || 500, kind);
   }
 }
 
@@ -30,19 +48,24 @@ const postJSON = (path, body) =>
   request(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
 
 /** Who is signed in: { email, name, role: 'admin' | 'user', auth: false when dsmon runs without sign-in }. */
-export const me = () => getJSON('/api/me');
+export const me = () => (desktop ? call('me') : getJSON('/api/me'));
 
 /** Ends the session. */
-export const logout = () => postJSON('/auth/logout', {});
+export const logout = () => (desktop ? call('sign_out') : postJSON('/auth/logout', {}));
+
+/** Desktop: signs in through the system browser; resolves to me() once the browser came back. */
+export const signIn = () => call('sign_in');
 
 /** Everyone who has signed in (Admins only). */
-export const users = () => getJSON('/api/users');
+export const users = () => (desktop ? call('users') : getJSON('/api/users'));
 
 /** Changes a user: { role: 'admin' | 'user' | null } and/or { blocked: bool }. Returns the new list. */
-export const changeUser = (email, change) => postJSON(`/api/users/${encodeURIComponent(email)}`, change);
+export const changeUser = (email, change) =>
+  desktop ? call('change_user', { email, change }) : postJSON(`/api/users/${encodeURIComponent(email)}`, change);
 
 /** A page of the audit log, newest first: { entries, total, offset, limit }. */
-export const audit = (offset, limit) => getJSON(`/api/audit?${query({ offset, limit })}`);
+export const audit = (offset, limit) =>
+  desktop ? call('audit', { offset, limit }) : getJSON(`/api/audit?${query({ offset, limit })}`);
 
 function query(params) {
   const q = new URLSearchParams();
@@ -57,22 +80,76 @@ function query(params) {
 export const nodes = () => getJSON('/api/nodes');
 
 /** The latest live snapshot. */
-export const live = () => getJSON('/api/live');
+export const live = () => (desktop ? call('live') : getJSON('/api/live'));
 
 /** History buckets: { from, to, points, node: [names] } with from/to as RFC 3339 or relative. */
-export const history = (p) => getJSON(`/api/history?${query(p)}`);
+export const history = (p) => {
+  if (!desktop) return getJSON(`/api/history?${query(p)}`);
+  const node = p.node === undefined || p.node === null ? [] : [].concat(p.node);
+  return call('history', { query: { from: p.from, to: p.to, points: p.points ? Number(p.points) : undefined, node } });
+};
 
 /** Address of the raw rows as CSV for the same parameters. */
-export const historyCsvUrl = (p) => `/api/history.csv?${query({ from: p.from, to: p.to, node: p.node })}`;
+export const historyCsvUrl = (p) =>
+  desktop ? null : `/api/history.csv?${query({ from: p.from, to: p.to, node: p.node })}`;
 
 /**
  * Calls onSnapshot for every live snapshot and onStatus('live' | 'reconnecting') as the stream's
  * state changes. Returns a function that stops it.
  */
 export function subscribeLive(onSnapshot, onStatus) {
+  if (desktop) {
+    const offs = [
+      TAURI.event.listen('live', (e) => {
+        onStatus('live');
+        onSnapshot(e.payload);
+      }),
+      TAURI.event.listen('live-status', (e) => onStatus(e.payload)),
+    ];
+    onStatus('live');
+    return () => offs.forEach((p) => p.then((off) => off()));
+  }
   const es = new EventSource('/api/live/stream');
   es.addEventListener('snapshot', (e) => onSnapshot(JSON.parse(e.data)));
   es.onopen = () => onStatus('live');
   es.onerror = () => onStatus('reconnecting');
   return () => es.close();
+}
+
+// ---- desktop only ----------------------------------------------------------------------------
+
+/** Calls f() whenever the desktop app's sign-in or backend changed (another window signed in). */
+export function onSessionChange(f) {
+  if (desktop) TAURI.event.listen('session', () => f());
+}
+
+/** Calls f(path) when the app's menu asks for a page (Settings). */
+export function onNavigateRequest(f) {
+  if (desktop) TAURI.event.listen('navigate', (e) => f(e.payload));
+}
+
+/** The Settings page's view of the configuration file: { path, settings, error }. */
+export const settings = () => call('settings_get');
+
+/** Validates and saves settings; the app restarts its collector or reconnects. */
+export const saveSettings = (s) => call('settings_save', { settings: s });
+
+export const openLiveWindow = () => call('open_live_window');
+
+/** Preferences: { theme, last_range, notifications } (desktop: saved with the app; browser: localStorage). */
+export async function prefs() {
+  if (desktop) return call('prefs_get');
+  try {
+    return JSON.parse(localStorage.getItem('dsmon.prefs') || '{}');
+  } catch {
+    return {};
+  }
+}
+
+export async function setPref(key, value) {
+  if (desktop) return call('prefs_set', { key, value });
+  const p = await prefs();
+  p[key] = value;
+  localStorage.setItem('dsmon.prefs', JSON.stringify(p));
+  return null;
 }

@@ -7,12 +7,14 @@ import { historyPage } from './history.js';
 import { nodePage } from './node.js';
 import { usersPage } from './users.js';
 import { auditPage } from './audit.js';
-import { interceptLinks } from './nav.js';
+import { settingsPage, applyTheme } from './settings.js';
+import { interceptLinks, navigate } from './nav.js';
 import { el } from './format.js';
 
 /** The live data every page shares: the latest snapshot, a few minutes of history, listeners. */
 const store = {
   me: null,
+  prefs: {},
   snapshot: null,
   history: new LiveHistory(),
   listeners: new Set(),
@@ -36,7 +38,7 @@ function setConn(state) {
 
 const main = document.getElementById('main');
 let cleanup = null;
-const ADMIN_PAGES = new Set(['history', 'users', 'audit']);
+const ADMIN_PAGES = new Set(['history', 'users', 'audit', 'settings']);
 
 function notAuthorized() {
   main.replaceChildren(
@@ -51,7 +53,13 @@ function route() {
   cleanup = null;
   const parts = location.pathname.split('/').filter(Boolean);
   const params = new URLSearchParams(location.search);
-  const page = parts[0] || 'live';
+  let page = parts[0] || 'live';
+  if (page === 'history' && !location.search && store.prefs.last_range) {
+    // The desktop app (and this browser) reopen history on the range last looked at.
+    navigate(`/history?${store.prefs.last_range}`, { replace: true });
+    return;
+  }
+  if (page === 'compact') page = 'live';
   for (const a of document.querySelectorAll('[data-nav]')) {
     a.classList.toggle('active', a.dataset.nav === page);
   }
@@ -61,6 +69,7 @@ function route() {
     else if (page === 'history') cleanup = historyPage(main, params);
     else if (page === 'users') cleanup = usersPage(main, store.me);
     else if (page === 'audit') cleanup = auditPage(main);
+    else if (page === 'settings' && api.desktop) cleanup = settingsPage(main);
     else if (page === 'nodes' && parts[1]) cleanup = nodePage(main, store, decodeURIComponent(parts[1]));
     else main.replaceChildren(el('h1', { text: 'Not found' }), el('p', {}, el('a', { href: '/live', text: 'Back to the live view' })));
   } catch (e) {
@@ -71,9 +80,15 @@ function route() {
 /** The header: pages for this role, who is signed in, sign out; or the local-mode banner. */
 function showIdentity(me) {
   for (const a of document.querySelectorAll('[data-nav]')) {
-    a.hidden = ADMIN_PAGES.has(a.dataset.nav) && me.role !== 'admin';
+    a.hidden = (ADMIN_PAGES.has(a.dataset.nav) && me.role !== 'admin') || (a.dataset.nav === 'settings' && !api.desktop);
+  }
+  if (api.desktop) {
+    const open = document.getElementById('open-live');
+    open.hidden = compact;
+    open.onclick = () => api.openLiveWindow().catch(() => {});
   }
   const who = document.getElementById('who');
+  if (me.mode === 'remote') who.before(el('span', { class: 'remote', id: 'remote', text: `server ${me.server}` }));
   if (!me.auth) {
     who.replaceChildren(el('span', { class: 'local', text: 'local mode', title: 'No sign-in is configured: dsmon serves this machine only and everyone is Admin.' }));
     document.getElementById('banner').hidden = false;
@@ -84,7 +99,7 @@ function showIdentity(me) {
     try {
       await api.logout();
     } finally {
-      location.assign('/auth/signed-out');
+      location.assign(api.desktop ? '/live' : '/auth/signed-out');
     }
   });
   who.replaceChildren(
@@ -94,17 +109,76 @@ function showIdentity(me) {
   );
 }
 
+/** The desktop app's sign-in screen: the system browser signs in, the app waits for it. */
+function signInScreen(message) {
+  document.getElementById('conn').hidden = true;
+  const status = el('p', { class: 'status-line', id: 'sign-in-status', role: 'status' });
+  const button = el('button', { type: 'button', id: 'sign-in', class: 'primary', text: 'Sign in with Google' });
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    status.textContent = 'Finish signing in in your browser…';
+    status.className = 'status-line loading';
+    try {
+      await api.signIn();
+      location.reload();
+    } catch (e) {
+      button.disabled = false;
+      if (e.kind === 'not_authorized') {
+        main.replaceChildren(
+          el('h1', { id: 'not-authorized', text: 'Not authorized' }),
+          el('p', { text: `${e.message}. Ask an administrator for access, or sign in with another account.` }),
+          el('p', {}, button),
+          status,
+        );
+        status.textContent = '';
+      } else {
+        status.textContent = e.message;
+        status.className = 'status-line error';
+      }
+    }
+  });
+  main.replaceChildren(
+    el('h1', { text: 'Sign in' }),
+    el('p', { text: message || 'dsmon shows its data to signed-in people only. Your browser opens to sign in with Google; come back here afterwards.' }),
+    el('p', {}, button),
+    status,
+  );
+}
+
+const compact = location.pathname === '/compact';
+
 async function start() {
+  if (compact) document.body.classList.add('compact');
+  store.prefs = await api.prefs().catch(() => ({}));
+  applyTheme(store.prefs.theme);
+  api.onSessionChange(() => location.reload());
   try {
     store.me = await api.me();
   } catch (e) {
+    if (e.status === 401 && api.desktop) {
+      signInScreen();
+      return;
+    }
     if (e.status === 401) {
       location.assign(`/auth/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+      return;
+    }
+    if (e.kind === 'config') {
+      // The configuration file does not load: Settings can fix it.
+      store.me = { role: 'admin', auth: false, desktop: true };
+      main.before(el('p', { class: 'banner error', id: 'config-error', text: `The configuration does not load: ${e.message}` }));
+      document.getElementById('banner').hidden = true;
+      interceptLinks(document.body);
+      window.addEventListener('popstate', route);
+      window.addEventListener('dsmon:navigate', route);
+      showIdentity(store.me);
+      navigate('/settings', { replace: true });
       return;
     }
     main.replaceChildren(el('p', { class: 'error', text: `Cannot reach dsmon: ${e.message}` }));
     return;
   }
+  api.onNavigateRequest((path) => navigate(path));
   showIdentity(store.me);
   api.live().then((s) => store.push(s), () => setConn('reconnecting'));
   api.subscribeLive((s) => store.push(s), setConn);

@@ -111,6 +111,7 @@ export function historyPage(main, params) {
       q.set('from', p.from);
       q.set('to', p.to);
     }
+    api.setPref('last_range', q.toString()).catch(() => {});
     navigate(`/history?${q}`);
   }
 
@@ -121,7 +122,9 @@ export function historyPage(main, params) {
     fromInput.value = localInput(range.from);
     toInput.value = localInput(range.to);
     const p = { from: iso(range.from), to: iso(range.to), points: 500 };
-    csv.href = api.historyCsvUrl(p);
+    const csvUrl = api.historyCsvUrl(p);
+    csv.hidden = !csvUrl; // the desktop app has no CSV download (dsmon export does it)
+    if (csvUrl) csv.href = csvUrl;
     label.textContent = `${dateTime(range.from)} – ${dateTime(range.to)}`;
     status.textContent = 'Loading…';
     status.className = 'status-line loading';

@@ -1,0 +1,532 @@
+//! The Tauri desktop shell: the main window (sign-in, live, history, users, audit, settings) and
+//! the compact live-view window over the same `ui/` pages, whose data come through the commands in
+//! [`commands`] and the `live` event instead of HTTP. The backend ([`backend`]) is the server's
+//! core code run inside the app (local mode) or a `dsmon serve` server (remote mode).
+
+pub mod backend;
+mod commands;
+mod prefs;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tauri::menu::{MenuBuilder, MenuItemBuilder, SubmenuBuilder};
+use tauri::{AppHandle, Emitter, Manager, WebviewUrl, WebviewWindow, WebviewWindowBuilder};
+use tokio::sync::RwLock;
+
+use crate::collector::NodeState;
+use crate::config::{self, Config};
+use crate::live::LiveSnapshot;
+use backend::{Backend, Session};
+
+/// Failures of the desktop shell itself (the commands' errors are [`backend::DesktopError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("the desktop window failed: {0}")]
+    Tauri(#[from] tauri::Error),
+    #[error("{path}: cannot create the configuration file: {source}")]
+    Config {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// How the app was started.
+pub struct Options {
+    /// `--config PATH`; default: the platform config dir's `dsmon/dsmon.toml`.
+    pub config: Option<PathBuf>,
+    /// `--live`: only the compact live-view window.
+    pub live_only: bool,
+}
+
+/// The app's state, shared by every command and window.
+pub struct Desktop {
+    backend: RwLock<Arc<Backend>>,
+    pub session: Session,
+    pub config_path: PathBuf,
+    /// Whether node up/down notifications are on (a preference; off by default).
+    pub notify: Arc<AtomicBool>,
+}
+
+impl Desktop {
+    pub async fn backend(&self) -> Arc<Backend> {
+        Arc::clone(&*self.backend.read().await)
+    }
+
+    /// Stops the running backend (a tick in progress is finished) and starts one on `cfg`.
+    pub async fn replace_backend(&self, app: &AppHandle, cfg: Config) {
+        let mut guard = self.backend.write().await;
+        guard.stop().await;
+        let next = Arc::new(Backend::start(cfg));
+        spawn_forwarder(
+            app.clone(),
+            Arc::clone(&next),
+            Arc::clone(&self.session),
+            Arc::clone(&self.notify),
+        );
+        *guard = next;
+        let _ = app.emit("session", ());
+    }
+}
+
+const STARTER: &str = "# dsmon desktop app configuration: edit it on the Settings page or here.\n\
+# mode \"local\" (the default): this app polls the nodes below and logs a row per node every\n\
+# log_interval to its own database in the app data directory.\n\
+[collector]\nlog_interval = \"10m\"\nlive_interval = \"2s\"\ntimeout = \"3s\"\n\n\
+# [[nodes]]\n# name = \"node1\"\n# url = \"http://10.0.0.1:19999\"\n";
+
+fn config_path(explicit: Option<PathBuf>) -> PathBuf {
+    explicit.unwrap_or_else(|| {
+        dirs::config_dir()
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join("dsmon")
+            .join(config::DEFAULT_FILE_NAME)
+    })
+}
+
+/// Creates a starter file where none exists, so the Settings page has something to edit.
+fn ensure_config(path: &Path) -> Result<(), AppError> {
+    if path.exists() {
+        return Ok(());
+    }
+    let err = |source| AppError::Config {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    std::fs::write(path, STARTER).map_err(err)?;
+    tracing::info!(path = %path.display(), "created a starter configuration");
+    Ok(())
+}
+
+/// WebKitGTK takes `navigator.language` from the locale; under the "C", "C.UTF-8" or "POSIX" locale (or none,
+/// as in services and CI) it reports "C", which is not a language tag, and `Intl.NumberFormat`
+/// (used by the charts) throws. Such a process gets `C.UTF-8`'s English default instead. Called
+/// before any thread starts.
+fn usable_locale() {
+    let set = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let effective = set("LC_ALL")
+        .or_else(|| set("LC_MESSAGES"))
+        .or_else(|| set("LANG"));
+    if effective
+        .as_deref()
+        .is_none_or(|l| l == "C" || l == "POSIX" || l.starts_with("C."))
+    {
+        std::env::remove_var("LC_ALL");
+        std::env::set_var("LANG", "en_US.UTF-8");
+        std::env::set_var("LANGUAGE", "en_US");
+    }
+}
+
+pub fn run(opts: Options) -> Result<(), AppError> {
+    usable_locale();
+    let path = config_path(opts.config);
+    ensure_config(&path)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(AppError::Runtime)?;
+    tauri::async_runtime::set(rt.handle().clone());
+    let _enter = rt.enter();
+
+    let backend = match config::load(&path) {
+        Ok(cfg) => {
+            for w in cfg.warnings() {
+                tracing::warn!("{w}");
+            }
+            Backend::start(cfg)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the configuration does not load; open Settings to fix it");
+            Backend::Broken(e.to_string())
+        }
+    };
+    let state = Desktop {
+        backend: RwLock::new(Arc::new(backend)),
+        session: Arc::new(Mutex::new(None)),
+        config_path: path,
+        notify: Arc::new(AtomicBool::new(false)),
+    };
+    let live_only = opts.live_only;
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_store::Builder::default().build())
+        .plugin(tauri_plugin_notification::init())
+        .manage(state)
+        .invoke_handler(tauri::generate_handler![
+            commands::me,
+            commands::live,
+            commands::history,
+            commands::users,
+            commands::change_user,
+            commands::audit,
+            commands::sign_in,
+            commands::sign_out,
+            commands::settings_get,
+            commands::settings_save,
+            commands::open_live_window,
+            commands::prefs_get,
+            commands::prefs_set,
+        ])
+        .on_menu_event(|app, event| match event.id().as_ref() {
+            "live-window" => {
+                if let Err(e) = open_live_window(app) {
+                    tracing::error!(error = %e, "cannot open the live-view window");
+                }
+            }
+            "settings" => {
+                let _ = app.emit_to("main", "navigate", "/settings");
+            }
+            _ => {}
+        })
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            let state = app.state::<Desktop>();
+            state.notify.store(
+                prefs::get(&handle, "notifications").and_then(|v| v.as_bool()) == Some(true),
+                Ordering::Relaxed,
+            );
+            let backend = tauri::async_runtime::block_on(state.backend());
+            spawn_forwarder(
+                handle.clone(),
+                backend,
+                Arc::clone(&state.session),
+                Arc::clone(&state.notify),
+            );
+            if live_only {
+                open_live_window(&handle)?;
+            } else {
+                main_window(&handle)?;
+            }
+            Ok(())
+        })
+        .build(tauri::generate_context!())?;
+    app.run(|app, event| {
+        if let tauri::RunEvent::Exit = event {
+            // Let the logger finish a tick in progress before the process ends.
+            let state = app.state::<Desktop>();
+            tauri::async_runtime::block_on(async {
+                state.backend().await.stop().await;
+            });
+        }
+    });
+    Ok(())
+}
+
+fn main_window(app: &AppHandle) -> tauri::Result<WebviewWindow> {
+    let live = MenuItemBuilder::with_id("live-window", "Live view window")
+        .accelerator("CmdOrCtrl+L")
+        .build(app)?;
+    let settings = MenuItemBuilder::with_id("settings", "Settings…").build(app)?;
+    let file = SubmenuBuilder::new(app, "File").quit().build()?;
+    let view = SubmenuBuilder::new(app, "View")
+        .item(&live)
+        .item(&settings)
+        .build()?;
+    let menu = MenuBuilder::new(app).items(&[&file, &view]).build()?;
+    let w = WebviewWindowBuilder::new(app, "main", WebviewUrl::App("live".into()))
+        .title("dsmon")
+        .inner_size(1100.0, 760.0)
+        .min_inner_size(420.0, 320.0)
+        .menu(menu)
+        .build()?;
+    remember_geometry(app, &w);
+    Ok(w)
+}
+
+/// The compact live-view window (only the node cards); focused if already open.
+pub fn open_live_window(app: &AppHandle) -> tauri::Result<()> {
+    if let Some(w) = app.get_webview_window("live") {
+        w.show()?;
+        return w.set_focus();
+    }
+    let w = WebviewWindowBuilder::new(app, "live", WebviewUrl::App("compact".into()))
+        .title("dsmon · live")
+        .inner_size(460.0, 640.0)
+        .min_inner_size(280.0, 200.0)
+        .build()?;
+    remember_geometry(app, &w);
+    Ok(())
+}
+
+/// Puts a window where it was last time, and saves its size and position whenever they change.
+fn remember_geometry(app: &AppHandle, w: &WebviewWindow) {
+    let key = format!("window.{}", w.label());
+    if let Some(g) = prefs::get(app, &key) {
+        let num = |k: &str| g.get(k).and_then(serde_json::Value::as_f64);
+        if let (Some(width), Some(height)) = (num("width"), num("height")) {
+            if width >= 100.0 && height >= 100.0 {
+                let _ = w.set_size(tauri::PhysicalSize::new(width as u32, height as u32));
+            }
+        }
+        if let (Some(x), Some(y)) = (num("x"), num("y")) {
+            let _ = w.set_position(tauri::PhysicalPosition::new(x as i32, y as i32));
+        }
+    }
+    let app = app.clone();
+    let win = w.clone();
+    w.on_window_event(move |e| {
+        if matches!(
+            e,
+            tauri::WindowEvent::Moved(_) | tauri::WindowEvent::Resized(_)
+        ) {
+            let (Ok(pos), Ok(size)) = (win.outer_position(), win.inner_size()) else {
+                return;
+            };
+            if size.width == 0 || size.height == 0 {
+                return; // minimised
+            }
+            let g = serde_json::json!({
+                "x": pos.x, "y": pos.y, "width": size.width, "height": size.height
+            });
+            if let Err(e) = prefs::put(&app, &key, g) {
+                tracing::warn!(error = %e, "cannot save the window's geometry");
+            }
+        }
+    });
+}
+
+/// Sends every live snapshot to the windows as the `live` event (only while someone with a role is
+/// signed in) and raises node up/down notifications when they are on.
+fn spawn_forwarder(
+    app: AppHandle,
+    backend: Arc<Backend>,
+    session: Session,
+    notify: Arc<AtomicBool>,
+) {
+    let Some(mut stopped) = backend.stopped() else {
+        return;
+    };
+    tauri::async_runtime::spawn(async move {
+        let mut last: HashMap<String, NodeState> = HashMap::new();
+        match &*backend {
+            Backend::Local(l) => {
+                let mut rx = l.live.clone();
+                loop {
+                    tokio::select! {
+                        r = rx.changed() => if r.is_err() { break },
+                        _ = stopped.changed() => break,
+                    }
+                    let snap = rx.borrow_and_update().clone();
+                    if backend.may_view(&session).await {
+                        let _ = app.emit("live", &*snap);
+                        notify_changes(&app, &snap, &mut last, &notify);
+                    }
+                }
+            }
+            Backend::Remote(r) => loop {
+                if *stopped.borrow() {
+                    break;
+                }
+                let token = session.lock().ok().and_then(|g| g.clone());
+                let Some(token) = token else {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                        _ = stopped.changed() => break,
+                    }
+                };
+                let stream = remote_stream(&app, r, &token, &mut last, &notify);
+                tokio::select! {
+                    res = stream => {
+                        if let Err(e) = res {
+                            tracing::warn!(error = %e, "live stream from the server ended");
+                        }
+                        let _ = app.emit("live-status", "reconnecting");
+                    }
+                    _ = stopped.changed() => break,
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {},
+                    _ = stopped.changed() => break,
+                }
+            },
+            Backend::Broken(_) => {}
+        }
+    });
+}
+
+/// Reads the server's `/api/live/stream` (Server-Sent Events) and re-emits each snapshot.
+async fn remote_stream(
+    app: &AppHandle,
+    r: &backend::Remote,
+    token: &str,
+    last: &mut HashMap<String, NodeState>,
+    notify: &AtomicBool,
+) -> Result<(), String> {
+    let url = r.base.join("/api/live/stream").map_err(|e| e.to_string())?;
+    let mut resp = r
+        .http
+        .get(url)
+        .bearer_auth(token)
+        .header(reqwest::header::ACCEPT, "text/event-stream")
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("the server answered {}", resp.status()));
+    }
+    let _ = app.emit("live-status", "live");
+    let mut buf = String::new();
+    let (mut event, mut data) = (String::new(), String::new());
+    // The stream sends keep-alive comments every 15 s: silence for much longer means it is gone.
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(45), resp.chunk())
+        .await
+        .map_err(|_| "the live stream went silent".to_string())?
+        .map_err(|e| e.to_string())?
+    {
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(nl) = buf.find('\n') {
+            let line: String = buf.drain(..=nl).collect();
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.is_empty() {
+                if event == "snapshot" && !data.is_empty() {
+                    if let Ok(snap) = serde_json::from_str::<serde_json::Value>(&data) {
+                        let _ = app.emit("live", &snap);
+                        if let Ok(s) = serde_json::from_value::<RemoteSnapshot>(snap) {
+                            notify_remote(app, &s, last, notify);
+                        }
+                    }
+                }
+                event.clear();
+                data.clear();
+            } else if let Some(v) = line.strip_prefix("event:") {
+                event = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(v.strip_prefix(' ').unwrap_or(v));
+            }
+        }
+    }
+    Err("the server closed the live stream".into())
+}
+
+#[derive(serde::Deserialize)]
+struct RemoteSnapshot {
+    nodes: Vec<RemoteNode>,
+}
+
+#[derive(serde::Deserialize)]
+struct RemoteNode {
+    name: String,
+    state: NodeState,
+    last_error: Option<String>,
+}
+
+fn notify_remote(
+    app: &AppHandle,
+    s: &RemoteSnapshot,
+    last: &mut HashMap<String, NodeState>,
+    notify: &AtomicBool,
+) {
+    let changes = transitions(
+        s.nodes
+            .iter()
+            .map(|n| (n.name.as_str(), n.state, n.last_error.as_deref())),
+        last,
+    );
+    send_notifications(app, changes, notify);
+}
+
+fn notify_changes(
+    app: &AppHandle,
+    snap: &LiveSnapshot,
+    last: &mut HashMap<String, NodeState>,
+    notify: &AtomicBool,
+) {
+    let changes = transitions(
+        snap.nodes
+            .iter()
+            .map(|n| (n.name.as_str(), n.state, n.last_error.as_deref())),
+        last,
+    );
+    send_notifications(app, changes, notify);
+}
+
+fn send_notifications(app: &AppHandle, changes: Vec<(String, String)>, notify: &AtomicBool) {
+    if !notify.load(Ordering::Relaxed) {
+        return;
+    }
+    use tauri_plugin_notification::NotificationExt;
+    for (title, body) in changes {
+        if let Err(e) = app
+            .notification()
+            .builder()
+            .title(&title)
+            .body(&body)
+            .show()
+        {
+            tracing::warn!(error = %e, "cannot show a notification");
+        }
+    }
+}
+
+/// The notifications due for a new snapshot: a node that went down after being up, or came back
+/// after being down (the first state seen of a node is not a change).
+pub fn transitions<'a>(
+    nodes: impl Iterator<Item = (&'a str, NodeState, Option<&'a str>)>,
+    last: &mut HashMap<String, NodeState>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, state, error) in nodes {
+        let before = last.insert(name.to_string(), state);
+        match (before, state) {
+            (Some(NodeState::Up), NodeState::Down) => out.push((
+                format!("{name} is down"),
+                error.unwrap_or("it does not answer").to_string(),
+            )),
+            (Some(NodeState::Down), NodeState::Up) => {
+                out.push((format!("{name} is back up"), "it answers again".to_string()))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_only_on_real_changes() {
+        let mut last = HashMap::new();
+        let snap = |states: &[(&'static str, NodeState)]| -> Vec<(&'static str, NodeState, Option<&'static str>)> {
+            states.iter().map(|(n, s)| (*n, *s, Some("connection refused"))).collect()
+        };
+        let t = |v: Vec<_>, last: &mut HashMap<_, _>| transitions(v.into_iter(), last);
+        assert!(t(
+            snap(&[("a", NodeState::Pending), ("b", NodeState::Down)]),
+            &mut last
+        )
+        .is_empty());
+        assert!(t(
+            snap(&[("a", NodeState::Up), ("b", NodeState::Down)]),
+            &mut last
+        )
+        .is_empty());
+        let c = t(
+            snap(&[("a", NodeState::Down), ("b", NodeState::Up)]),
+            &mut last,
+        );
+        assert_eq!(
+            c,
+            vec![
+                ("a is down".to_string(), "connection refused".to_string()),
+                ("b is back up".to_string(), "it answers again".to_string())
+            ]
+        );
+        assert!(t(
+            snap(&[("a", NodeState::Down), ("b", NodeState::Up)]),
+            &mut last
+        )
+        .is_empty());
+    }
+}
