@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages dsmon needs to build, run and test. Idempotent; needs root
 # (re-runs itself with sudo otherwise).
 #   scripts/setup-debian.sh             netdata, the headless build, Node.js/npm for the web UI
-#   scripts/setup-debian.sh --gui       also the WebKitGTK/GTK libraries of the desktop build
+#   scripts/setup-debian.sh --gui       also the WebKitGTK/GTK libraries of the desktop build, and
+#                                       Xvfb, WebKitWebDriver and tauri-driver for its tests
 #   scripts/setup-debian.sh --browser   also Chromium and ChromeDriver for the browser tests
 set -euo pipefail
 
@@ -25,6 +26,8 @@ packages=(netdata build-essential pkg-config ca-certificates curl file sqlite3 p
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 if [ "$gui" = yes ]; then
     packages+=(libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev libssl-dev)
+    # The desktop app's end-to-end tests: a virtual display, WebKit's WebDriver, screenshots.
+    packages+=(xvfb xauth webkit2gtk-driver imagemagick)
 fi
 if [ "$browser" = yes ]; then
     packages+=(chromium chromium-driver fonts-dejavu-core)
@@ -46,4 +49,13 @@ fi
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "${HOME}/.cargo/bin/cargo" ]; then
     echo "error: no Rust toolchain (cargo) found: install one with rustup (https://rustup.rs)" >&2
     exit 1
+fi
+
+# tauri-driver (WebDriver for the desktop app's tests), pinned to major version 2 (3.0 alphas exist).
+if [ "$gui" = yes ]; then
+    cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+    if [ ! -x "$cargo_bin/tauri-driver" ]; then
+        echo "installing tauri-driver"
+        PATH="$cargo_bin:$PATH" cargo install tauri-driver --locked --version '^2' --quiet
+    fi
 fi

@@ -151,7 +151,11 @@ async function start() {
   if (compact) document.body.classList.add('compact');
   store.prefs = await api.prefs().catch(() => ({}));
   applyTheme(store.prefs.theme);
-  api.onSessionChange(() => location.reload());
+  // Another window signed in or out, or Settings restarted the backend: start over (except on
+  // the Settings page itself, which shows the outcome of its save).
+  api.onSessionChange(() => {
+    if (location.pathname !== '/settings') location.reload();
+  });
   try {
     store.me = await api.me();
   } catch (e) {

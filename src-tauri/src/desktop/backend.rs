@@ -110,9 +110,10 @@ pub struct Remote {
     stop: watch::Sender<bool>,
 }
 
+// Boxed variants: the configuration and the OpenID Connect client are large.
 pub enum Backend {
-    Local(Local),
-    Remote(Remote),
+    Local(Box<Local>),
+    Remote(Box<Remote>),
     /// The configuration does not load: only the Settings page works.
     Broken(String),
 }
@@ -168,14 +169,14 @@ impl Backend {
                     database = %cfg.storage.path.display(),
                     "desktop app: local collector started"
                 );
-                Ok(Backend::Local(Local {
+                Ok(Backend::Local(Box::new(Local {
                     cfg,
                     reader: Arc::new(Mutex::new(reader)),
                     live,
                     auth,
                     stop,
                     logger: Mutex::new(Some(logger)),
-                }))
+                })))
             }
             DesktopMode::Remote(base) => {
                 let a = cfg.auth.as_ref().ok_or_else(|| {
@@ -188,13 +189,13 @@ impl Backend {
                     .build()
                     .map_err(DesktopError::internal)?;
                 tracing::info!(server = %base, "desktop app: remote mode");
-                Ok(Backend::Remote(Remote {
+                Ok(Backend::Remote(Box::new(Remote {
                     cfg,
                     base,
                     http,
                     oidc,
                     stop,
-                }))
+                })))
             }
         }
     }

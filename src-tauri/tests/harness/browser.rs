@@ -12,6 +12,9 @@ pub struct Browser {
     pub client: Client,
     driver: Child,
     profile: PathBuf,
+    /// A virtual display started for this browser (the desktop app's), stopped after the driver,
+    /// and its name (WebKitWebDriver takes no screenshots: the display's are taken instead).
+    display: Option<(Child, String)>,
 }
 
 impl Browser {
@@ -52,6 +55,17 @@ impl Browser {
             "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
         });
         let caps = caps.as_object().cloned().expect("object");
+        Self::attach(driver, port, caps, profile, None).await
+    }
+
+    /// A WebDriver session on the driver `driver` (its own process group) listening on `port`.
+    pub async fn attach(
+        driver: Child,
+        port: u16,
+        caps: serde_json::Map<String, serde_json::Value>,
+        profile: PathBuf,
+        display: Option<(Child, String)>,
+    ) -> Self {
         // Two rustls crypto providers are compiled in (see Cargo.toml); choose one for the process.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let start = Instant::now();
@@ -74,6 +88,7 @@ impl Browser {
             client,
             driver,
             profile,
+            display,
         }
     }
 
@@ -101,6 +116,19 @@ impl Browser {
         }
     }
 
+    /// The `textContent` of the first element matching `css` (also when it is hidden), or "".
+    pub async fn content(&self, css: &str) -> String {
+        self.client
+            .execute(
+                "const e = document.querySelector(arguments[0]); return e ? e.textContent : '';",
+                vec![serde_json::json!(css)],
+            )
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
     pub async fn count(&self, css: &str) -> usize {
         self.client
             .find_all(Locator::Css(css))
@@ -117,8 +145,21 @@ impl Browser {
                 PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots")
             });
         std::fs::create_dir_all(&dir).expect("screenshot dir");
+        let file = dir.join(format!("{name}.png"));
+        if let Some((_, display)) = &self.display {
+            // The app's display (ImageMagick's `import`), after WebKit has painted the last change.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let status = Command::new("import")
+                .args(["-window", "root"])
+                .arg(&file)
+                .env("DISPLAY", display)
+                .status()
+                .expect("import (apt-get install imagemagick)");
+            assert!(status.success(), "screenshot of {display}");
+            return;
+        }
         let png = self.client.screenshot().await.expect("screenshot");
-        std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
+        std::fs::write(file, png).expect("write screenshot");
     }
 
     /// Ends the WebDriver session (the drop then stops chromedriver).
@@ -134,6 +175,10 @@ impl Drop for Browser {
             libc::kill(-(self.driver.id() as i32), libc::SIGTERM);
         }
         let _ = self.driver.wait();
+        if let Some((x, _)) = &mut self.display {
+            let _ = x.kill();
+            let _ = x.wait();
+        }
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }

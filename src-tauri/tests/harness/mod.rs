@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod desktop;
 pub mod fake_agent;
 pub mod oidc;
 
@@ -54,7 +55,7 @@ impl Machine {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-fn unique_dir(kind: &str) -> PathBuf {
+pub fn unique_dir(kind: &str) -> PathBuf {
     // Lowercase letters and digits only: the path becomes part of a Netdata chart id.
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let d = std::env::temp_dir().join(format!("dsmontest{}{kind}{n}", std::process::id()));

@@ -1,0 +1,368 @@
+//! The desktop app end to end over WebDriver (tauri-driver + WebKitWebDriver under Xvfb), with
+//! real Netdata agents and the local OpenID Connect provider: sign-in through the "system browser"
+//! (a BROWSER script; the test logs in at the provider), Admin and User views, the history command
+//! refused to a User when invoked directly, a stopped agent's card turning down, the live-view
+//! window, Settings, and remote mode against a `dsmon serve` started here. Writes the screenshots
+//! of docs/screenshots (to target/screenshots, or $DSMON_SCREENSHOT_DIR).
+
+mod harness;
+
+use std::time::Duration;
+
+use fantoccini::Locator;
+use serde_json::json;
+
+use harness::browser::Browser;
+use harness::desktop::{invoke, DesktopHome};
+use harness::oidc::{dsmon_with_auth, Provider, DESKTOP_CLIENT_ID, DESKTOP_CLIENT_SECRET};
+use harness::{Machine, NetdataAgent};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// One desktop app at a time: each is a WebKit browser with its own display, and three at once
+/// on a two-core machine make the timings of each unrepresentative.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn desktop_auth(issuer: &str) -> String {
+    format!(
+        "[auth]\nissuer = \"{issuer}\"\nclient_id = \"{DESKTOP_CLIENT_ID}\"\nclient_secret = \"{DESKTOP_CLIENT_SECRET}\"\nadmins = [\"alice@example.com\"]\nusers = [\"bob@example.org\"]\ntimeout = \"2s\"\n"
+    )
+}
+
+async fn click(b: &Browser, css: &str) {
+    b.wait(&format!("{css} clickable"), WAIT, || async {
+        match b.client.find(Locator::Css(css)).await {
+            Ok(e) => e.is_displayed().await.unwrap_or(false) && e.click().await.is_ok(),
+            Err(_) => false,
+        }
+    })
+    .await;
+}
+
+async fn shown(b: &Browser, css: &str) -> bool {
+    match b.client.find(Locator::Css(css)).await {
+        Ok(e) => e.is_displayed().await.unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// Clicks "Sign in with Google", logs in at the provider as `email` (sign-in number `n` of this
+/// app), and waits for the page to show the role (or the refusal).
+async fn sign_in(home: &DesktopHome, b: &Browser, n: usize, email: &str) {
+    click(b, "#sign-in").await;
+    let status = home.log_in(n, email).await;
+    assert_eq!(
+        status,
+        reqwest::StatusCode::OK,
+        "the app's loopback listener"
+    );
+    b.wait(&format!("{email} signed in"), WAIT, || async {
+        shown(b, "#role").await || shown(b, "#not-authorized").await
+    })
+    .await;
+}
+
+async fn sign_out(b: &Browser) {
+    click(b, "#signout").await;
+    b.wait("the sign-in screen", WAIT, || async {
+        shown(b, "#sign-in").await
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let provider = Provider::start("http://127.0.0.1/auth/callback");
+    let mut agents = [
+        NetdataAgent::start("alpha", Machine::STANDARD),
+        NetdataAgent::start("beta", Machine::STANDARD),
+    ];
+    let home = DesktopHome::new();
+    let nodes: String = agents.iter().map(NetdataAgent::node_toml).collect();
+    let config = home.dir.join("dsmon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\npath = \"{}\"\n[collector]\nlog_interval = \"2s\"\nlive_interval = \"1s\"\ntimeout = \"500ms\"\n\n{nodes}{}",
+            home.dir.join("desktop.sqlite3").display(),
+            desktop_auth(&provider.issuer)
+        ),
+    )
+    .expect("config");
+    let b = home
+        .launch(&["--config", config.to_str().expect("utf-8")])
+        .await;
+
+    // Signed out: the sign-in screen, and the commands refuse.
+    b.wait("the sign-in screen", WAIT, || async {
+        shown(&b, "#sign-in").await
+    })
+    .await;
+    b.screenshot("desktop-sign-in").await;
+    let e = invoke(&b, "live", json!({}))
+        .await
+        .expect_err("live while signed out");
+    assert_eq!(e["kind"], "not_signed_in", "{e}");
+
+    // Admin: live cards up, then history populated from the app's own log.
+    sign_in(&home, &b, 1, "alice@example.com").await;
+    assert_eq!(b.content("#role").await, "Admin");
+    assert_eq!(b.content("#me").await, "alice@example.com");
+    b.wait("two cards up", WAIT, || async {
+        b.count(".card.state-up").await == 2
+    })
+    .await;
+    // A few 2 s ticks are logged while the live view runs.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    click(&b, "a[data-nav=history]").await;
+    b.wait("availability of both nodes", WAIT, || async {
+        let rows = b.text(".availability tbody").await;
+        rows.contains("alpha") && rows.contains("beta") && rows.contains('%')
+    })
+    .await;
+    assert!(
+        b.count(".charts canvas").await >= 4,
+        "the history charts are drawn"
+    );
+    let h = invoke(&b, "history", json!({ "query": { "from": "-1h" } }))
+        .await
+        .expect("history as Admin");
+    let logged = h["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| n["availability"].as_f64().is_some_and(|a| a > 0.0))
+        .count();
+    assert_eq!(logged, 2, "{h}");
+    click(&b, "button[data-range='1h']").await;
+    b.wait("the last hour", WAIT, || async {
+        !b.content("#range-label").await.is_empty()
+            && b.content(".availability tbody").await.contains('%')
+    })
+    .await;
+    b.screenshot("desktop-history").await;
+
+    // The live-view window: only the node cards, from the View menu's command.
+    click(&b, "a[data-nav=live]").await;
+    let main = b.client.window().await.expect("main window");
+    click(&b, "#open-live").await;
+    b.wait("a second window", WAIT, || async {
+        b.client.windows().await.map(|w| w.len()).unwrap_or(0) == 2
+    })
+    .await;
+    let live = b
+        .client
+        .windows()
+        .await
+        .expect("windows")
+        .into_iter()
+        .find(|w| *w != main)
+        .expect("the live window");
+    b.client.switch_to_window(live).await.expect("switch");
+    b.wait("cards in the live window", WAIT, || async {
+        b.count(".card.state-up").await == 2
+    })
+    .await;
+    assert!(
+        !shown(&b, "a[data-nav=history]").await,
+        "no navigation in the live window"
+    );
+    b.screenshot("desktop-live-window").await;
+
+    // A stopped agent turns its card down (here in the live window).
+    agents[1].kill();
+    b.wait("beta down", WAIT, || async {
+        b.count(".card[data-node=beta].state-down").await == 1
+    })
+    .await;
+    b.client.switch_to_window(main).await.expect("back");
+
+    // User: the live view only; the history and users commands are refused by the backend.
+    sign_out(&b).await;
+    sign_in(&home, &b, 2, "bob@example.org").await;
+    assert_eq!(b.content("#role").await, "User");
+    b.wait("alpha up for bob", WAIT, || async {
+        b.count(".card[data-node=alpha].state-up").await == 1
+    })
+    .await;
+    assert!(!shown(&b, "a[data-nav=history]").await);
+    let e = invoke(&b, "history", json!({ "query": {} }))
+        .await
+        .expect_err("history as User");
+    assert_eq!(e["kind"], "forbidden", "{e}");
+    let e = invoke(&b, "users", json!({}))
+        .await
+        .expect_err("users as User");
+    assert_eq!(e["kind"], "forbidden", "{e}");
+    b.screenshot("desktop-user").await;
+
+    // Anyone else: not authorized, and no session.
+    sign_out(&b).await;
+    sign_in(&home, &b, 3, "stranger@other.org").await;
+    assert!(shown(&b, "#not-authorized").await);
+    let e = invoke(&b, "live", json!({})).await.expect_err("stranger");
+    assert_eq!(e["kind"], "not_signed_in", "{e}");
+
+    // The app's own audit log recorded all of it (read by the Admin).
+    sign_in(&home, &b, 4, "alice@example.com").await;
+    let a = invoke(&b, "audit", json!({ "offset": 0, "limit": 500 }))
+        .await
+        .expect("audit");
+    let entries = a["entries"].to_string();
+    assert!(
+        entries.contains("access_denied") && entries.contains("bob@example.org"),
+        "{entries}"
+    );
+    assert!(entries.contains("stranger@other.org"), "{entries}");
+    assert!(entries.contains("desktop app"), "{entries}");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_remote_mode_shows_the_servers_data_under_its_roles() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let provider = Provider::start("http://127.0.0.1/auth/callback");
+    let _agent = NetdataAgent::start("gamma", Machine::STANDARD);
+    let (_d, serve) = dsmon_with_auth(
+        &format!(
+            "[collector]\nlog_interval = \"2s\"\nlive_interval = \"1s\"\ntimeout = \"500ms\"\n\n{}",
+            _agent.node_toml()
+        ),
+        &provider.issuer,
+    );
+    let home = DesktopHome::new();
+    let config = home.dir.join("dsmon.toml");
+    // The desktop's own admin list is irrelevant here: the server decides.
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\npath = \"{}\"\n[desktop]\nmode = \"remote\"\nserver_url = \"http://127.0.0.1:{}\"\n\n{}",
+            home.dir.join("unused.sqlite3").display(),
+            serve.port,
+            desktop_auth(&provider.issuer).replace("alice@example.com", "nobody@example.com")
+        ),
+    )
+    .expect("config");
+    tokio::time::sleep(Duration::from_secs(4)).await; // the server logs a few ticks
+    let b = home
+        .launch(&["--config", config.to_str().expect("utf-8")])
+        .await;
+    b.wait("the sign-in screen", WAIT, || async {
+        shown(&b, "#sign-in").await
+    })
+    .await;
+
+    sign_in(&home, &b, 1, "alice@example.com").await;
+    assert_eq!(b.content("#role").await, "Admin", "the server's role");
+    assert!(b.content("#remote").await.contains(&serve.port.to_string()));
+    b.wait("gamma up through the server's stream", WAIT, || async {
+        b.count(".card[data-node=gamma].state-up").await == 1
+    })
+    .await;
+    click(&b, "a[data-nav=history]").await;
+    b.wait("the server's history", WAIT, || async {
+        let rows = b.text(".availability tbody").await;
+        rows.contains("gamma") && rows.contains('%')
+    })
+    .await;
+    b.screenshot("desktop-remote").await;
+
+    sign_out(&b).await;
+    sign_in(&home, &b, 2, "bob@example.org").await;
+    assert_eq!(b.content("#role").await, "User");
+    let e = invoke(&b, "history", json!({ "query": {} }))
+        .await
+        .expect_err("history as User");
+    assert_eq!(e["kind"], "forbidden", "{e}");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_settings_are_validated_saved_and_applied() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let agent = NetdataAgent::start("delta", Machine::STANDARD);
+    let home = DesktopHome::new();
+    let config = home.dir.join("dsmon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "# the admin's workstation\n[storage]\npath = \"{}\"\n[collector]\nlog_interval = \"10m\"\nlive_interval = \"1s\"\ntimeout = \"500ms\"\n",
+            home.dir.join("desktop.sqlite3").display()
+        ),
+    )
+    .expect("config");
+    let b = home
+        .launch(&["--config", config.to_str().expect("utf-8")])
+        .await;
+    // Without [auth]: a local tool, and it says so.
+    b.wait("the local-mode banner", WAIT, || async {
+        shown(&b, "#banner").await
+    })
+    .await;
+    click(&b, "a[data-nav=settings]").await;
+    click(&b, "#add-node").await;
+    let name = b
+        .client
+        .find(Locator::Css("#nodes tr:last-child .node-name"))
+        .await
+        .expect("name");
+    name.send_keys("delta").await.expect("type");
+    let url = b
+        .client
+        .find(Locator::Css("#nodes tr:last-child .node-url"))
+        .await
+        .expect("url");
+    url.send_keys("not a url").await.expect("type");
+    click(&b, "#save-settings").await;
+    b.wait("the validation error", WAIT, || async {
+        b.content("#settings-status").await.contains("nodes[0].url")
+    })
+    .await;
+    assert!(!std::fs::read_to_string(&config)
+        .expect("read")
+        .contains("delta"));
+
+    url.clear().await.expect("clear");
+    url.send_keys(&agent.url()).await.expect("type");
+    click(&b, "#save-settings").await;
+    let saved = b
+        .wait("saved", WAIT, || async {
+            let t = b.content("#settings-status").await;
+            t.starts_with("Saved") || t.contains("rror") || t.contains(':')
+        })
+        .await;
+    let _ = saved;
+    let status = b.content("#settings-status").await;
+    assert!(status.starts_with("Saved"), "{status}");
+    let text = std::fs::read_to_string(&config).expect("read");
+    assert!(
+        text.contains("# the admin's workstation") && text.contains("name = \"delta\""),
+        "{text}"
+    );
+    b.screenshot("desktop-settings").await;
+
+    // The app runs on the new settings at once: the new node's card comes up.
+    click(&b, "a[data-nav=live]").await;
+    b.wait("delta up", WAIT, || async {
+        b.count(".card[data-node=delta].state-up").await == 1
+    })
+    .await;
+
+    // Preferences are kept with the app (tauri-plugin-store), saved at once.
+    invoke(&b, "prefs_set", json!({ "key": "theme", "value": "dark" }))
+        .await
+        .expect("theme");
+    let e = invoke(
+        &b,
+        "prefs_set",
+        json!({ "key": "theme", "value": "purple" }),
+    )
+    .await
+    .expect_err("bad theme");
+    assert_eq!(e["kind"], "bad_request", "{e}");
+    let prefs = std::fs::read_to_string(home.dir.join("data/io.github.dsmon/prefs.json"))
+        .unwrap_or_else(|e| panic!("prefs.json: {e}\n{}", home.log()));
+    assert!(prefs.contains("\"dark\""), "{prefs}");
+    b.close().await;
+}

@@ -1,0 +1,216 @@
+//! The desktop app (the `gui` build of dsmon) driven end to end: a virtual X display (Xvfb),
+//! tauri-driver + WebKitWebDriver, and a `BROWSER` script standing in for the system browser —
+//! it records the sign-in URL the app opens, and the test logs in at the real provider with it.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::browser::Browser;
+use super::oidc::Agent;
+
+/// The desktop binary: `target/debug/dsmon` of the default (gui) build, built here if needed (a
+/// no-op when scripts/test.sh built it already). `DSMON_GUI_BIN` names another one.
+pub fn gui_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("DSMON_GUI_BIN") {
+            return PathBuf::from(p);
+        }
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--bin", "dsmon"])
+            .current_dir(&manifest)
+            .env_remove("CARGO_TARGET_DIR")
+            .stdout(Stdio::null())
+            .status()
+            .expect("cargo build (the desktop app)");
+        assert!(status.success(), "building the desktop app failed");
+        manifest.join("../target/debug/dsmon")
+    })
+    .clone()
+}
+
+fn tauri_driver() -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default();
+    let p = home.join("bin/tauri-driver");
+    assert!(
+        p.exists() && Path::new("/usr/bin/WebKitWebDriver").exists(),
+        "the desktop tests need tauri-driver ({}) and WebKitWebDriver: scripts/test.sh installs them",
+        p.display()
+    );
+    p
+}
+
+/// A virtual display on a free number; its X socket exists when this returns.
+fn xvfb() -> (Child, String) {
+    for n in 120..400 {
+        if Path::new(&format!("/tmp/.X{n}-lock")).exists()
+            || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+        {
+            continue;
+        }
+        let mut child = Command::new("Xvfb")
+            .args([
+                &format!(":{n}"),
+                "-screen",
+                "0",
+                "1280x900x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb (apt-get install xvfb)");
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+                return (child, format!(":{n}"));
+            }
+            if child.try_wait().ok().flatten().is_some() {
+                break; // lost a race for this number
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("no free X display number");
+}
+
+/// Where a desktop app under test keeps its files, and what its "browser" was asked to open.
+pub struct DesktopHome {
+    pub dir: PathBuf,
+    /// One line per URL the app opened.
+    pub urls: PathBuf,
+}
+
+impl DesktopHome {
+    pub fn new() -> Self {
+        let dir = super::unique_dir("dsmon-desktop");
+        let urls = dir.join("opened-urls");
+        let script = dir.join("browser.sh");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\n", urls.display()),
+        )
+        .expect("browser script");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        Self { dir, urls }
+    }
+
+    /// Starts the app with `args` (e.g. `--config PATH`) and a WebDriver session on its window.
+    pub async fn launch(&self, args: &[&str]) -> Browser {
+        let bin = gui_binary();
+        let (display, name) = xvfb();
+        let port = super::free_port();
+        let native = super::free_port();
+        let driver = Command::new(tauri_driver())
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &native.to_string(),
+            ])
+            .env("DISPLAY", &name)
+            .env("BROWSER", self.dir.join("browser.sh"))
+            .env("XDG_CONFIG_HOME", self.dir.join("config"))
+            .env("XDG_DATA_HOME", self.dir.join("data"))
+            .env("DSMON_SIGN_IN_TIMEOUT", "60s")
+            .env("DSMON_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::create(self.dir.join("app.log"))
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+            )
+            .process_group(0)
+            .spawn()
+            .expect("tauri-driver");
+        let caps = serde_json::json!({
+            "browserName": "wry",
+            "tauri:options": { "application": bin, "args": args },
+        });
+        let caps = caps.as_object().cloned().expect("object");
+        Browser::attach(
+            driver,
+            port,
+            caps,
+            self.dir.join("profile"),
+            Some((display, name)),
+        )
+        .await
+    }
+
+    /// Waits for the app to open its `n`-th URL (1-based) in the "browser".
+    pub async fn opened(&self, n: usize) -> String {
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&self.urls).unwrap_or_default();
+            if let Some(line) = text.lines().nth(n - 1) {
+                return line.to_string();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the app opened no browser for sign-in #{n}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Completes sign-in #`n` at the provider as `email`, as the user would in their browser, and
+    /// returns the status of the app's loopback listener's answer.
+    pub async fn log_in(&self, n: usize, email: &str) -> reqwest::StatusCode {
+        let url = self.opened(n).await;
+        let redirect = reqwest::Url::parse(&url)
+            .expect("authorization URL")
+            .query_pairs()
+            .find(|(k, _)| k == "redirect_uri")
+            .map(|(_, v)| v.into_owned())
+            .expect("redirect_uri");
+        assert!(
+            redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/callback"),
+            "the desktop app must listen on loopback: {redirect}"
+        );
+        let a = Agent::new(0);
+        let back = a.provider_login(url, email, &redirect).await;
+        a.http
+            .get(&back)
+            .send()
+            .await
+            .expect("the app's loopback listener")
+            .status()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("app.log")).unwrap_or_default()
+    }
+}
+
+/// Calls a Tauri command from the page, as a script in the window could: `Ok(value)` or
+/// `Err({kind, message})`.
+pub async fn invoke(
+    b: &Browser,
+    cmd: &str,
+    args: serde_json::Value,
+) -> Result<serde_json::Value, serde_json::Value> {
+    let v = b
+        .client
+        .execute_async(
+            "const [cmd, args, done] = arguments; window.__TAURI__.core.invoke(cmd, args).then((v) => done({ ok: v }), (e) => done({ err: e }));",
+            vec![serde_json::json!(cmd), args],
+        )
+        .await
+        .expect("execute_async");
+    match v.get("ok") {
+        Some(ok) => Ok(ok.clone()),
+        None => Err(v.get("err").cloned().unwrap_or(serde_json::Value::Null)),
+    }
+}
