@@ -5,6 +5,7 @@
 //! `timeout`) never delays the others; a snapshot is published once every node has answered for the
 //! round, or when the round's time is up, with the newest value each node has.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -195,6 +196,29 @@ pub fn apply(node: &mut NodeLive, reading: &Reading, now: i64) {
     }
 }
 
+/// The notifications due for a new snapshot: a node that went down after being up, or came back
+/// after being down (the first state seen of a node is not a change).
+pub fn transitions<'a>(
+    nodes: impl Iterator<Item = (&'a str, NodeState, Option<&'a str>)>,
+    last: &mut HashMap<String, NodeState>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, state, error) in nodes {
+        let before = last.insert(name.to_string(), state);
+        match (before, state) {
+            (Some(NodeState::Up), NodeState::Down) => out.push((
+                format!("{name} is down"),
+                error.unwrap_or("it does not answer").to_string(),
+            )),
+            (Some(NodeState::Down), NodeState::Up) => {
+                out.push((format!("{name} is back up"), "it answers again".to_string()))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +267,40 @@ mod tests {
         assert_eq!(n.last_error.as_deref(), Some("connection failed: refused"));
         apply(&mut n, &reading(false), 106);
         assert_eq!(n.since, Some(104));
+    }
+
+    #[test]
+    fn notifications_only_on_real_changes() {
+        let mut last = HashMap::new();
+        let snap = |states: &[(&'static str, NodeState)]| -> Vec<(&'static str, NodeState, Option<&'static str>)> {
+            states.iter().map(|(n, s)| (*n, *s, Some("connection refused"))).collect()
+        };
+        let t = |v: Vec<_>, last: &mut HashMap<_, _>| transitions(v.into_iter(), last);
+        assert!(t(
+            snap(&[("a", NodeState::Pending), ("b", NodeState::Down)]),
+            &mut last
+        )
+        .is_empty());
+        assert!(t(
+            snap(&[("a", NodeState::Up), ("b", NodeState::Down)]),
+            &mut last
+        )
+        .is_empty());
+        let c = t(
+            snap(&[("a", NodeState::Down), ("b", NodeState::Up)]),
+            &mut last,
+        );
+        assert_eq!(
+            c,
+            vec![
+                ("a is down".to_string(), "connection refused".to_string()),
+                ("b is back up".to_string(), "it answers again".to_string())
+            ]
+        );
+        assert!(t(
+            snap(&[("a", NodeState::Down), ("b", NodeState::Up)]),
+            &mut last
+        )
+        .is_empty());
     }
 }
