@@ -168,7 +168,8 @@ async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
         !shown(&b, "a[data-nav=history]").await,
         "no navigation in the live window"
     );
-    b.screenshot("desktop-live-window").await;
+    b.screenshot_area("desktop-live-window", Some("460x640+0+0"))
+        .await;
 
     // A stopped agent turns its card down (here in the live window).
     agents[1].kill();

@@ -34,6 +34,8 @@ pub enum AppError {
     },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("no graphical display (DISPLAY and WAYLAND_DISPLAY are unset): the desktop app needs one; on a server run `dsmon serve`")]
+    NoDisplay,
 }
 
 /// How the app was started.
@@ -126,6 +128,10 @@ fn usable_locale() {
 }
 
 pub fn run(opts: Options) -> Result<(), AppError> {
+    let has = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    if !has("DISPLAY") && !has("WAYLAND_DISPLAY") {
+        return Err(AppError::NoDisplay);
+    }
     usable_locale();
     let path = config_path(opts.config);
     ensure_config(&path)?;

@@ -139,6 +139,11 @@ impl Browser {
 
     /// Saves a screenshot as `name`.png under $DSMON_SCREENSHOT_DIR (default target/screenshots).
     pub async fn screenshot(&self, name: &str) {
+        self.screenshot_area(name, None).await
+    }
+
+    /// A screenshot of `area` ("WxH+X+Y") of the desktop app's display.
+    pub async fn screenshot_area(&self, name: &str, area: Option<&str>) {
         let dir = std::env::var_os("DSMON_SCREENSHOT_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
@@ -149,8 +154,12 @@ impl Browser {
         if let Some((_, display)) = &self.display {
             // The app's display (ImageMagick's `import`), after WebKit has painted the last change.
             tokio::time::sleep(Duration::from_millis(1500)).await;
-            let status = Command::new("import")
-                .args(["-window", "root"])
+            let mut import = Command::new("import");
+            import.args(["-window", "root"]);
+            if let Some(a) = area {
+                import.args(["-crop", a]);
+            }
+            let status = import
                 .arg(&file)
                 .env("DISPLAY", display)
                 .status()

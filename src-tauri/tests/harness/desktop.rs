@@ -60,7 +60,7 @@ fn xvfb() -> (Child, String) {
                 &format!(":{n}"),
                 "-screen",
                 "0",
-                "1280x900x24",
+                "1600x900x24",
                 "-nolisten",
                 "tcp",
             ])
