@@ -6,6 +6,7 @@
 
 mod access;
 mod account;
+mod defence;
 
 pub use access::{Access, AdminCaller, ViewerCaller};
 
@@ -59,7 +60,8 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let defence = defence::Defence::new(&state);
+    let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/nodes", get(nodes))
         .route("/api/live", get(live))
@@ -68,7 +70,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/history.csv", get(history_csv))
         .merge(account::routes())
         .fallback(static_file)
-        .with_state(state)
+        .with_state(state);
+    defence.wrap(app)
 }
 
 /// A bound listener, ready to serve.
@@ -95,7 +98,7 @@ pub async fn bind(listen: &Listen) -> Result<Bound, ServerError> {
 /// Serves until `state.shutdown` turns true; a unix socket is removed at the end.
 pub async fn serve(bound: Bound, state: AppState) -> Result<(), ServerError> {
     let mut stop = state.shutdown.clone();
-    let app = router(state);
+    let app = router(state).into_make_service_with_connect_info::<defence::Peer>();
     let graceful = async move {
         let _ = stop.wait_for(|s| *s).await;
     };

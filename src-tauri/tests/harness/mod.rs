@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod fake_agent;
 pub mod oidc;
+pub mod serving;
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
