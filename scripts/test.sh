@@ -35,6 +35,13 @@ if ldd target/headless/debug/dsmon | grep -Ei 'webkit|gtk|javascriptcore'; then
 fi
 echo "ldd: no webkit/gtk in target/headless/debug/dsmon"
 
+step "deployment kit: systemd unit (verify; sandbox exposure at most 2.0)"
+unit_dir=$(mktemp -d)
+sed "s#/usr/local/bin/dsmon#$PWD/target/headless/debug/dsmon#" deploy/dsmon.service >"$unit_dir/dsmon.service"
+systemd-analyze verify "$unit_dir/dsmon.service"
+rm -r "$unit_dir"
+systemd-analyze security --offline=yes --threshold=20 --no-pager deploy/dsmon.service | tail -n 1
+
 step "lints (headless and gui)"
 "${headless[@]}" clippy --locked --no-default-features --all-targets -- -D warnings
 cargo clippy --locked --all-targets -- -D warnings
