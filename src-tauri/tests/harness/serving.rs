@@ -140,6 +140,12 @@ impl Served {
         assert!(text.contains(&tcp), "the harness's [server] line");
         let text = text.replace(&tcp, &format!("listen = \"unix:{}\"", sock.display()));
         std::fs::write(&d.config, text).expect("config");
+        Self::on_socket(d, &sock)
+    }
+
+    /// Serves with `d`'s configuration as it is, which listens on the unix socket `sock`.
+    pub fn on_socket(d: &Dsmon, sock: &Path) -> Self {
+        let sock = sock.to_path_buf();
         let s = Self::spawn(d, Some(sock.clone()));
         s.wait(|| {
             UnixStream::connect(&sock)
