@@ -49,5 +49,12 @@ cargo clippy --locked --all-targets -- -D warnings
 step "desktop build (default features: gui)"
 cargo build --locked
 
+step "dependency checks: cargo deny (licenses, bans, sources; deny.toml says why not advisories)"
+command -v cargo-deny >/dev/null 2>&1 || cargo install --locked --version 0.20.2 cargo-deny
+cargo deny --offline check --hide-inclusion-graph licenses bans sources
+
 step "tests: unit, and integration against real Netdata agents"
 "${headless[@]}" test --locked --no-default-features
+
+step "fuzzing: cargo fuzz, 30 s per target (scripts/fuzz.sh)"
+scripts/fuzz.sh
