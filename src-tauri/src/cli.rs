@@ -274,7 +274,7 @@ async fn serve(cfg: &Config) -> ExitCode {
             None
         }
     };
-    let bound = match dsmon::server::bind(&cfg.server.listen).await {
+    let bound = match dsmon::server::bind(&cfg.server).await {
         Ok(b) => b,
         Err(e) => return fail(EXIT_RUNTIME, &e),
     };

@@ -5,7 +5,8 @@
 //!   only (no inline script or style: the UI and the server's message pages have none), framing by
 //!   nobody; `X-Content-Type-Options: nosniff`, `Referrer-Policy: same-origin`, and
 //!   `Strict-Transport-Security` when the site is reached over https (the public address in
-//!   `[auth] redirect_url` is https, or a proxy on the unix socket says so with `X-Forwarded-Proto`).
+//!   `[auth] redirect_url` is https, the connection is direct TLS, or a proxy on the unix socket
+//!   says so with `X-Forwarded-Proto`).
 //! - Rate limit: [`AUTH_BURST`] requests to `/auth/*` at once per client, then one per
 //!   [`AUTH_REFILL`]; more answer 429 JSON with `Retry-After`. The client is the TCP peer's address
 //!   (an IPv6 address counts by its /64). On a unix socket the peer is the reverse proxy, so there
@@ -45,6 +46,8 @@ pub const HSTS: &str = "max-age=31536000";
 pub enum Peer {
     /// A TCP client: its address is the client's.
     Tcp(IpAddr),
+    /// A client over direct TLS (`[server] tls_cert`): https.
+    Tls(IpAddr),
     /// The unix socket: a reverse proxy on this machine, which names the client in its headers.
     Proxy,
 }
@@ -52,6 +55,12 @@ pub enum Peer {
 impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
     fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
         Peer::Tcp(stream.remote_addr().ip())
+    }
+}
+
+impl Connected<IncomingStream<'_, super::tls::TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, super::tls::TlsListener>) -> Self {
+        Peer::Tls(stream.remote_addr().ip())
     }
 }
 
@@ -93,6 +102,7 @@ async fn guard(State(d): State<Arc<Defence>>, req: Request, next: Next) -> Respo
         .get::<ConnectInfo<Peer>>()
         .map(|ConnectInfo(p)| *p);
     let https = d.https
+        || matches!(peer, Some(Peer::Tls(_)))
         || (peer == Some(Peer::Proxy)
             && req
                 .headers()
@@ -161,7 +171,7 @@ fn add_headers(h: &mut HeaderMap, https: bool) {
 /// reports. `None` when it cannot be told (all such requests share one allowance).
 fn client_ip(peer: Option<Peer>, h: &HeaderMap) -> Option<IpAddr> {
     match peer? {
-        Peer::Tcp(ip) => Some(ip),
+        Peer::Tcp(ip) | Peer::Tls(ip) => Some(ip),
         Peer::Proxy => {
             let header_ip = |name: &str, last: bool| {
                 let v = h.get(name)?.to_str().ok()?;

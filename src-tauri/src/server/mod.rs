@@ -7,6 +7,7 @@
 mod access;
 mod account;
 mod defence;
+mod tls;
 
 pub use access::{Access, AdminCaller, ViewerCaller};
 
@@ -27,7 +28,7 @@ use tokio_stream::wrappers::WatchStream;
 
 use crate::auth::Auth;
 use crate::collector::format_ts;
-use crate::config::Listen;
+use crate::config::{Listen, ServerConfig};
 use crate::export::{self, ExportError};
 use crate::history::{self, HistoryError, HistoryQuery, DEFAULT_POINTS};
 use crate::live::LiveSnapshot;
@@ -44,6 +45,8 @@ pub enum ServerError {
     Socket { path: PathBuf, reason: String },
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error("{path}: TLS: {reason}")]
+    Tls { path: PathBuf, reason: String },
 }
 
 /// What the handlers share.
@@ -77,12 +80,24 @@ pub fn router(state: AppState) -> Router {
 /// A bound listener, ready to serve.
 pub enum Bound {
     Tcp(tokio::net::TcpListener),
+    Tls(tls::TlsListener),
     Unix(tokio::net::UnixListener, PathBuf),
 }
 
-/// Binds `listen` (before anything else starts, so a taken address fails fast). A unix socket is
-/// created mode 0660.
-pub async fn bind(listen: &Listen) -> Result<Bound, ServerError> {
+/// Binds `[server] listen` (before anything else starts, so a taken address fails fast). A unix
+/// socket is created mode 0660; with `tls_cert`/`tls_key` the TCP address serves https.
+pub async fn bind(server: &ServerConfig) -> Result<Bound, ServerError> {
+    let listen = &server.listen;
+    if let (Some(files), Listen::Tcp(addr)) = (&server.tls, listen) {
+        let first = tls::load(files)?;
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                listen: listen.to_string(),
+                source,
+            })?;
+        return tls::TlsListener::start(tcp, files.clone(), first).map(Bound::Tls);
+    }
     match listen {
         Listen::Tcp(addr) => tokio::net::TcpListener::bind(addr)
             .await
@@ -104,6 +119,10 @@ pub async fn serve(bound: Bound, state: AppState) -> Result<(), ServerError> {
     };
     match bound {
         Bound::Tcp(l) => axum::serve(l, app)
+            .with_graceful_shutdown(graceful)
+            .await
+            .map_err(ServerError::Serve),
+        Bound::Tls(l) => axum::serve(l, app)
             .with_graceful_shutdown(graceful)
             .await
             .map_err(ServerError::Serve),
