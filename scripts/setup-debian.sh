@@ -21,9 +21,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # nginx and openssl: the reverse-proxy test runs Debian's nginx in front of dsmon with a throw-away
-# certificate; systemd (systemd-analyze) measures the shipped unit's sandbox.
+# certificate; systemd (systemd-analyze) measures the shipped unit's sandbox; faketime (libfaketime)
+# moves dsmon's wall clock for the clock-jump test.
 packages=(netdata build-essential pkg-config ca-certificates curl file sqlite3 procps iproute2 util-linux
-    nginx openssl systemd)
+    nginx openssl systemd faketime)
 # Node.js and npm build the web UI (uPlot comes from npm); a newer Node already present is kept.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 if [ "$gui" = yes ]; then
