@@ -43,7 +43,12 @@ if [ "$what" = all ] || [ "$what" = server ]; then
     install -Dm644 dsmon.example.toml "$stage/usr/share/doc/dsmon-server/dsmon.example.toml"
     conffiles=""
     if [ -f deploy/dsmon.service ]; then
-        install -Dm644 deploy/dsmon.service "$stage/lib/systemd/system/dsmon.service"
+        # The unit names the binary where a manual install puts it; the package puts it in /usr/bin.
+        install -d "$stage/lib/systemd/system"
+        sed 's#/usr/local/bin/dsmon#/usr/bin/dsmon#g' deploy/dsmon.service >"$stage/lib/systemd/system/dsmon.service"
+    fi
+    if [ -f deploy/dsmon.sysusers ]; then
+        install -Dm644 deploy/dsmon.sysusers "$stage/usr/lib/sysusers.d/dsmon.conf"
     fi
     if [ -f deploy/dsmon.toml ]; then
         install -Dm640 deploy/dsmon.toml "$stage/etc/dsmon/dsmon.toml"
@@ -54,6 +59,20 @@ if [ "$what" = all ] || [ "$what" = server ]; then
     fi
     mkdir -p "$stage/DEBIAN"
     [ -n "$conffiles" ] && echo "$conffiles" > "$stage/DEBIAN/conffiles"
+    # The service's user and group (sysusers.d), then systemd learns of the unit; it is not
+    # started: /etc/dsmon/dsmon.toml needs the cluster's nodes and sign-in first (docs/deploy.md).
+    cat > "$stage/DEBIAN/postinst" <<'POSTINST'
+#!/bin/sh
+set -e
+if [ "$1" = configure ]; then
+    if command -v systemd-sysusers >/dev/null 2>&1; then systemd-sysusers dsmon.conf || true; fi
+    if [ -f /etc/dsmon/dsmon.toml ] && getent group dsmon >/dev/null; then
+        chgrp dsmon /etc/dsmon/dsmon.toml || true
+    fi
+    if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
+fi
+POSTINST
+    chmod 755 "$stage/DEBIAN/postinst"
     cat > "$stage/DEBIAN/control" <<CONTROL
 Package: dsmon-server
 Version: $version

@@ -21,7 +21,11 @@ if [ "$(id -u)" -ne 0 ]; then
     exec sudo -- "$0" "$@"
 fi
 
-packages=(netdata build-essential pkg-config ca-certificates curl file sqlite3 procps iproute2 util-linux)
+# nginx and openssl: the reverse-proxy test runs Debian's nginx in front of dsmon with a throw-away
+# certificate; systemd (systemd-analyze) measures the shipped unit's sandbox; faketime (libfaketime)
+# moves dsmon's wall clock for the clock-jump test.
+packages=(netdata build-essential pkg-config ca-certificates curl file sqlite3 procps iproute2 util-linux
+    nginx openssl systemd faketime)
 # Node.js and npm build the web UI (uPlot comes from npm); a newer Node already present is kept.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 if [ "$gui" = yes ]; then
@@ -41,7 +45,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
+    # Install without starting services (nginx would otherwise start its default site on port 80):
+    # the tests run their own instances. policy-rc.d is Debian's switch for that.
+    policy=/usr/sbin/policy-rc.d
+    own_policy=no
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=yes
+    fi
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ "$own_policy" = yes ]; then rm -f "$policy"; fi
 fi
 
 # Debian's netdata package may start a system-wide agent on 19999 where systemd runs; dsmon's demo and

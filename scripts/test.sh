@@ -35,6 +35,13 @@ if ldd target/headless/debug/dsmon | grep -Ei 'webkit|gtk|javascriptcore'; then
 fi
 echo "ldd: no webkit/gtk in target/headless/debug/dsmon"
 
+step "deployment kit: systemd unit (verify; sandbox exposure at most 2.0)"
+unit_dir=$(mktemp -d)
+sed "s#/usr/local/bin/dsmon#$PWD/target/headless/debug/dsmon#" deploy/dsmon.service >"$unit_dir/dsmon.service"
+systemd-analyze verify "$unit_dir/dsmon.service"
+rm -r "$unit_dir"
+systemd-analyze security --offline=yes --threshold=20 --no-pager deploy/dsmon.service | tail -n 1
+
 step "lints (headless and gui)"
 "${headless[@]}" clippy --locked --no-default-features --all-targets -- -D warnings
 cargo clippy --locked --all-targets -- -D warnings
@@ -42,5 +49,12 @@ cargo clippy --locked --all-targets -- -D warnings
 step "desktop build (default features: gui)"
 cargo build --locked
 
+step "dependency checks: cargo deny (licenses, bans, sources; deny.toml says why not advisories)"
+command -v cargo-deny >/dev/null 2>&1 || cargo install --locked --version 0.20.2 cargo-deny
+cargo deny --offline check --hide-inclusion-graph licenses bans sources
+
 step "tests: unit, and integration against real Netdata agents"
 "${headless[@]}" test --locked --no-default-features
+
+step "fuzzing: cargo fuzz, 30 s per target (scripts/fuzz.sh)"
+scripts/fuzz.sh

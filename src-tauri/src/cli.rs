@@ -53,6 +53,13 @@ enum Command {
     },
     /// Validate the configuration and probe every node once.
     Check,
+    /// Print the netdata.conf [web] lines that let only this monitor (and each node itself) use the agents.
+    NetdataAcl {
+        /// The monitor's address as the agents see it (repeat for more) [default: the address this
+        /// host sends from to reach each node].
+        #[arg(long = "monitor", value_name = "ADDR")]
+        monitors: Vec<std::net::IpAddr>,
+    },
     /// Print logged rows as CSV or JSON.
     Export {
         /// Start (inclusive): RFC 3339, a date, `now`, or relative such as -24h, -7d.
@@ -129,6 +136,7 @@ pub fn run(cli: Cli) -> ExitCode {
             format,
         } => export(&cfg, &from, &to, nodes, format.into()),
         Command::Import { file } => import(&cfg, &file),
+        Command::NetdataAcl { monitors } => rt.block_on(netdata_acl(&cfg, monitors)),
     }
 }
 
@@ -279,7 +287,7 @@ async fn serve(cfg: &Config) -> ExitCode {
             None
         }
     };
-    let bound = match dsmon::server::bind(&cfg.server.listen).await {
+    let bound = match dsmon::server::bind(&cfg.server).await {
         Ok(b) => b,
         Err(e) => return fail(EXIT_RUNTIME, &e),
     };
@@ -360,7 +368,14 @@ async fn check(cfg: &Config) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(EXIT_USAGE, &e),
     };
-    let probes = collector.probe().await;
+    let acl_probes = cfg
+        .nodes
+        .iter()
+        .map(|n| dsmon::acl::probe(n, cfg.collector.timeout));
+    let (probes, exposures) = tokio::join!(
+        collector.probe(),
+        futures_util::future::join_all(acl_probes)
+    );
     let mut out = io::stdout().lock();
     let unreachable = probes
         .iter()
@@ -404,11 +419,70 @@ async fn check(cfg: &Config) -> ExitCode {
             "{} of {} nodes reachable",
             probes.len() - unreachable,
             probes.len()
-        )
+        )?;
+        for w in exposures.iter().flat_map(|e| &e.warnings) {
+            writeln!(out, "warning: {w}")?;
+        }
+        Ok(())
     })();
     match res {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => fail(EXIT_RUNTIME, &e),
         _ if unreachable > 0 => ExitCode::from(EXIT_RUNTIME),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+async fn netdata_acl(cfg: &Config, given: Vec<std::net::IpAddr>) -> ExitCode {
+    // Nodes that see the same monitor address(es) share one block of lines.
+    let mut groups: Vec<(Vec<std::net::IpAddr>, Vec<&config::NodeConfig>)> = Vec::new();
+    let mut failed = false;
+    for node in &cfg.nodes {
+        let monitors = if given.is_empty() {
+            match dsmon::acl::monitor_addresses(node).await {
+                Ok(m) => m,
+                Err(e) => {
+                    failed = true;
+                    eprintln!("dsmon: {e}");
+                    continue;
+                }
+            }
+        } else {
+            given.clone()
+        };
+        match groups.iter_mut().find(|(m, _)| *m == monitors) {
+            Some((_, nodes)) => nodes.push(node),
+            None => groups.push((monitors, vec![node])),
+        }
+    }
+    let mut out = io::stdout().lock();
+    let res = (|| -> io::Result<()> {
+        for (monitors, nodes) in &groups {
+            let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+            let addrs: Vec<String> = monitors.iter().map(ToString::to_string).collect();
+            writeln!(
+                out,
+                "# {}: the monitor is {}. In /etc/netdata/netdata.conf on each of these nodes, put these\n\
+                 # lines in the [web] section (replacing lines with the same keys), then restart netdata.\n\
+                 # A streaming parent must also admit its children in \"allow connections from\" and\n\
+                 # \"allow streaming from\".",
+                names.join(", "),
+                addrs.join(", ")
+            )?;
+            for n in nodes.iter().filter(|n| n.url.path() != "/") {
+                writeln!(
+                    out,
+                    "# {} ({}) is reached through a proxy or a streaming parent: its agent sees that host,\n\
+                     # not the monitor; restrict access there.",
+                    n.name, n.url
+                )?;
+            }
+            writeln!(out, "{}", dsmon::acl::web_lines(monitors))?;
+        }
+        Ok(())
+    })();
+    match res {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => fail(EXIT_RUNTIME, &e),
+        _ if failed => ExitCode::from(EXIT_RUNTIME),
         _ => ExitCode::SUCCESS,
     }
 }

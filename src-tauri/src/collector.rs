@@ -234,6 +234,22 @@ impl Collector {
     /// its average over the interval, and writes their rows in one transaction.
     pub async fn log_tick(&self, store: &Arc<Mutex<Store>>, ts: i64) -> Result<TickReport> {
         let start = Instant::now();
+        let (rows, mut report) = self.poll_tick(store, ts).await?;
+        if !rows.is_empty() {
+            report.written = with_store(store, move |s| s.insert_rows(&rows)).await?;
+        }
+        report.elapsed = start.elapsed();
+        log_report(&report);
+        Ok(report)
+    }
+
+    /// Polls the nodes that have no row for `ts` yet: their rows (not written) and the report.
+    async fn poll_tick(
+        &self,
+        store: &Arc<Mutex<Store>>,
+        ts: i64,
+    ) -> Result<(Vec<Row>, TickReport)> {
+        let start = Instant::now();
         let logged = with_store(store, move |s| s.nodes_logged_at(ts)).await?;
         let missing: HashSet<String> = self
             .node_names()
@@ -259,41 +275,34 @@ impl Collector {
                 error: r.result.as_ref().err().cloned(),
             })
             .collect();
-        let written = if rows.is_empty() {
-            0
-        } else {
-            with_store(store, move |s| s.insert_rows(&rows)).await?
-        };
         let report = TickReport {
             ts,
-            written,
+            written: 0,
             already_logged,
             elapsed: start.elapsed(),
             readings,
         };
-        let down = report.readings.iter().filter(|r| r.result.is_err()).count();
-        tracing::info!(
-            tick = %format_ts(ts),
-            written,
-            already_logged,
-            down,
-            elapsed_ms = report.elapsed.as_millis() as u64,
-            "tick logged"
-        );
-        Ok(report)
+        Ok((rows, report))
     }
 
     /// The logging loop of `dsmon serve`: logs the newest tick at once if it is missing (after a
     /// restart), then one tick at every wall-clock multiple of the log interval, until `shutdown`
     /// turns true. A tick in progress (its poll and its write) always finishes.
+    ///
+    /// When a write fails (a full disk, a read-only or locked database) the rows are kept in memory
+    /// ([`MAX_HELD_ROWS`] at most), the write is tried again every few seconds, and they are
+    /// written, oldest first, as soon as the database takes them: no tick is lost.
     pub async fn run_logger(&self, store: Arc<Mutex<Store>>, mut shutdown: watch::Receiver<bool>) {
         let interval = self.settings.log_interval.as_secs();
         let mut next = tick_at_or_before(unix_now(), interval);
+        let mut held = Held::default();
         loop {
             // Wait for `next` by the wall clock, re-reading it at least every few seconds so that a
             // clock step (NTP, suspend) is noticed.
             loop {
                 if *shutdown.borrow() {
+                    held.flush(&store).await;
+                    held.report_lost();
                     return;
                 }
                 let now = SystemTime::now()
@@ -303,14 +312,41 @@ impl Collector {
                 if now >= target {
                     break;
                 }
-                let wait = (target - now).min(Duration::from_secs(5));
+                // A clock stepped back by more than an interval: continue with the newest tick
+                // (ticks already logged are not polled again) instead of waiting for the old one.
+                let newest = tick_at_or_before(now.as_secs() as i64, interval);
+                if newest + (interval as i64) < next {
+                    tracing::warn!(
+                        back_secs = next - interval as i64 - newest,
+                        "clock stepped back: continuing with the newest tick"
+                    );
+                    next = newest;
+                    break;
+                }
+                let wait = (target - now).min(HELD_RETRY);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.changed() => {}
                 }
+                held.flush(&store).await;
             }
-            if let Err(e) = self.log_tick(&store, next).await {
-                tracing::error!(tick = %format_ts(next), error = %e, "tick not written");
+            let start = Instant::now();
+            match self.poll_tick(&store, next).await {
+                Ok((rows, mut report)) => {
+                    held.push(rows);
+                    if let Some(written) = held.flush(&store).await {
+                        report.written = written;
+                        report.elapsed = start.elapsed();
+                        log_report(&report);
+                    } else {
+                        tracing::warn!(
+                            tick = %format_ts(next),
+                            held = held.rows.len(),
+                            "tick kept in memory: the database does not take writes"
+                        );
+                    }
+                }
+                Err(e) => tracing::error!(tick = %format_ts(next), error = %e, "tick not logged"),
             }
             let newest = tick_at_or_before(unix_now(), interval);
             let following = next + interval as i64;
@@ -325,6 +361,96 @@ impl Collector {
             }
         }
     }
+}
+
+/// Rows kept in memory at most while the database does not take writes (with 100 nodes and a
+/// 10-minute interval, about a week).
+pub const MAX_HELD_ROWS: usize = 100_000;
+/// How often a write of held rows is tried again.
+const HELD_RETRY: Duration = Duration::from_secs(5);
+
+/// Rows whose write failed, oldest first.
+#[derive(Default)]
+struct Held {
+    rows: Vec<Row>,
+    /// Rows given up because the backlog was full.
+    dropped: usize,
+    /// The write error was logged (once per episode).
+    failing: bool,
+}
+
+impl Held {
+    fn push(&mut self, rows: Vec<Row>) {
+        self.rows.extend(rows);
+        if self.rows.len() > MAX_HELD_ROWS {
+            let over = self.rows.len() - MAX_HELD_ROWS;
+            self.rows.drain(..over);
+            self.dropped += over;
+            tracing::error!(
+                dropped = over,
+                kept = MAX_HELD_ROWS,
+                "rows kept in memory are over the limit: the oldest are given up"
+            );
+        }
+    }
+
+    /// Writes every held row; the number written (new rows), or `None` while the database does
+    /// not take them.
+    async fn flush(&mut self, store: &Arc<Mutex<Store>>) -> Option<usize> {
+        if self.rows.is_empty() {
+            return Some(0);
+        }
+        let attempt = self.rows.clone();
+        let ticks: HashSet<i64> = attempt.iter().map(|r| r.ts).collect();
+        match with_store(store, move |s| s.insert_rows(&attempt)).await {
+            Ok(written) => {
+                if self.failing {
+                    tracing::info!(
+                        rows = self.rows.len(),
+                        ticks = ticks.len(),
+                        "database writable again: the rows kept in memory are written"
+                    );
+                }
+                self.rows.clear();
+                self.failing = false;
+                Some(written)
+            }
+            Err(e) => {
+                if !self.failing {
+                    tracing::error!(
+                        error = %e,
+                        rows = self.rows.len(),
+                        "cannot write to the database: rows kept in memory, retrying every 5 s"
+                    );
+                } else {
+                    tracing::debug!(error = %e, rows = self.rows.len(), "database still not writable");
+                }
+                self.failing = true;
+                None
+            }
+        }
+    }
+
+    fn report_lost(&self) {
+        if !self.rows.is_empty() || self.dropped > 0 {
+            tracing::error!(
+                rows = self.rows.len() + self.dropped,
+                "stopping with rows that could not be written: they are lost"
+            );
+        }
+    }
+}
+
+fn log_report(report: &TickReport) {
+    let down = report.readings.iter().filter(|r| r.result.is_err()).count();
+    tracing::info!(
+        tick = %format_ts(report.ts),
+        written = report.written,
+        already_logged = report.already_logged,
+        down,
+        elapsed_ms = report.elapsed.as_millis() as u64,
+        "tick logged"
+    );
 }
 
 async fn poll_agent(agent: &Agent, window: Window, budget: Duration) -> Reading {

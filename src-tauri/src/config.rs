@@ -132,12 +132,22 @@ impl std::fmt::Display for Listen {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     pub listen: Listen,
+    /// `tls_cert` / `tls_key`: serve https on the TCP address directly (re-read on SIGHUP).
+    pub tls: Option<TlsFiles>,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: Listen::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 8080))),
+            tls: None,
         }
     }
 }
@@ -234,6 +244,8 @@ struct RawAuth {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -441,13 +453,21 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config> {
         None => None,
     };
 
-    let server = match raw.server.listen {
+    let mut server = match raw.server.listen {
         None => ServerConfig::default(),
         Some(text) => ServerConfig {
             listen: parse_listen(&text, &base_dir)
                 .map_err(|m| invalid("server.listen".into(), m))?,
+            tls: None,
         },
     };
+    server.tls = validate_tls(
+        raw.server.tls_cert,
+        raw.server.tls_key,
+        &server.listen,
+        &base_dir,
+    )
+    .map_err(|(k, m)| invalid(format!("server.{k}"), m))?;
     if auth.is_none() {
         match &server.listen {
             Listen::Tcp(a) if a.ip().is_loopback() => {}
@@ -744,6 +764,35 @@ fn validate_auth(a: RawAuth, base_dir: &Path) -> std::result::Result<AuthConfig,
     })
 }
 
+/// `tls_cert` and `tls_key`: both or neither, existing files, on a TCP address (behind a proxy on a
+/// unix socket, the proxy terminates TLS).
+fn validate_tls(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    listen: &Listen,
+    base_dir: &Path,
+) -> std::result::Result<Option<TlsFiles>, (String, String)> {
+    let (cert, key) = match (cert, key) {
+        (None, None) => return Ok(None),
+        (Some(c), Some(k)) => (base_dir.join(c), base_dir.join(k)),
+        (Some(_), None) => return Err(("tls_key".into(), "tls_cert needs tls_key too".into())),
+        (None, Some(_)) => return Err(("tls_cert".into(), "tls_key needs tls_cert too".into())),
+    };
+    if let Listen::Unix(_) = listen {
+        return Err((
+            "tls_cert".into(),
+            "TLS is for a TCP listen address; on a unix socket the reverse proxy terminates TLS"
+                .into(),
+        ));
+    }
+    for (k, p) in [("tls_cert", &cert), ("tls_key", &key)] {
+        if !p.is_file() {
+            return Err((k.into(), format!("{}: no such file", p.display())));
+        }
+    }
+    Ok(Some(TlsFiles { cert, key }))
+}
+
 fn parse_listen(text: &str, base_dir: &Path) -> std::result::Result<Listen, String> {
     if let Some(path) = text.strip_prefix("unix:") {
         if path.is_empty() {
@@ -912,6 +961,44 @@ mod tests {
         assert_eq!(c.server.listen.to_string(), "http://[::1]:9000");
         let e = err("[server]\nlisten = \"localhost\"\n");
         assert!(e.contains("server.listen"), "{e}");
+    }
+
+    #[test]
+    fn tls_files_both_existing_and_on_tcp() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["c.pem", "k.pem"] {
+            std::fs::write(dir.path().join(f), "x").unwrap();
+        }
+        let path = dir.path().join("dsmon.toml");
+        let parse_here = |server: &str| parse(&format!("[server]\n{server}\n{AUTH}"), &path);
+        let c = parse_here("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"").unwrap();
+        assert_eq!(
+            c.server.tls,
+            Some(TlsFiles {
+                cert: dir.path().join("c.pem"),
+                key: dir.path().join("k.pem")
+            })
+        );
+        let e = parse_here("tls_cert = \"c.pem\"").unwrap_err().to_string();
+        assert!(
+            e.contains("server.tls_key: tls_cert needs tls_key too"),
+            "{e}"
+        );
+        let e = parse_here("tls_cert = \"c.pem\"\ntls_key = \"nope.pem\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("server.tls_key") && e.contains("no such file"),
+            "{e}"
+        );
+        let e =
+            parse_here("listen = \"unix:/run/x.sock\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.contains("server.tls_cert: TLS is for a TCP listen address"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! Data flows one way: agents -> [`netdata`] -> [`collector`] -> [`store`] -> [`export`] -> [`history`] / [`live`] -> [`server`] (and the desktop shell). The core modules know nothing of the desktop shell.
 
+pub mod acl;
 pub mod auth;
 pub mod collector;
 pub mod config;

@@ -472,9 +472,11 @@ impl Table {
         }
     }
 
-    fn check_fresh(&self, chart: &str, reference: i64) -> Result<()> {
-        let allowed = STALE_AFTER_SECS.max(3 * self.update_every);
-        let age = reference - self.time;
+    /// Whether the row is recent enough at `reference` (the tick, or the agent's own clock).
+    pub fn check_fresh(&self, chart: &str, reference: i64) -> Result<()> {
+        // Both numbers come from the agent: no overflow on absurd values.
+        let allowed = STALE_AFTER_SECS.max(self.update_every.saturating_mul(3));
+        let age = reference.saturating_sub(self.time);
         if age > allowed {
             return Err(NetdataError::Stale {
                 chart: chart.to_string(),
@@ -620,6 +622,12 @@ mod tests {
     fn staleness() {
         let t = table("data_system.ram_points1.json");
         assert!(t.check_fresh("system.ram", t.time + 2).is_ok());
+        let absurd = Table {
+            update_every: i64::MAX,
+            ..t.clone()
+        };
+        assert!(absurd.check_fresh("system.ram", i64::MIN).is_ok());
+        assert!(t.check_fresh("system.ram", i64::MAX).is_err());
         assert!(matches!(
             t.check_fresh("system.ram", t.time + 60),
             Err(NetdataError::Stale { age_secs: 60, .. })

@@ -6,6 +6,8 @@
 
 mod access;
 mod account;
+mod defence;
+mod tls;
 
 pub use access::{Access, AdminCaller, ViewerCaller};
 
@@ -26,7 +28,7 @@ use tokio_stream::wrappers::WatchStream;
 
 use crate::auth::Auth;
 use crate::collector::format_ts;
-use crate::config::Listen;
+use crate::config::{Listen, ServerConfig};
 use crate::export::{self, ExportError};
 use crate::history::{self, HistoryError, HistoryQuery, DEFAULT_POINTS};
 use crate::live::LiveSnapshot;
@@ -43,6 +45,8 @@ pub enum ServerError {
     Socket { path: PathBuf, reason: String },
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error("{path}: TLS: {reason}")]
+    Tls { path: PathBuf, reason: String },
 }
 
 /// What the handlers share.
@@ -59,7 +63,8 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let defence = defence::Defence::new(&state);
+    let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/nodes", get(nodes))
         .route("/api/live", get(live))
@@ -68,18 +73,31 @@ pub fn router(state: AppState) -> Router {
         .route("/api/history.csv", get(history_csv))
         .merge(account::routes())
         .fallback(static_file)
-        .with_state(state)
+        .with_state(state);
+    defence.wrap(app)
 }
 
 /// A bound listener, ready to serve.
 pub enum Bound {
     Tcp(tokio::net::TcpListener),
+    Tls(tls::TlsListener),
     Unix(tokio::net::UnixListener, PathBuf),
 }
 
-/// Binds `listen` (before anything else starts, so a taken address fails fast). A unix socket is
-/// created mode 0660.
-pub async fn bind(listen: &Listen) -> Result<Bound, ServerError> {
+/// Binds `[server] listen` (before anything else starts, so a taken address fails fast). A unix
+/// socket is created mode 0660; with `tls_cert`/`tls_key` the TCP address serves https.
+pub async fn bind(server: &ServerConfig) -> Result<Bound, ServerError> {
+    let listen = &server.listen;
+    if let (Some(files), Listen::Tcp(addr)) = (&server.tls, listen) {
+        let first = tls::load(files)?;
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                listen: listen.to_string(),
+                source,
+            })?;
+        return tls::TlsListener::start(tcp, files.clone(), first).map(Bound::Tls);
+    }
     match listen {
         Listen::Tcp(addr) => tokio::net::TcpListener::bind(addr)
             .await
@@ -95,12 +113,16 @@ pub async fn bind(listen: &Listen) -> Result<Bound, ServerError> {
 /// Serves until `state.shutdown` turns true; a unix socket is removed at the end.
 pub async fn serve(bound: Bound, state: AppState) -> Result<(), ServerError> {
     let mut stop = state.shutdown.clone();
-    let app = router(state);
+    let app = router(state).into_make_service_with_connect_info::<defence::Peer>();
     let graceful = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
     match bound {
         Bound::Tcp(l) => axum::serve(l, app)
+            .with_graceful_shutdown(graceful)
+            .await
+            .map_err(ServerError::Serve),
+        Bound::Tls(l) => axum::serve(l, app)
             .with_graceful_shutdown(graceful)
             .await
             .map_err(ServerError::Serve),

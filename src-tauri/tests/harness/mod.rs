@@ -8,6 +8,7 @@ pub mod browser;
 pub mod desktop;
 pub mod fake_agent;
 pub mod oidc;
+pub mod serving;
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -427,7 +428,7 @@ fn netdata_conf(name: &str, dir: &Path, fake: &Path, bind: &str, port: u16) -> S
 
 /// A throw-away CA and a server certificate for 127.0.0.1 signed by it, in `dir/tls`.
 /// Returns the CA certificate's path.
-fn make_certificates(dir: &Path) -> PathBuf {
+pub fn make_certificates(dir: &Path) -> PathBuf {
     let tls = dir.join("tls");
     fs::create_dir_all(&tls).expect("mkdir tls");
     fs::set_permissions(&tls, fs::Permissions::from_mode(0o755)).expect("chmod");

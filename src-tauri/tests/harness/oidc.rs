@@ -32,6 +32,12 @@ impl Provider {
     /// Starts the provider with the server's client, whose redirect URI is `redirect`, and the
     /// desktop app's client.
     pub fn start(redirect: &str) -> Self {
+        Self::start_as(redirect, "native")
+    }
+
+    /// The same for a client of OpenID Connect `application_type` `kind`: "native" allows http
+    /// loopback redirect URIs on any port; "web" allows an https one on 127.0.0.1 (behind a proxy).
+    pub fn start_as(redirect: &str, kind: &str) -> Self {
         let dir = provider_dir();
         assert!(
             dir.join("node_modules/oidc-provider").exists(),
@@ -42,6 +48,7 @@ impl Provider {
                 "client_id": CLIENT_ID,
                 "client_secret": CLIENT_SECRET,
                 "redirect_uris": [redirect],
+                "application_type": kind,
             }, {
                 "client_id": DESKTOP_CLIENT_ID,
                 "client_secret": DESKTOP_CLIENT_SECRET,
