@@ -127,6 +127,54 @@ pub fn web_lines(monitors: &[IpAddr]) -> String {
     text
 }
 
+/// The text `dsmon netdata-acl` prints: for the nodes grouped by the monitor address(es) they see
+/// (`given`, or the address this host sends from to reach each), how to place the lines, and the
+/// lines. Nodes whose addresses cannot be told are left out and their errors returned.
+pub async fn report(nodes: &[NodeConfig], given: &[IpAddr]) -> (String, Vec<AclError>) {
+    let mut groups: Vec<(Vec<IpAddr>, Vec<&NodeConfig>)> = Vec::new();
+    let mut errors = Vec::new();
+    for node in nodes {
+        let monitors = if given.is_empty() {
+            match monitor_addresses(node).await {
+                Ok(m) => m,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            }
+        } else {
+            given.to_vec()
+        };
+        match groups.iter_mut().find(|(m, _)| *m == monitors) {
+            Some((_, members)) => members.push(node),
+            None => groups.push((monitors, vec![node])),
+        }
+    }
+    let mut text = String::new();
+    for (monitors, members) in &groups {
+        let names: Vec<&str> = members.iter().map(|n| n.name.as_str()).collect();
+        let addrs: Vec<String> = monitors.iter().map(ToString::to_string).collect();
+        text.push_str(&format!(
+            "# {}: the monitor is {}. In /etc/netdata/netdata.conf on each of these nodes, put these\n\
+             # lines in the [web] section (replacing lines with the same keys), then restart netdata.\n\
+             # A streaming parent must also admit its children in \"allow connections from\" and\n\
+             # \"allow streaming from\".\n",
+            names.join(", "),
+            addrs.join(", ")
+        ));
+        for n in members.iter().filter(|n| n.url.path() != "/") {
+            text.push_str(&format!(
+                "# {} ({}) is reached through a proxy or a streaming parent: its agent sees that host,\n\
+                 # not the monitor; restrict access there.\n",
+                n.name, n.url
+            ));
+        }
+        text.push_str(&web_lines(monitors));
+        text.push('\n');
+    }
+    (text, errors)
+}
+
 /// What an agent's access looks like from here.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Exposure {
