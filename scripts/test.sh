@@ -56,5 +56,8 @@ cargo deny --offline check --hide-inclusion-graph licenses bans sources
 step "tests: unit, and integration against real Netdata agents"
 "${headless[@]}" test --locked --no-default-features
 
+step "load: 500 /api/live + 500 stream + 50 history clients for 30 s, debug build (no error, no missed tick)"
+DSMON_BENCH_SECS=30 "${headless[@]}" test --locked --no-default-features --bench load
+
 step "fuzzing: cargo fuzz, 30 s per target (scripts/fuzz.sh)"
 scripts/fuzz.sh
