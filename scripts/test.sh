@@ -35,12 +35,18 @@ if ldd target/headless/debug/dsmon | grep -Ei 'webkit|gtk|javascriptcore'; then
 fi
 echo "ldd: no webkit/gtk in target/headless/debug/dsmon"
 
-step "deployment kit: systemd unit (verify; sandbox exposure at most 2.0)"
+step "deployment kit: systemd unit (verify; sandbox exposure at most 2.0) and system user"
 unit_dir=$(mktemp -d)
 sed "s#/usr/local/bin/dsmon#$PWD/target/headless/debug/dsmon#" deploy/dsmon.service >"$unit_dir/dsmon.service"
 systemd-analyze verify "$unit_dir/dsmon.service"
 rm -r "$unit_dir"
 systemd-analyze security --offline=yes --threshold=20 --no-pager deploy/dsmon.service | tail -n 1
+# The system user: created in a copy of this machine's user database, www-data in group dsmon.
+sysroot=$(mktemp -d)
+mkdir "$sysroot/etc" && cp /etc/passwd /etc/group "$sysroot/etc/"
+systemd-sysusers --root="$sysroot" "$PWD/deploy/dsmon.sysusers"
+grep -E '^dsmon:x:[0-9]+:(.*,)?www-data' "$sysroot/etc/group"
+rm -r "$sysroot"
 
 step "lints (headless and gui)"
 "${headless[@]}" clippy --locked --no-default-features --all-targets -- -D warnings
