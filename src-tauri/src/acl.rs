@@ -199,15 +199,27 @@ pub async fn probe(node: &NodeConfig, timeout: Duration) -> Exposure {
     };
     let host = node.url.host_str().unwrap_or_default();
     for target in targets.iter().take(1) {
-        // An address of this host that the lines would not admit.
-        for from in other_sources(target.ip(), &monitors).into_iter().take(3) {
-            if let Some((200, _)) = get(*target, Some(from), host, "/api/v1/info", timeout).await {
-                warnings.push(format!(
-                    "{}: the agent answered a request from {from}, an address its [web] ACL should refuse (dsmon netdata-acl prints the lines)",
-                    node.name
-                ));
-                break;
-            }
+        // Addresses of this host that the lines would not admit, tried at once (one that has no
+        // route to the node costs the timeout, not more).
+        let sources: Vec<IpAddr> = other_sources(target.ip(), &monitors)
+            .into_iter()
+            .take(3)
+            .collect();
+        let answers = futures_util::future::join_all(
+            sources
+                .iter()
+                .map(|from| get(*target, Some(*from), host, "/api/v1/info", timeout)),
+        )
+        .await;
+        if let Some(from) = sources
+            .iter()
+            .zip(&answers)
+            .find_map(|(from, a)| matches!(a, Some((200, _))).then_some(from))
+        {
+            warnings.push(format!(
+                "{}: the agent answered a request from {from}, an address its [web] ACL should refuse (dsmon netdata-acl prints the lines)",
+                node.name
+            ));
         }
         if let Some((200, conf)) = get(*target, None, host, "/netdata.conf", timeout).await {
             if monitors.iter().any(|m| !m.is_loopback()) {
