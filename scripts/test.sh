@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it on a fresh Debian 12 machine:
 #   system packages -> formatting and lints -> headless build (and a check that it links no
-#   webkit/gtk) -> desktop (gui) build -> unit and integration tests against real Netdata agents.
+#   webkit/gtk) -> deployment kit checks -> desktop (gui) build -> cargo deny -> unit and integration
+#   tests against real Netdata agents (nginx, TLS, faults included) -> the load scenario -> fuzzing.
 # Needs root (re-runs itself with sudo): the tests start Netdata agents as user netdata and mount
 # small tmpfs disks for them.
 set -euo pipefail
