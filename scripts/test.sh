@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it on a fresh Debian 12 machine:
 #   system packages -> formatting and lints -> headless build (and a check that it links no
-#   webkit/gtk) -> desktop (gui) build -> unit and integration tests against real Netdata agents.
+#   webkit/gtk) -> deployment kit checks -> desktop (gui) build -> cargo deny -> unit and integration
+#   tests against real Netdata agents (nginx, TLS, faults included) -> the load scenario -> fuzzing.
 # Needs root (re-runs itself with sudo): the tests start Netdata agents as user netdata and mount
 # small tmpfs disks for them.
 set -euo pipefail
@@ -35,12 +36,18 @@ if ldd target/headless/debug/dsmon | grep -Ei 'webkit|gtk|javascriptcore'; then
 fi
 echo "ldd: no webkit/gtk in target/headless/debug/dsmon"
 
-step "deployment kit: systemd unit (verify; sandbox exposure at most 2.0)"
+step "deployment kit: systemd unit (verify; sandbox exposure at most 2.0) and system user"
 unit_dir=$(mktemp -d)
 sed "s#/usr/local/bin/dsmon#$PWD/target/headless/debug/dsmon#" deploy/dsmon.service >"$unit_dir/dsmon.service"
 systemd-analyze verify "$unit_dir/dsmon.service"
 rm -r "$unit_dir"
 systemd-analyze security --offline=yes --threshold=20 --no-pager deploy/dsmon.service | tail -n 1
+# The system user: created in a copy of this machine's user database, www-data in group dsmon.
+sysroot=$(mktemp -d)
+mkdir "$sysroot/etc" && cp /etc/passwd /etc/group "$sysroot/etc/"
+systemd-sysusers --root="$sysroot" "$PWD/deploy/dsmon.sysusers"
+grep -E '^dsmon:x:[0-9]+:(.*,)?www-data' "$sysroot/etc/group"
+rm -r "$sysroot"
 
 step "lints (headless and gui)"
 "${headless[@]}" clippy --locked --no-default-features --all-targets -- -D warnings
@@ -55,6 +62,9 @@ cargo deny --offline check --hide-inclusion-graph licenses bans sources
 
 step "tests: unit, and integration against real Netdata agents"
 "${headless[@]}" test --locked --no-default-features
+
+step "load: 500 /api/live + 500 stream + 50 history clients for 30 s, debug build (no error, no missed tick)"
+DSMON_BENCH_SECS=30 "${headless[@]}" test --locked --no-default-features --bench load
 
 step "fuzzing: cargo fuzz, 30 s per target (scripts/fuzz.sh)"
 scripts/fuzz.sh

@@ -127,6 +127,54 @@ pub fn web_lines(monitors: &[IpAddr]) -> String {
     text
 }
 
+/// The text `dsmon netdata-acl` prints: for the nodes grouped by the monitor address(es) they see
+/// (`given`, or the address this host sends from to reach each), how to place the lines, and the
+/// lines. Nodes whose addresses cannot be told are left out and their errors returned.
+pub async fn report(nodes: &[NodeConfig], given: &[IpAddr]) -> (String, Vec<AclError>) {
+    let mut groups: Vec<(Vec<IpAddr>, Vec<&NodeConfig>)> = Vec::new();
+    let mut errors = Vec::new();
+    for node in nodes {
+        let monitors = if given.is_empty() {
+            match monitor_addresses(node).await {
+                Ok(m) => m,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            }
+        } else {
+            given.to_vec()
+        };
+        match groups.iter_mut().find(|(m, _)| *m == monitors) {
+            Some((_, members)) => members.push(node),
+            None => groups.push((monitors, vec![node])),
+        }
+    }
+    let mut text = String::new();
+    for (monitors, members) in &groups {
+        let names: Vec<&str> = members.iter().map(|n| n.name.as_str()).collect();
+        let addrs: Vec<String> = monitors.iter().map(ToString::to_string).collect();
+        text.push_str(&format!(
+            "# {}: the monitor is {}. In /etc/netdata/netdata.conf on each of these nodes, put these\n\
+             # lines in the [web] section (replacing lines with the same keys), then restart netdata.\n\
+             # A streaming parent must also admit its children in \"allow connections from\" and\n\
+             # \"allow streaming from\".\n",
+            names.join(", "),
+            addrs.join(", ")
+        ));
+        for n in members.iter().filter(|n| n.url.path() != "/") {
+            text.push_str(&format!(
+                "# {} ({}) is reached through a proxy or a streaming parent: its agent sees that host,\n\
+                 # not the monitor; restrict access there.\n",
+                n.name, n.url
+            ));
+        }
+        text.push_str(&web_lines(monitors));
+        text.push('\n');
+    }
+    (text, errors)
+}
+
 /// What an agent's access looks like from here.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Exposure {
@@ -151,15 +199,27 @@ pub async fn probe(node: &NodeConfig, timeout: Duration) -> Exposure {
     };
     let host = node.url.host_str().unwrap_or_default();
     for target in targets.iter().take(1) {
-        // An address of this host that the lines would not admit.
-        for from in other_sources(target.ip(), &monitors).into_iter().take(3) {
-            if let Some((200, _)) = get(*target, Some(from), host, "/api/v1/info", timeout).await {
-                warnings.push(format!(
-                    "{}: the agent answered a request from {from}, an address its [web] ACL should refuse (dsmon netdata-acl prints the lines)",
-                    node.name
-                ));
-                break;
-            }
+        // Addresses of this host that the lines would not admit, tried at once (one that has no
+        // route to the node costs the timeout, not more).
+        let sources: Vec<IpAddr> = other_sources(target.ip(), &monitors)
+            .into_iter()
+            .take(3)
+            .collect();
+        let answers = futures_util::future::join_all(
+            sources
+                .iter()
+                .map(|from| get(*target, Some(*from), host, "/api/v1/info", timeout)),
+        )
+        .await;
+        if let Some(from) = sources
+            .iter()
+            .zip(&answers)
+            .find_map(|(from, a)| matches!(a, Some((200, _))).then_some(from))
+        {
+            warnings.push(format!(
+                "{}: the agent answered a request from {from}, an address its [web] ACL should refuse (dsmon netdata-acl prints the lines)",
+                node.name
+            ));
         }
         if let Some((200, conf)) = get(*target, None, host, "/netdata.conf", timeout).await {
             if monitors.iter().any(|m| !m.is_loopback()) {

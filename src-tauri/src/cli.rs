@@ -433,56 +433,13 @@ async fn check(cfg: &Config) -> ExitCode {
 }
 
 async fn netdata_acl(cfg: &Config, given: Vec<std::net::IpAddr>) -> ExitCode {
-    // Nodes that see the same monitor address(es) share one block of lines.
-    let mut groups: Vec<(Vec<std::net::IpAddr>, Vec<&config::NodeConfig>)> = Vec::new();
-    let mut failed = false;
-    for node in &cfg.nodes {
-        let monitors = if given.is_empty() {
-            match dsmon::acl::monitor_addresses(node).await {
-                Ok(m) => m,
-                Err(e) => {
-                    failed = true;
-                    eprintln!("dsmon: {e}");
-                    continue;
-                }
-            }
-        } else {
-            given.clone()
-        };
-        match groups.iter_mut().find(|(m, _)| *m == monitors) {
-            Some((_, nodes)) => nodes.push(node),
-            None => groups.push((monitors, vec![node])),
-        }
+    let (text, errors) = dsmon::acl::report(&cfg.nodes, &given).await;
+    for e in &errors {
+        eprintln!("dsmon: {e}");
     }
-    let mut out = io::stdout().lock();
-    let res = (|| -> io::Result<()> {
-        for (monitors, nodes) in &groups {
-            let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
-            let addrs: Vec<String> = monitors.iter().map(ToString::to_string).collect();
-            writeln!(
-                out,
-                "# {}: the monitor is {}. In /etc/netdata/netdata.conf on each of these nodes, put these\n\
-                 # lines in the [web] section (replacing lines with the same keys), then restart netdata.\n\
-                 # A streaming parent must also admit its children in \"allow connections from\" and\n\
-                 # \"allow streaming from\".",
-                names.join(", "),
-                addrs.join(", ")
-            )?;
-            for n in nodes.iter().filter(|n| n.url.path() != "/") {
-                writeln!(
-                    out,
-                    "# {} ({}) is reached through a proxy or a streaming parent: its agent sees that host,\n\
-                     # not the monitor; restrict access there.",
-                    n.name, n.url
-                )?;
-            }
-            writeln!(out, "{}", dsmon::acl::web_lines(monitors))?;
-        }
-        Ok(())
-    })();
-    match res {
+    match io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => fail(EXIT_RUNTIME, &e),
-        _ if failed => ExitCode::from(EXIT_RUNTIME),
+        _ if !errors.is_empty() => ExitCode::from(EXIT_RUNTIME),
         _ => ExitCode::SUCCESS,
     }
 }

@@ -296,6 +296,9 @@ impl Collector {
         let interval = self.settings.log_interval.as_secs();
         let mut next = tick_at_or_before(unix_now(), interval);
         let mut held = Held::default();
+        // The wall clock and the monotonic clock at the last tick's end: when the wall clock moved
+        // further than the monotonic one, it was stepped (or the machine slept).
+        let mut anchor = (wall_secs(), Instant::now());
         loop {
             // Wait for `next` by the wall clock, re-reading it at least every few seconds so that a
             // clock step (NTP, suspend) is noticed.
@@ -348,19 +351,40 @@ impl Collector {
                 }
                 Err(e) => tracing::error!(tick = %format_ts(next), error = %e, "tick not logged"),
             }
-            let newest = tick_at_or_before(unix_now(), interval);
+            let now = wall_secs();
+            let stepped = now - anchor.0 - anchor.1.elapsed().as_secs_f64() > interval as f64;
+            anchor = (now, Instant::now());
+            let newest = tick_at_or_before(now as i64, interval);
             let following = next + interval as i64;
-            if newest > following {
+            let behind = (newest - following) / interval as i64;
+            if newest <= following {
+                next = following;
+            } else if stepped || behind >= MAX_CATCH_UP {
                 tracing::warn!(
-                    skipped = (newest - following) / interval as i64,
+                    skipped = behind,
                     "clock jumped or the process was suspended: skipping to the newest tick"
                 );
                 next = newest;
             } else {
+                // The ticks took longer than the interval (a loaded machine, slow agents): log the
+                // ones that passed in the meantime too, each over its own interval.
+                tracing::warn!(
+                    behind,
+                    "ticks are late: catching up (the agents still have those intervals)"
+                );
                 next = following;
             }
         }
     }
+}
+
+/// Late ticks caught up at most; further behind, the logger skips to the newest tick.
+pub const MAX_CATCH_UP: i64 = 60;
+
+fn wall_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Rows kept in memory at most while the database does not take writes (with 100 nodes and a

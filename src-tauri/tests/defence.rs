@@ -178,6 +178,19 @@ fn burst(n: usize, mut send: impl FnMut() -> Answer) -> Vec<u16> {
     (0..n).map(|_| send().status).collect()
 }
 
+/// More requests until one is refused (a slow machine may have earned a token back meanwhile, one
+/// per 2 s); that answer. Panics if none of a few is.
+fn until_refused(mut send: impl FnMut() -> Answer) -> Answer {
+    for _ in 0..3 {
+        let a = send();
+        if a.status == 429 {
+            return a;
+        }
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    panic!("no 429 after the burst");
+}
+
 #[test]
 fn sign_in_routes_are_rate_limited_per_client() {
     let d = Dsmon::new("");
@@ -189,8 +202,7 @@ fn sign_in_routes_are_rate_limited_per_client() {
     let statuses = burst(BURST, || from([127, 0, 0, 1], &[]));
     assert!(statuses.iter().all(|&c| c == 200), "{statuses:?}");
 
-    let refused = from([127, 0, 0, 1], &[]);
-    assert_eq!(refused.status, 429, "{}", refused.body);
+    let refused = until_refused(|| from([127, 0, 0, 1], &[]));
     assert_security_headers("429", &refused);
     let retry: u64 = refused
         .header("retry-after")
@@ -240,7 +252,7 @@ fn behind_the_proxy_on_the_unix_socket_the_forwarded_client_is_limited() {
     };
     let statuses = burst(BURST, || as_client("198.51.100.1"));
     assert!(statuses.iter().all(|&c| c == 200), "{statuses:?}");
-    assert_eq!(as_client("198.51.100.1").status, 429);
+    until_refused(|| as_client("198.51.100.1"));
     assert_eq!(as_client("198.51.100.2").status, 200);
     // Without X-Real-IP, the last X-Forwarded-For entry (the one the proxy added) is the client.
     let xff = unix(

@@ -70,6 +70,7 @@ impl TlsListener {
         first: rustls::ServerConfig,
     ) -> Result<Self, ServerError> {
         let local = tcp.local_addr().map_err(ServerError::Serve)?;
+        tracing::info!(listen = %local, cert = %files.cert.display(), "serving https (direct TLS)");
         let current: Current = Arc::new(RwLock::new(Arc::new(first)));
         let (tx, ready) = mpsc::channel(64);
         tokio::spawn(accept_loop(tcp, Arc::clone(&current), tx));
