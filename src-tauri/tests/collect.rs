@@ -66,18 +66,19 @@ fn assert_machine(row: &serde_json::Value, m: &Machine) {
         m.disk_pct(),
         0.05,
     );
-    // Rates depend on when Netdata read a counter the test writes continuously: within 2 %.
+    // Rates depend on when Netdata read a counter the test's writer thread advances continuously;
+    // on a loaded two-core machine (a whole CI run) that thread was once late enough for 7 %: 10 %.
     assert_close(
         &format!("{node} net_in_kbps"),
         &row["net_in_kbps"],
         f64::from(m.net_in_kbps),
-        f64::from(m.net_in_kbps) * 0.02,
+        f64::from(m.net_in_kbps) * 0.10,
     );
     assert_close(
         &format!("{node} net_out_kbps"),
         &row["net_out_kbps"],
         f64::from(m.net_out_kbps),
-        f64::from(m.net_out_kbps) * 0.02,
+        f64::from(m.net_out_kbps) * 0.10,
     );
 }
 

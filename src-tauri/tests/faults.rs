@@ -193,9 +193,10 @@ fn a_full_disk_keeps_rows_in_memory_and_writes_them_when_space_returns() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(serve.stop(), Some(0), "{}", serve.text());
 
-    // No tick lost, every row with its values.
+    // No tick lost, every row with its values: the ticks written before the disk filled, the ones
+    // held in memory, and those after, with no gap (how many depends on the machine's speed).
     let t = ticks(&d);
-    assert!(t.len() >= 6, "{t:?}");
+    assert!(t.len() >= held + 2, "{held} held: {t:?}");
     assert_eq!(
         missing_ticks(&t, 2, &["alpha", "beta"]),
         Vec::<i64>::new(),
