@@ -103,7 +103,7 @@ pub fn run(cli: Cli) -> ExitCode {
         _ => "warn",
     };
     init_tracing(default_level);
-    raise_fd_limit();
+    dsmon::collector::raise_fd_limit();
 
     let cfg = match config::locate_and_load(cli.config.as_deref()) {
         Ok(c) => c,
@@ -173,22 +173,6 @@ fn init_tracing(default_level: &str) {
 fn fail(code: u8, e: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("dsmon: {e}");
     ExitCode::from(code)
-}
-
-/// Every agent costs up to four sockets during a poll; lift the soft open-files limit to the hard one
-/// so that hundreds of nodes do not run into the usual 1024.
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 /// The collector (first: a bad CA file is a configuration error, reported before any file is

@@ -514,6 +514,22 @@ pub fn format_ts(ts: i64) -> String {
         .unwrap_or_else(|| ts.to_string())
 }
 
+/// Every agent costs up to four sockets during a poll; lift the soft open-files limit to the hard one
+/// so that hundreds of nodes do not run into the usual 1024.
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,19 @@ pub enum Format {
     Json,
 }
 
+/// The range of a history request (the API's and the desktop app's): `from`, by default 24 hours
+/// ago, to `to`, by default now.
+pub fn history_range(
+    from: Option<&str>,
+    to: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(i64, i64)> {
+    Ok((
+        parse_time(from.unwrap_or("-24h"), now)?,
+        parse_time(to.unwrap_or("now"), now)?,
+    ))
+}
+
 /// Parses `now`, `-24h` / `-7d` / `-90m` (relative to `now`), a date (midnight UTC) or RFC 3339.
 pub fn parse_time(input: &str, now: DateTime<Utc>) -> Result<i64> {
     let s = input.trim();

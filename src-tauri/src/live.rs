@@ -17,7 +17,7 @@ use crate::collector::{unix_now, Collector, NodeState, Reading};
 use crate::netdata::{Metrics, Window};
 
 /// One node as the live view shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct NodeLive {
     pub name: String,
     pub state: NodeState,
@@ -32,7 +32,7 @@ pub struct NodeLive {
 }
 
 /// Every node's latest state, published once per live interval.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct LiveSnapshot {
     /// Increases by one per published snapshot.
     pub seq: u64,

@@ -122,6 +122,38 @@ pub struct UserView {
     pub last_sign_in: Option<i64>,
 }
 
+/// A change an Admin makes on the users page: `{"role": "admin" | "user" | null}` (null: back to
+/// the configuration) and/or `{"blocked": bool}` — as `POST /api/users/EMAIL` and the desktop app's
+/// `change_user` command take it.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    #[serde(default, deserialize_with = "some_or_null")]
+    pub role: Option<Option<Role>>,
+    pub blocked: Option<bool>,
+}
+
+fn some_or_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<Role>>, D::Error> {
+    <Option<Role> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+impl UserChange {
+    /// Parses a change from JSON; the message says what is expected.
+    pub fn parse(json: &[u8]) -> std::result::Result<Self, String> {
+        let change: Self = serde_json::from_slice(json).map_err(|e| {
+            format!(
+                "expected {{\"role\": \"admin\" | \"user\" | null, \"blocked\": true | false}}: {e}"
+            )
+        })?;
+        if change.role.is_none() && change.blocked.is_none() {
+            return Err("nothing to change: give role and/or blocked".into());
+        }
+        Ok(change)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditPage {
     pub entries: Vec<AuditEntry>,
@@ -236,7 +268,14 @@ impl Auth {
         &self.oidc
     }
 
-    /// Audits a refused sign-in, naming the identity when it is known.
+    /// A sign-in's outcome, its refusal (if any) audited, naming the identity when it is known.
+    fn audited(&self, r: Result<SignedIn>, via: &str) -> Result<SignedIn> {
+        if let Err(e) = &r {
+            self.audit_refusal(e, via);
+        }
+        r
+    }
+
     fn audit_refusal(&self, e: &AuthError, via: &str) {
         let who = match e {
             AuthError::Unverified(e) | AuthError::NotAuthorized(e) | AuthError::Blocked(e) => {
@@ -306,30 +345,20 @@ impl Auth {
         let r = self
             .finish_inner(state, browser_state, code, provider_error)
             .await;
-        if let Err(e) = &r {
-            self.audit_refusal(e, "web");
-        }
-        r
+        self.audited(r, "web")
     }
 
     /// Admits a verified identity that signed in elsewhere (the desktop app's loopback sign-in):
     /// the same role rules, session and audit as a web sign-in. Refusals are audited.
     pub fn admit(&self, id: Identity, via: &str) -> Result<SignedIn> {
-        let r = self.admit_inner(id, "/".into(), via);
-        if let Err(e) = &r {
-            self.audit_refusal(e, via);
-        }
-        r
+        self.audited(self.admit_inner(id, "/".into(), via), via)
     }
 
     /// `POST /auth/token`: exchanges an ID token the desktop app obtained for its own client
     /// (`[auth] desktop_client_id`) for a session of this server. Each token is taken once.
     pub async fn exchange_id_token(&self, raw: &str) -> Result<SignedIn> {
         let r = self.exchange_inner(raw).await;
-        if let Err(e) = &r {
-            self.audit_refusal(e, "desktop token exchange");
-        }
-        r
+        self.audited(r, "desktop token exchange")
     }
 
     async fn exchange_inner(&self, raw: &str) -> Result<SignedIn> {
@@ -540,6 +569,22 @@ impl Auth {
         let action = if blocked { "blocked" } else { "unblocked" };
         self.audit(Some(&actor.email), action, Some(&email), None);
         Ok(())
+    }
+
+    /// Applies `change` by `actor` (the role first, then the block); returns the new users list.
+    pub fn change_user(
+        &self,
+        actor: &Caller,
+        email: &str,
+        change: UserChange,
+    ) -> Result<Vec<UserView>> {
+        if let Some(role) = change.role {
+            self.set_role(actor, email, role)?;
+        }
+        if let Some(b) = change.blocked {
+            self.set_blocked(actor, email, b)?;
+        }
+        self.users()
     }
 
     pub fn audit_page(&self, offset: i64, limit: i64) -> Result<AuditPage> {

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::auth::loopback;
 use crate::auth::oidc::Oidc;
-use crate::auth::{Auth, AuthError, Caller, Role};
+use crate::auth::{Auth, AuthError, Caller, Role, UserChange};
 use crate::collector::Collector;
 use crate::config::{Config, DesktopMode};
 use crate::export;
@@ -225,13 +225,6 @@ impl Backend {
         }
     }
 
-    fn broken(&self) -> Result<(), DesktopError> {
-        match self {
-            Backend::Broken(e) => Err(DesktopError::Config(e.clone())),
-            _ => Ok(()),
-        }
-    }
-
     /// The local caller with the role resolved now (as `dsmon serve` does per request).
     fn local_caller(l: &Local, session: &Session) -> Result<Caller, DesktopError> {
         match &l.auth {
@@ -274,7 +267,7 @@ impl Backend {
     }
 
     /// Whether anybody with a role is signed in (the live events are sent only then).
-    pub async fn may_view(&self, session: &Session) -> bool {
+    pub fn may_view(&self, session: &Session) -> bool {
         match self {
             Backend::Local(l) => Self::local_caller(l, session).is_ok(),
             Backend::Remote(_) => session_of(session).is_some(),
@@ -283,7 +276,6 @@ impl Backend {
     }
 
     pub async fn me(&self, session: &Session) -> Result<Me, DesktopError> {
-        self.broken()?;
         match self {
             Backend::Local(l) => {
                 let c = Self::local_caller(l, session)?;
@@ -311,12 +303,11 @@ impl Backend {
                     server: Some(r.base.to_string()),
                 })
             }
-            Backend::Broken(_) => unreachable_broken(),
+            Backend::Broken(e) => Err(DesktopError::Config(e.clone())),
         }
     }
 
     pub async fn live(&self, session: &Session) -> Result<Value, DesktopError> {
-        self.broken()?;
         match self {
             Backend::Local(l) => {
                 Self::require(l, session, Role::User, "the live view")?;
@@ -324,7 +315,7 @@ impl Backend {
                 serde_json::to_value(&*snap).map_err(DesktopError::internal)
             }
             Backend::Remote(r) => r.get(session, "/api/live").await,
-            Backend::Broken(_) => unreachable_broken(),
+            Backend::Broken(e) => Err(DesktopError::Config(e.clone())),
         }
     }
 
@@ -333,18 +324,18 @@ impl Backend {
         session: &Session,
         args: HistoryArgs,
     ) -> Result<Value, DesktopError> {
-        self.broken()?;
         match self {
             Backend::Local(l) => {
                 Self::require(l, session, Role::Admin, "history")?;
-                let now = chrono::Utc::now();
-                let time = |v: Option<&str>, d: &str| {
-                    export::parse_time(v.unwrap_or(d), now)
-                        .map_err(|e| DesktopError::BadRequest(e.to_string()))
-                };
+                let (from, to) = export::history_range(
+                    args.from.as_deref(),
+                    args.to.as_deref(),
+                    chrono::Utc::now(),
+                )
+                .map_err(|e| DesktopError::BadRequest(e.to_string()))?;
                 let q = HistoryQuery {
-                    from: time(args.from.as_deref(), "-24h")?,
-                    to: time(args.to.as_deref(), "now")?,
+                    from,
+                    to,
                     points: args.points.unwrap_or(DEFAULT_POINTS),
                     nodes: args.node,
                 };
@@ -386,7 +377,7 @@ impl Backend {
                 };
                 r.get(session, &format!("/api/history?{query}")).await
             }
-            Backend::Broken(_) => unreachable_broken(),
+            Backend::Broken(e) => Err(DesktopError::Config(e.clone())),
         }
     }
 
@@ -397,7 +388,6 @@ impl Backend {
     }
 
     pub async fn users(&self, session: &Session) -> Result<Value, DesktopError> {
-        self.broken()?;
         match self {
             Backend::Local(l) => {
                 Self::require(l, session, Role::Admin, "user administration")?;
@@ -405,7 +395,7 @@ impl Backend {
                 serde_json::to_value(list).map_err(DesktopError::internal)
             }
             Backend::Remote(r) => r.get(session, "/api/users").await,
-            Backend::Broken(_) => unreachable_broken(),
+            Backend::Broken(e) => Err(DesktopError::Config(e.clone())),
         }
     }
 
@@ -416,31 +406,14 @@ impl Backend {
         email: &str,
         change: Value,
     ) -> Result<Value, DesktopError> {
-        self.broken()?;
         match self {
             Backend::Local(l) => {
                 let actor = Self::require(l, session, Role::Admin, "user administration")?;
                 let auth = Self::local_auth(l)?;
-                let obj = change.as_object().ok_or_else(|| {
-                    DesktopError::BadRequest("expected {\"role\": ..., \"blocked\": ...}".into())
-                })?;
-                if obj.keys().any(|k| k != "role" && k != "blocked") || obj.is_empty() {
-                    return Err(DesktopError::BadRequest(
-                        "give role and/or blocked, nothing else".into(),
-                    ));
-                }
-                if let Some(r) = obj.get("role") {
-                    let role: Option<Role> = serde_json::from_value(r.clone())
-                        .map_err(|e| DesktopError::BadRequest(format!("role: {e}")))?;
-                    auth.set_role(&actor, email, role)?;
-                }
-                if let Some(b) = obj.get("blocked") {
-                    let b = b
-                        .as_bool()
-                        .ok_or_else(|| DesktopError::BadRequest("blocked: true or false".into()))?;
-                    auth.set_blocked(&actor, email, b)?;
-                }
-                serde_json::to_value(auth.users()?).map_err(DesktopError::internal)
+                let bytes = serde_json::to_vec(&change).map_err(DesktopError::internal)?;
+                let change = UserChange::parse(&bytes).map_err(DesktopError::BadRequest)?;
+                serde_json::to_value(auth.change_user(&actor, email, change)?)
+                    .map_err(DesktopError::internal)
             }
             Backend::Remote(r) => {
                 let path = format!(
@@ -450,7 +423,7 @@ impl Backend {
                 r.send(session, r.http.post(r.url(&path)?).json(&change))
                     .await
             }
-            Backend::Broken(_) => unreachable_broken(),
+            Backend::Broken(e) => Err(DesktopError::Config(e.clone())),
         }
     }
 
@@ -460,7 +433,6 @@ impl Backend {
         offset: i64,
         limit: i64,
     ) -> Result<Value, DesktopError> {
-        self.broken()?;
         match self {
             Backend::Local(l) => {
                 Self::require(l, session, Role::Admin, "the audit log")?;
@@ -479,7 +451,7 @@ impl Backend {
                 )
                 .await
             }
-            Backend::Broken(_) => unreachable_broken(),
+            Backend::Broken(e) => Err(DesktopError::Config(e.clone())),
         }
     }
 
@@ -491,7 +463,6 @@ impl Backend {
         open: impl FnOnce(&url::Url) -> Result<(), String>,
         timeout: Duration,
     ) -> Result<Me, DesktopError> {
-        self.broken()?;
         match self {
             Backend::Local(l) => {
                 let auth = Self::local_auth(l)?;
@@ -508,13 +479,17 @@ impl Backend {
                     .send()
                     .await
                     .map_err(|e| r.unreachable(e))?;
-                let v = Remote::answer(resp).await?;
+                // At the token exchange a 403 means this identity has no role on the server.
+                let v = match Remote::answer(resp).await {
+                    Err(DesktopError::Forbidden(m)) => return Err(DesktopError::NotAuthorized(m)),
+                    r => r?,
+                };
                 let token = v["session"].as_str().ok_or_else(|| {
                     DesktopError::Unavailable("the server sent no session".into())
                 })?;
                 set_session(session, Some(token.to_string()));
             }
-            Backend::Broken(_) => return unreachable_broken(),
+            Backend::Broken(e) => return Err(DesktopError::Config(e.clone())),
         }
         self.me(session).await
     }
@@ -560,12 +535,6 @@ impl Backend {
             },
         }
     }
-}
-
-fn unreachable_broken<T>() -> Result<T, DesktopError> {
-    Err(DesktopError::Config(
-        "the configuration does not load".into(),
-    ))
 }
 
 impl Remote {
@@ -615,12 +584,6 @@ impl Remote {
             .unwrap_or_else(|| format!("the server answered {status}"));
         Err(match status.as_u16() {
             401 => DesktopError::NotSignedIn,
-            403 if msg.contains("not authorized")
-                || msg.contains("blocked")
-                || msg.contains("verified") =>
-            {
-                DesktopError::NotAuthorized(msg)
-            }
             403 => DesktopError::Forbidden(msg),
             400 | 404 | 409 => DesktopError::BadRequest(msg),
             _ => DesktopError::Unavailable(msg),

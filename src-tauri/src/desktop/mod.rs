@@ -320,7 +320,7 @@ fn spawn_forwarder(
                         _ = stopped.changed() => break,
                     }
                     let snap = rx.borrow_and_update().clone();
-                    if backend.may_view(&session).await {
+                    if backend.may_view(&session) {
                         let _ = app.emit("live", &*snap);
                         notify_changes(&app, &snap, &mut last, &notify);
                     }
@@ -394,8 +394,9 @@ async fn remote_stream(
                 if event == "snapshot" && !data.is_empty() {
                     if let Ok(snap) = serde_json::from_str::<serde_json::Value>(&data) {
                         let _ = app.emit("live", &snap);
-                        if let Ok(s) = serde_json::from_value::<RemoteSnapshot>(snap) {
-                            notify_remote(app, &s, last, notify);
+                        // The server's snapshot is the same type as the local one.
+                        if let Ok(s) = serde_json::from_value::<LiveSnapshot>(snap) {
+                            notify_changes(app, &s, last, notify);
                         }
                     }
                 }
@@ -412,33 +413,6 @@ async fn remote_stream(
         }
     }
     Err("the server closed the live stream".into())
-}
-
-#[derive(serde::Deserialize)]
-struct RemoteSnapshot {
-    nodes: Vec<RemoteNode>,
-}
-
-#[derive(serde::Deserialize)]
-struct RemoteNode {
-    name: String,
-    state: NodeState,
-    last_error: Option<String>,
-}
-
-fn notify_remote(
-    app: &AppHandle,
-    s: &RemoteSnapshot,
-    last: &mut HashMap<String, NodeState>,
-    notify: &AtomicBool,
-) {
-    let changes = crate::live::transitions(
-        s.nodes
-            .iter()
-            .map(|n| (n.name.as_str(), n.state, n.last_error.as_deref())),
-        last,
-    );
-    send_notifications(app, changes, notify);
 }
 
 fn notify_changes(

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{AuthError, Role};
+use crate::auth::{AuthError, Role, UserChange};
 
 use super::access::{self, Access, AdminCaller, SameOrigin, LOGIN_COOKIE, SESSION_COOKIE};
 use super::{ApiError, AppState};
@@ -355,19 +355,6 @@ async fn users(_: AdminCaller, State(s): State<AppState>) -> Result<Response, Ap
     Ok(Json(list).into_response())
 }
 
-/// `{"role": "admin" | "user" | null}` (null: back to the configuration) and/or `{"blocked": bool}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UserChange {
-    #[serde(default, deserialize_with = "some_or_null")]
-    role: Option<Option<Role>>,
-    blocked: Option<bool>,
-}
-
-fn some_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Role>>, D::Error> {
-    Option::<Role>::deserialize(d).map(Some)
-}
-
 async fn change_user(
     AdminCaller(who): AdminCaller,
     _: SameOrigin,
@@ -376,32 +363,15 @@ async fn change_user(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let auth = auth_or_404(&s)?;
-    let change: UserChange = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "expected {{\"role\": \"admin\" | \"user\" | null, \"blocked\": true | false}}: {e}"
-        ))
-    })?;
-    if change.role.is_none() && change.blocked.is_none() {
-        return Err(ApiError::bad_request(
-            "nothing to change: give role and/or blocked",
-        ));
-    }
+    let change = UserChange::parse(&body).map_err(ApiError::bad_request)?;
     let actor = who
         .caller()
         .ok_or_else(|| ApiError::internal("admin without a caller"))?;
-    tokio::task::spawn_blocking(move || {
-        if let Some(role) = change.role {
-            auth.set_role(&actor, &email, role)?;
-        }
-        if let Some(b) = change.blocked {
-            auth.set_blocked(&actor, &email, b)?;
-        }
-        auth.users()
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map(|l| Json(l).into_response())
-    .map_err(ApiError::from)
+    tokio::task::spawn_blocking(move || auth.change_user(&actor, &email, change))
+        .await
+        .map_err(ApiError::internal)?
+        .map(|l| Json(l).into_response())
+        .map_err(ApiError::from)
 }
 
 #[derive(Deserialize)]

@@ -316,11 +316,10 @@ fn parse_params(raw: Option<String>) -> Result<HistoryParams, ApiError> {
             }
         }
     }
-    let time =
-        |v: Option<String>, default: &str| export::parse_time(v.as_deref().unwrap_or(default), now);
+    let (from, to) = export::history_range(from.as_deref(), to.as_deref(), now)?;
     Ok(HistoryParams {
-        from: time(from, "-24h")?,
-        to: time(to, "now")?,
+        from,
+        to,
         points,
         nodes,
     })
