@@ -4,6 +4,9 @@
 //! `cargo bench --no-default-features --bench history`
 //! The database is built once in target/bench-history.sqlite3 and reused by later runs.
 
+#[path = "support/serve.rs"]
+mod serve;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -123,27 +126,13 @@ fn main() {
 /// The same queries through HTTP: `dsmon serve` on this database (no nodes configured, so it logs
 /// nothing), `GET /api/history` with reqwest, the JSON body read whole.
 fn http_latency(db: &std::path::Path, names: &[String], end: i64) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let config = dir.path().join("dsmon.toml");
-    std::fs::write(
-        &config,
+    let mut server = serve::Served::start(|port| {
         format!(
             "[storage]\npath = \"{}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n",
             db.display()
-        ),
-    )
-    .expect("config");
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_dsmon"))
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("serve");
+        )
+    });
+    let port = server.port;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -157,14 +146,6 @@ fn http_latency(db: &std::path::Path, names: &[String], end: i64) {
     rt.block_on(async {
         let client = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
-        let start = Instant::now();
-        while client.get(format!("{base}/healthz")).send().await.is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "serve did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         for (label, days) in [("24h", 1), ("7d", 7), ("30d", 30), ("1y", 365)] {
             for n in [5usize, NODES] {
                 let mut url = format!(
@@ -201,11 +182,7 @@ fn http_latency(db: &std::path::Path, names: &[String], end: i64) {
             }
         }
     });
-    let _ = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(server.id().to_string())
-        .status();
-    let _ = server.wait();
+    server.stop();
 }
 
 fn ms(d: Duration) -> f64 {

@@ -9,8 +9,9 @@
 
 #[path = "support/replay.rs"]
 mod replay;
+#[path = "support/serve.rs"]
+mod serve;
 
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,36 +21,6 @@ use tokio::net::TcpStream;
 
 const NODES: usize = 100;
 const LOG_INTERVAL: i64 = 5;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-}
-
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
 
 /// One keep-alive connection's GET: status and body length, read by Content-Length.
 async fn get(
@@ -166,53 +137,31 @@ fn percentiles(mut v: Vec<u64>) -> String {
 }
 
 fn main() {
-    raise_fd_limit();
-    let secs = env_num("DSMON_BENCH_SECS", 60);
-    let live_clients = env_num("DSMON_BENCH_LIVE", 500);
-    let stream_clients = env_num("DSMON_BENCH_STREAMS", 500);
-    let history_clients = env_num("DSMON_BENCH_HISTORY", 50);
+    dsmon::collector::raise_fd_limit();
+    let secs = serve::env_num("DSMON_BENCH_SECS", 60);
+    let live_clients = serve::env_num("DSMON_BENCH_LIVE", 500);
+    let stream_clients = serve::env_num("DSMON_BENCH_STREAMS", 500);
+    let history_clients = serve::env_num("DSMON_BENCH_HISTORY", 50);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let replay = rt.block_on(replay::ReplayServer::start());
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let config = dir.path().join("dsmon.toml");
-    std::fs::write(
-        &config,
+    let mut server = serve::Served::start(|port| {
         format!(
             "[collector]\nlog_interval = \"{LOG_INTERVAL}s\"\nlive_interval = \"1s\"\ntimeout = \"900ms\"\n[storage]\npath = \"db.sqlite3\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\n{}",
             replay.nodes_toml(NODES)
-        ),
-    )
-    .expect("config");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_dsmon"))
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let pid = server.id();
+        )
+    });
+    let port = server.port;
+    let pid = server.pid();
 
     let errors = Arc::new(AtomicU64::new(0));
     let (live, history, streams, window, elapsed, ticks) = rt.block_on({
         let errors = Arc::clone(&errors);
         async move {
-            let start = Instant::now();
-            while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-                assert!(
-                    start.elapsed() < Duration::from_secs(10),
-                    "serve did not start"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let ticks_before = cpu_ticks(pid);
+            let ticks_before = serve::cpu_ticks(pid);
             let from = dsmon::collector::unix_now();
             let t0 = Instant::now();
             let deadline = t0 + Duration::from_secs(secs);
@@ -251,20 +200,17 @@ fn main() {
                 out.2,
                 (from, to),
                 elapsed,
-                cpu_ticks(pid) - ticks_before,
+                serve::cpu_ticks(pid) - ticks_before,
             )
         }
     });
     // Let the tick in progress finish, then stop.
     std::thread::sleep(Duration::from_secs(2));
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status();
-    let _ = server.wait();
+    server.stop();
 
     // Every tick inside the window must have a row for every node.
-    let store = dsmon::store::Store::open_existing(&dir.path().join("db.sqlite3")).expect("db");
+    let store =
+        dsmon::store::Store::open_existing(&server.dir.path().join("db.sqlite3")).expect("db");
     let (from, to) = window;
     let first_tick = (from / LOG_INTERVAL + 1) * LOG_INTERVAL;
     let last_tick = to / LOG_INTERVAL * LOG_INTERVAL;

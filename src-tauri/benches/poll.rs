@@ -25,7 +25,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    raise_fd_limit();
+    dsmon::collector::raise_fd_limit();
     println!(
         "dsmon benchmark on {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -83,20 +83,6 @@ fn main() {
 
 fn real_agents_possible() -> bool {
     harness::is_root() && Path::new("/usr/sbin/netdata").exists()
-}
-
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain struct in/out.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 /// Prints the first (cold) time, then min, p50, p99 and max of the rest.

@@ -7,71 +7,34 @@
 
 #[path = "support/replay.rs"]
 mod replay;
+#[path = "support/serve.rs"]
+mod serve;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest[0] is field 3 (state); utime and stime are fields 14 and 15.
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-}
-
 fn main() {
-    let secs = env_num("DSMON_BENCH_SECS", 60);
-    let clients = env_num("DSMON_BENCH_CLIENTS", 200) as usize;
+    let secs = serve::env_num("DSMON_BENCH_SECS", 60);
+    let clients = serve::env_num("DSMON_BENCH_CLIENTS", 200) as usize;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let replay = rt.block_on(replay::ReplayServer::start());
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let config = dir.path().join("dsmon.toml");
-    std::fs::write(
-        &config,
+    let mut server = serve::Served::start(|port| {
         format!(
             "[collector]\nlive_interval = \"1s\"\ntimeout = \"900ms\"\n[storage]\npath = \"db.sqlite3\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\n{}",
             replay.nodes_toml(100)
-        ),
-    )
-    .expect("config");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_dsmon"))
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let pid = server.id();
+        )
+    });
+    let port = server.port;
+    let pid = server.pid();
 
     let received = rt.block_on(async move {
-        // Wait for the server.
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "serve did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let ticks_before = cpu_ticks(pid);
+        let ticks_before = serve::cpu_ticks(pid);
         let t0 = Instant::now();
         let deadline = t0 + Duration::from_secs(secs);
         let mut tasks = Vec::with_capacity(clients);
@@ -109,14 +72,10 @@ fn main() {
             all.push(t.await.unwrap_or_default());
         }
         let elapsed = t0.elapsed().as_secs_f64();
-        let ticks = cpu_ticks(pid) - ticks_before;
+        let ticks = serve::cpu_ticks(pid) - ticks_before;
         (all, elapsed, ticks)
     });
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .status();
-    let _ = server.wait();
+    server.stop();
 
     let (all, elapsed, ticks) = received;
     // SAFETY: sysconf has no preconditions.

@@ -9,8 +9,8 @@ mod harness;
 use std::time::{Duration, Instant};
 
 use harness::oidc::{
-    dsmon_with_auth, set_cookie, Agent, Provider, CLIENT_SECRET, DESKTOP_CLIENT_ID,
-    DESKTOP_CLIENT_SECRET,
+    dsmon_with_auth, loopback_redirect, set_cookie, Agent, Provider, CLIENT_SECRET,
+    DESKTOP_CLIENT_ID, DESKTOP_CLIENT_SECRET,
 };
 use harness::{Dsmon, Serve};
 use reqwest::header::LOCATION;
@@ -645,13 +645,7 @@ async fn desktop_sign_in(
     let browser = tokio::spawn(async move {
         let url = rx.await.expect("the sign-in opened no browser");
         let a = Agent::new(0);
-        let redirect = reqwest::Url::parse(&url)
-            .expect("authorization url")
-            .query_pairs()
-            .find(|(k, _)| k == "redirect_uri")
-            .map(|(_, v)| v.into_owned())
-            .expect("redirect_uri");
-        assert!(redirect.starts_with("http://127.0.0.1:"), "{redirect}");
+        let redirect = loopback_redirect(&url);
         let back = a.provider_login(url.clone(), email, &redirect).await;
         let cb = reqwest::Url::parse(&back).expect("callback url");
         assert_eq!(cb.path(), "/callback", "{back}");

@@ -80,19 +80,12 @@ async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
     ];
     let home = DesktopHome::new();
     let nodes: String = agents.iter().map(NetdataAgent::node_toml).collect();
-    let config = home.dir.join("dsmon.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[storage]\npath = \"{}\"\n[collector]\nlog_interval = \"2s\"\nlive_interval = \"1s\"\ntimeout = \"500ms\"\n\n{nodes}{}",
-            home.dir.join("desktop.sqlite3").display(),
-            desktop_auth(&provider.issuer)
-        ),
-    )
-    .expect("config");
-    let b = home
-        .launch(&["--config", config.to_str().expect("utf-8")])
-        .await;
+    let config = format!(
+        "[storage]\npath = \"{}\"\n[collector]\nlog_interval = \"2s\"\nlive_interval = \"1s\"\ntimeout = \"500ms\"\n\n{nodes}{}",
+        home.dir.join("desktop.sqlite3").display(),
+        desktop_auth(&provider.issuer)
+    );
+    let b = home.launch_config(&config).await;
 
     // Signed out: the sign-in screen, and the commands refuse.
     b.wait("the sign-in screen", WAIT, || async {
@@ -233,22 +226,15 @@ async fn desktop_remote_mode_shows_the_servers_data_under_its_roles() {
         &provider.issuer,
     );
     let home = DesktopHome::new();
-    let config = home.dir.join("dsmon.toml");
-    // The desktop's own admin list is irrelevant here: the server decides.
-    std::fs::write(
-        &config,
-        format!(
-            "[storage]\npath = \"{}\"\n[desktop]\nmode = \"remote\"\nserver_url = \"http://127.0.0.1:{}\"\n\n{}",
-            home.dir.join("unused.sqlite3").display(),
-            serve.port,
-            desktop_auth(&provider.issuer).replace("alice@example.com", "nobody@example.com")
-        ),
-    )
-    .expect("config");
     tokio::time::sleep(Duration::from_secs(4)).await; // the server logs a few ticks
-    let b = home
-        .launch(&["--config", config.to_str().expect("utf-8")])
-        .await;
+                                                      // The desktop's own admin list is irrelevant here: the server decides.
+    let config = format!(
+        "[storage]\npath = \"{}\"\n[desktop]\nmode = \"remote\"\nserver_url = \"http://127.0.0.1:{}\"\n\n{}",
+        home.dir.join("unused.sqlite3").display(),
+        serve.port,
+        desktop_auth(&provider.issuer).replace("alice@example.com", "nobody@example.com")
+    );
+    let b = home.launch_config(&config).await;
     b.wait("the sign-in screen", WAIT, || async {
         shown(&b, "#sign-in").await
     })
@@ -284,18 +270,11 @@ async fn desktop_settings_are_validated_saved_and_applied() {
     let _one = ONE_AT_A_TIME.lock().await;
     let agent = NetdataAgent::start("delta", Machine::STANDARD);
     let home = DesktopHome::new();
-    let config = home.dir.join("dsmon.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "# the admin's workstation\n[storage]\npath = \"{}\"\n[collector]\nlog_interval = \"10m\"\nlive_interval = \"1s\"\ntimeout = \"500ms\"\n",
-            home.dir.join("desktop.sqlite3").display()
-        ),
-    )
-    .expect("config");
-    let b = home
-        .launch(&["--config", config.to_str().expect("utf-8")])
-        .await;
+    let config = format!(
+        "# the admin's workstation\n[storage]\npath = \"{}\"\n[collector]\nlog_interval = \"10m\"\nlive_interval = \"1s\"\ntimeout = \"500ms\"\n",
+        home.dir.join("desktop.sqlite3").display()
+    );
+    let b = home.launch_config(&config).await;
     // Without [auth]: a local tool, and it says so.
     b.wait("the local-mode banner", WAIT, || async {
         shown(&b, "#banner").await
@@ -320,7 +299,7 @@ async fn desktop_settings_are_validated_saved_and_applied() {
         b.content("#settings-status").await.contains("nodes[0].url")
     })
     .await;
-    assert!(!std::fs::read_to_string(&config)
+    assert!(!std::fs::read_to_string(home.config())
         .expect("read")
         .contains("delta"));
 
@@ -336,7 +315,7 @@ async fn desktop_settings_are_validated_saved_and_applied() {
     let _ = saved;
     let status = b.content("#settings-status").await;
     assert!(status.starts_with("Saved"), "{status}");
-    let text = std::fs::read_to_string(&config).expect("read");
+    let text = std::fs::read_to_string(home.config()).expect("read");
     assert!(
         text.contains("# the admin's workstation") && text.contains("name = \"delta\""),
         "{text}"

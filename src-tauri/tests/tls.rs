@@ -60,17 +60,7 @@ async fn serves_https_with_hsts_and_reloads_the_certificate_on_sighup() {
     let (cert, key) = (d.dir.join("server-cert.pem"), d.dir.join("server-key.pem"));
     std::fs::copy(&cert_a, &cert).expect("cert");
     std::fs::copy(&key_a, &key).expect("key");
-    let text = std::fs::read_to_string(&d.config).expect("config");
-    let listen = format!("listen = \"127.0.0.1:{}\"\n", d.port);
-    std::fs::write(
-        &d.config,
-        text.replacen(
-            &listen,
-            &format!("{listen}tls_cert = \"server-cert.pem\"\ntls_key = \"server-key.pem\"\n"),
-            1,
-        ),
-    )
-    .expect("config");
+    serve_tls(&d, "server-cert.pem", "server-key.pem");
 
     let log = d.dir.join("serve.log");
     let mut serve = d
@@ -165,6 +155,21 @@ async fn serves_https_with_hsts_and_reloads_the_certificate_on_sighup() {
     );
 }
 
+/// Adds `tls_cert` / `tls_key` (paths relative to the config) to `d`'s `[server]`.
+fn serve_tls(d: &Dsmon, cert: &str, key: &str) {
+    let text = std::fs::read_to_string(&d.config).expect("config");
+    let listen = format!("listen = \"127.0.0.1:{}\"\n", d.port);
+    std::fs::write(
+        &d.config,
+        text.replacen(
+            &listen,
+            &format!("{listen}tls_cert = \"{cert}\"\ntls_key = \"{key}\"\n"),
+            1,
+        ),
+    )
+    .expect("config");
+}
+
 #[test]
 fn a_certificate_that_does_not_load_stops_serve_with_a_message() {
     let d = Dsmon::new("");
@@ -172,15 +177,7 @@ fn a_certificate_that_does_not_load_stops_serve_with_a_message() {
     std::fs::write(d.dir.join("key.pem"), "garbage").expect("key");
     let text = std::fs::read_to_string(&d.config).expect("config");
     let listen = format!("listen = \"127.0.0.1:{}\"\n", d.port);
-    std::fs::write(
-        &d.config,
-        text.replacen(
-            &listen,
-            &format!("{listen}tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n"),
-            1,
-        ),
-    )
-    .expect("config");
+    serve_tls(&d, "cert.pem", "key.pem");
     let r = d.run(&["serve"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(

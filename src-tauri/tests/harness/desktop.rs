@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::browser::Browser;
-use super::oidc::Agent;
+use super::oidc::{loopback_redirect, Agent};
 
 /// The desktop binary: `target/debug/dsmon` of the default (gui) build, built here if needed (a
 /// no-op when scripts/test.sh built it already). `DSMON_GUI_BIN` names another one.
@@ -106,6 +106,19 @@ impl DesktopHome {
         Self { dir, urls }
     }
 
+    /// The configuration file the app is started with by [`DesktopHome::launch_config`].
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("dsmon.toml")
+    }
+
+    /// Writes `text` as the app's configuration and starts the app with `--config` on it.
+    pub async fn launch_config(&self, text: &str) -> Browser {
+        let config = self.config();
+        std::fs::write(&config, text).expect("config");
+        self.launch(&["--config", config.to_str().expect("utf-8")])
+            .await
+    }
+
     /// Starts the app with `args` (e.g. `--config PATH`) and a WebDriver session on its window.
     pub async fn launch(&self, args: &[&str]) -> Browser {
         let bin = gui_binary();
@@ -169,16 +182,7 @@ impl DesktopHome {
     /// returns the status of the app's loopback listener's answer.
     pub async fn log_in(&self, n: usize, email: &str) -> reqwest::StatusCode {
         let url = self.opened(n).await;
-        let redirect = reqwest::Url::parse(&url)
-            .expect("authorization URL")
-            .query_pairs()
-            .find(|(k, _)| k == "redirect_uri")
-            .map(|(_, v)| v.into_owned())
-            .expect("redirect_uri");
-        assert!(
-            redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/callback"),
-            "the desktop app must listen on loopback: {redirect}"
-        );
+        let redirect = loopback_redirect(&url);
         let a = Agent::new(0);
         let back = a.provider_login(url, email, &redirect).await;
         a.http

@@ -125,6 +125,21 @@ pub fn dsmon_with_auth(rest: &str, issuer: &str) -> (Dsmon, Serve) {
     (d, s)
 }
 
+/// The `redirect_uri` of a desktop sign-in's authorization URL: the app's loopback listener.
+pub fn loopback_redirect(authorize_url: &str) -> String {
+    let redirect = reqwest::Url::parse(authorize_url)
+        .expect("authorization URL")
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.into_owned())
+        .expect("redirect_uri");
+    assert!(
+        redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/callback"),
+        "the desktop sign-in must listen on loopback: {redirect}"
+    );
+    redirect
+}
+
 /// A browser without a renderer: a cookie jar, redirects followed by hand.
 pub struct Agent {
     pub http: Client,
