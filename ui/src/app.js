@@ -30,9 +30,12 @@ const store = {
   },
 };
 
+// #conn is a status region (index.html): it changes only when the stream's state does, so a
+// screen reader hears "reconnecting…" and "live" once each rather than on every event.
 const conn = document.getElementById('conn');
 function setConn(state) {
-  conn.textContent = state === 'live' ? 'live' : 'reconnecting…';
+  const text = state === 'live' ? 'live' : 'reconnecting…';
+  if (conn.textContent !== text) conn.textContent = text;
   conn.className = `conn ${state}`;
 }
 
@@ -48,17 +51,53 @@ function notAuthorized() {
   );
 }
 
-function route() {
+/**
+ * Names the page in the title ("History · dsmon", from its heading) and, after a navigation in
+ * the page, moves focus there, so that keyboard and screen-reader users start on the new page
+ * rather than on a link that no longer exists. `focusKey` finds the same control again when only
+ * the page's parameters changed (a history range button); the page load keeps the browser's focus.
+ */
+function settle(navigated, samePage, focusKey) {
+  const h1 = main.querySelector('h1');
+  document.title = h1 && h1.textContent ? `${h1.textContent} · dsmon` : 'dsmon';
+  if (h1) h1.tabIndex = -1;
+  if (!navigated) return;
+  if (samePage) {
+    if (!focusKey) return; // focus was not in the page (a chart zoomed with the mouse): leave it
+    const again = main.querySelector(focusKey);
+    if (again && !again.hidden && !again.disabled) {
+      again.focus();
+      return;
+    }
+  }
+  if (h1) h1.focus();
+}
+
+/** A selector for the focused control in the page, to focus its successor after a redraw. */
+function focusedKey() {
+  const e = document.activeElement;
+  if (!e || e === main || !main.contains(e)) return null;
+  if (e.id) return `#${CSS.escape(e.id)}`;
+  if (e.dataset.range) return `[data-range="${CSS.escape(e.dataset.range)}"]`;
+  return 'h1';
+}
+
+let shownPath = null;
+
+/** Draws the page the address names; `navigated`: after a click, back/forward or the app's menu. */
+function route(navigated = false) {
+  const focusKey = focusedKey();
   if (cleanup) cleanup();
   cleanup = null;
   const parts = location.pathname.split('/').filter(Boolean);
-  const params = new URLSearchParams(location.search);
   let page = parts[0] || 'live';
   if (page === 'history' && !location.search && store.prefs.last_range) {
     // The desktop app (and this browser) reopen history on the range last looked at.
-    navigate(`/history?${store.prefs.last_range}`, { replace: true });
-    return;
+    history.replaceState(null, '', `/history?${store.prefs.last_range}`);
   }
+  const params = new URLSearchParams(location.search);
+  const samePage = location.pathname === shownPath;
+  shownPath = location.pathname;
   if (page === 'compact') page = 'live';
   for (const a of document.querySelectorAll('[data-nav]')) {
     a.classList.toggle('active', a.dataset.nav === page);
@@ -73,9 +112,12 @@ function route() {
     else if (page === 'nodes' && parts[1]) cleanup = nodePage(main, store, decodeURIComponent(parts[1]));
     else main.replaceChildren(el('h1', { text: 'Not found' }), el('p', {}, el('a', { href: '/live', text: 'Back to the live view' })));
   } catch (e) {
-    main.replaceChildren(el('p', { class: 'error', text: `This page failed: ${e.message}` }));
+    main.replaceChildren(el('p', { class: 'error', role: 'alert', text: `This page failed: ${e.message}` }));
   }
+  settle(navigated, samePage, focusKey);
 }
+
+const onNavigate = () => route(true);
 
 /** The header: pages for this role, who is signed in, sign out; or the local-mode banner. */
 function showIdentity(me) {
@@ -88,9 +130,9 @@ function showIdentity(me) {
     open.onclick = () => api.openLiveWindow().catch(() => {});
   }
   const who = document.getElementById('who');
-  if (me.mode === 'remote') who.before(el('span', { class: 'remote', id: 'remote', text: `server ${me.server}` }));
+  if (me.mode === 'remote') who.before(el('span', { class: 'remote muted', id: 'remote', text: `server ${me.server}` }));
   if (!me.auth) {
-    who.replaceChildren(el('span', { class: 'local', text: 'local mode', title: 'No sign-in is configured: dsmon serves this machine only and everyone is Admin.' }));
+    who.replaceChildren(el('span', { class: 'local muted', text: 'local mode', title: 'No sign-in is configured: dsmon serves this machine only and everyone is Admin.' }));
     document.getElementById('banner').hidden = false;
     return;
   }
@@ -103,7 +145,7 @@ function showIdentity(me) {
     }
   });
   who.replaceChildren(
-    el('span', { class: 'email', id: 'me', text: me.email, title: me.name || '' }),
+    el('span', { class: 'email muted', id: 'me', text: me.email, title: me.name || '' }),
     el('span', { class: `role ${me.role}`, id: 'role', text: me.role === 'admin' ? 'Admin' : 'User' }),
     out,
   );
@@ -124,19 +166,23 @@ function signInScreen(message) {
     } catch (e) {
       button.disabled = false;
       if (e.kind === 'not_authorized') {
+        const heading = el('h1', { id: 'not-authorized', text: 'Not authorized', tabindex: '-1' });
         main.replaceChildren(
-          el('h1', { id: 'not-authorized', text: 'Not authorized' }),
+          heading,
           el('p', { text: `${e.message}. Ask an administrator for access, or sign in with another account.` }),
           el('p', {}, button),
           status,
         );
         status.textContent = '';
+        document.title = 'Not authorized · dsmon';
+        heading.focus(); // the screen changed under the button that had focus
       } else {
         status.textContent = e.message;
         status.className = 'status-line error';
       }
     }
   });
+  document.title = 'Sign in · dsmon';
   main.replaceChildren(
     el('h1', { text: 'Sign in' }),
     el('p', { text: message || 'dsmon shows its data to signed-in people only. Your browser opens to sign in with Google; come back here afterwards.' }),
@@ -173,13 +219,14 @@ async function start() {
       main.before(el('p', { class: 'banner error', id: 'config-error', text: `The configuration does not load: ${e.message}` }));
       document.getElementById('banner').hidden = true;
       interceptLinks(document.body);
-      window.addEventListener('popstate', route);
-      window.addEventListener('dsmon:navigate', route);
+      window.addEventListener('popstate', onNavigate);
+      window.addEventListener('dsmon:navigate', onNavigate);
       showIdentity(store.me);
-      navigate('/settings', { replace: true });
+      history.replaceState(null, '', '/settings');
+      route();
       return;
     }
-    main.replaceChildren(el('p', { class: 'error', text: `Cannot reach dsmon: ${e.message}` }));
+    main.replaceChildren(el('p', { class: 'error', role: 'alert', text: `Cannot reach dsmon: ${e.message}` }));
     return;
   }
   api.onNavigateRequest((path) => navigate(path));
@@ -187,8 +234,8 @@ async function start() {
   api.live().then((s) => store.push(s), () => setConn('reconnecting'));
   api.subscribeLive((s) => store.push(s), setConn);
   interceptLinks(document.body);
-  window.addEventListener('popstate', route);
-  window.addEventListener('dsmon:navigate', route);
+  window.addEventListener('popstate', onNavigate);
+  window.addEventListener('dsmon:navigate', onNavigate);
   route();
 }
 

@@ -6,7 +6,7 @@ import { dateTime, el } from './format.js';
 const PAGE = 50;
 
 export function auditPage(main) {
-  const status = el('p', { class: 'status-line loading', text: 'Loading the audit log…' });
+  const status = el('p', { class: 'status-line loading', role: 'status', text: 'Loading the audit log…' });
   const body = el('tbody');
   const newer = el('button', { type: 'button', text: '← Newer', disabled: true });
   const older = el('button', { type: 'button', text: 'Older →', disabled: true });

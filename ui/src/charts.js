@@ -2,12 +2,23 @@
 // container (charts resize with it), gaps where values are null.
 import uPlot from './vendor/uPlot.esm.js';
 
-const PALETTE = ['#2563eb', '#16a34a', '#dc2626', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#65a30d', '#ea580c', '#4f46e5'];
+// Every colour is at least 3:1 against the cards in both themes (WCAG 1.4.11 for graphics).
+const PALETTE = ['#2563eb', '#16a34a', '#dc2626', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#65a30d', '#ea580c', '#6366f1'];
 
 export const seriesColor = (i) => PALETTE[i % PALETTE.length];
 
-function cssVar(name) {
-  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+/**
+ * The colour a palette variable stands for in the current theme, as rgb()/rgba() for the canvas.
+ * The variables hold light-dark() pairs, which only an element's computed colour resolves.
+ */
+function cssColor(name) {
+  const probe = document.createElement('span');
+  probe.hidden = true;
+  probe.style.color = `var(${name})`; // set through the CSSOM, which the CSP allows
+  document.body.append(probe);
+  const color = getComputedStyle(probe).color;
+  probe.remove();
+  return color;
 }
 
 // Whole-second steps for the live charts (uPlot would otherwise tick a few seconds in fractions).
@@ -15,8 +26,8 @@ const LIVE_INCRS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600];
 const clock = (v) => new Date(v * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 
 function axes(unit, compact, live) {
-  const stroke = cssVar('--muted');
-  const grid = { stroke: cssVar('--grid'), width: 1 };
+  const stroke = cssColor('--muted');
+  const grid = { stroke: cssColor('--grid'), width: 1 };
   const x = { stroke, grid, ticks: grid, show: !compact };
   if (live) {
     x.incrs = LIVE_INCRS;

@@ -89,7 +89,7 @@ export function historyPage(main, params) {
   const reset = el('button', { type: 'button', id: 'reset-zoom', text: 'Reset zoom', onclick: () => go({ range: '24h' }) });
   const csv = el('a', { class: 'csv', text: 'CSV', download: 'dsmon-history.csv' });
   const label = el('p', { class: 'range-label', id: 'range-label' });
-  const status = el('p', { class: 'status-line', text: 'Loading…' });
+  const status = el('p', { class: 'status-line', role: 'status', text: 'Loading…' });
   const charts = el('div', { class: 'charts' });
   const availability = el('table', { class: 'availability' });
 
@@ -149,7 +149,7 @@ export function historyPage(main, params) {
     availability.replaceChildren(
       el('thead', {}, el('tr', {}, el('th', { text: 'Node' }), el('th', { text: 'Availability' }))),
       el('tbody', {}, h.nodes.map((n) => el('tr', { 'data-node': n.name },
-        el('td', {}, el('a', { href: `/nodes/${encodeURIComponent(n.name)}`, text: n.name }), n.retired ? el('span', { class: 'retired', text: 'retired' }) : null),
+        el('td', {}, el('a', { href: `/nodes/${encodeURIComponent(n.name)}`, text: n.name }), n.retired ? el('span', { class: 'retired muted', text: 'retired' }) : null),
         el('td', { class: 'num', text: n.availability === null ? 'no rows' : `${(n.availability * 100).toFixed(1)} %` })))),
     );
     destroyCharts();

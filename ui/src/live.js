@@ -10,7 +10,7 @@ export function nodeCard(name, { big = false } = {}) {
   const values = {};
   const tiles = METRICS.map((m) => {
     values[m.key] = el('dd', { text: '–' });
-    return el('div', { class: 'tile' }, el('dt', { text: m.label }), values[m.key]);
+    return el('div', { class: 'tile' }, el('dt', { class: 'muted', text: m.label }), values[m.key]);
   });
   const spark = el('div', { class: 'spark' });
   const status = el('p', { class: 'status', text: 'waiting for the first poll…' });
@@ -81,22 +81,38 @@ export class LiveHistory {
   }
 }
 
-/** Renders the dashboard into `main`; returns a cleanup function. */
+/** " (a, b and 3 more)": the nodes that are down, for the summary; "" when none is. */
+function downNames(nodes) {
+  const names = nodes.filter((n) => n.state === 'down').map((n) => n.name);
+  if (names.length === 0) return '';
+  const shown = names.slice(0, 5).join(', ');
+  return ` (${shown}${names.length > 5 ? ` and ${names.length - 5} more` : ''})`;
+}
+
+/**
+ * Renders the dashboard into `main`; returns a cleanup function.
+ * The cards update in place at every snapshot (every live interval), so they are not a live
+ * region: a screen reader would read the whole grid every few seconds. The summary is, and its
+ * text changes only when a node goes down or comes back, naming the nodes that are down.
+ */
 export function livePage(main, store) {
   const grid = el('section', { class: 'grid', 'aria-label': 'nodes' });
-  const summary = el('p', { class: 'summary', text: 'Loading…' });
+  const summary = el('p', { class: 'summary', role: 'status', text: 'Loading…' });
+  const say = (text) => {
+    if (summary.textContent !== text) summary.textContent = text;
+  };
   main.replaceChildren(el('h1', { text: 'Live' }), summary, grid);
   const cards = new Map();
 
   function render(snap) {
     if (!snap) return;
     if (snap.nodes.length === 0) {
-      summary.textContent = 'No nodes configured: add [[nodes]] to the configuration.';
+      say('No nodes configured: add [[nodes]] to the configuration.');
       return;
     }
     const up = snap.nodes.filter((n) => n.state === 'up').length;
     const down = snap.nodes.filter((n) => n.state === 'down').length;
-    summary.textContent = `${up} up, ${down} down, ${snap.nodes.length} nodes · every ${snap.interval_ms / 1000} s`;
+    say(`${up} up, ${down} down${downNames(snap.nodes)}, ${snap.nodes.length} nodes · every ${snap.interval_ms / 1000} s`);
     for (const n of snap.nodes) {
       let c = cards.get(n.name);
       if (!c) {

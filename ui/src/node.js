@@ -6,12 +6,12 @@ import { el } from './format.js';
 
 export function nodePage(main, store, name) {
   const { card, update, destroy } = nodeCard(name, { big: true });
-  const status = el('p', { class: 'status-line loading', text: 'Loading the last 24 hours…' });
+  const status = el('p', { class: 'status-line loading', role: 'status', text: 'Loading the last 24 hours…' });
   const charts = el('div', { class: 'charts' });
   // History is for Admins (the backend refuses it to Users); a User sees the live card only.
   const withHistory = !store.me || store.me.role === 'admin';
   main.replaceChildren(
-    el('p', { class: 'crumbs' }, el('a', { href: '/live', text: 'Live' }), ' / ', name),
+    el('p', { class: 'crumbs muted' }, el('a', { href: '/live', text: 'Live' }), ' / ', name),
     el('h1', { text: name }),
     card,
     ...(withHistory ? [el('h2', { text: 'Last 24 hours' }), status, charts] : []),

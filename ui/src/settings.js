@@ -13,11 +13,18 @@ export function applyTheme(theme) {
 
 /** Renders the Settings page into `main`; returns a cleanup function. */
 export function settingsPage(main) {
-  main.replaceChildren(el('h1', { text: 'Settings' }), el('p', { class: 'status-line loading', text: 'Loading…' }));
+  // The heading stays while the rest loads (the router may have focused it).
+  const heading = el('h1', { text: 'Settings' });
+  const show = (...nodes) => {
+    while (heading.nextSibling) heading.nextSibling.remove();
+    heading.after(...nodes);
+  };
+  main.replaceChildren(heading);
+  show(el('p', { class: 'status-line loading', role: 'status', text: 'Loading…' }));
   let alive = true;
   Promise.all([api.settings(), api.prefs()]).then(
-    ([view, prefs]) => alive && render(main, view, prefs),
-    (e) => alive && main.replaceChildren(el('h1', { text: 'Settings' }), el('p', { class: 'error', id: 'settings-error', text: e.message })),
+    ([view, prefs]) => alive && show(...render(view, prefs)),
+    (e) => alive && show(el('p', { class: 'error', id: 'settings-error', role: 'alert', text: e.message })),
   );
   return () => {
     alive = false;
@@ -25,10 +32,11 @@ export function settingsPage(main) {
 }
 
 function field(label, input, hint) {
-  return el('label', { class: 'field' }, el('span', { text: label }), input, hint ? el('small', { text: hint }) : null);
+  return el('label', { class: 'field' }, el('span', { text: label }), input, hint ? el('small', { class: 'muted', text: hint }) : null);
 }
 
-function render(main, view, prefs) {
+/** The page below its heading: the configuration form and the app's preferences. */
+function render(view, prefs) {
   const s = view.settings;
   const input = (id, value, attrs = {}) => el('input', { id, value: value || '', ...attrs });
 
@@ -165,12 +173,11 @@ function render(main, view, prefs) {
   notify.checked = prefs.notifications === true;
   notify.addEventListener('change', () => api.setPref('notifications', notify.checked).catch(() => {}));
 
-  main.replaceChildren(
-    el('h1', { text: 'Settings' }),
+  return [
     el('p', { class: 'muted', text: `Configuration file: ${view.path}` }),
     form,
     el('section', { class: 'panel prefs' }, el('h2', { text: 'This app' }),
       field('Theme', theme),
       el('label', { class: 'radio' }, notify, el('span', { text: 'Notify me when a node goes down or comes back' }))),
-  );
+  ];
 }

@@ -6,7 +6,7 @@ import { dateTime, el } from './format.js';
 const ROLE_LABEL = { admin: 'Admin', user: 'User' };
 
 export function usersPage(main, me) {
-  const status = el('p', { class: 'status-line loading', text: 'Loading users…' });
+  const status = el('p', { class: 'status-line loading', role: 'status', text: 'Loading users…' });
   const body = el('tbody');
   const table = el('table', { class: 'users' },
     el('thead', {}, el('tr', {}, ...['Email', 'Name', 'Role', 'Access', 'Last sign-in'].map((h) => el('th', { text: h })))),
