@@ -5,13 +5,13 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {
-    let Ok(table) = dsmon::netdata::parse_data("system.cpu", body) else {
+    let Ok(table) = dsmon_netdata::parse_data("system.cpu", body) else {
         return;
     };
-    let _ = dsmon::netdata::cpu_pct(&table);
-    let _ = dsmon::netdata::mem_pct(&table);
-    let _ = dsmon::netdata::disk_pct(&table);
-    let _ = dsmon::netdata::net_kbps(&table);
+    let _ = dsmon_netdata::cpu_pct(&table);
+    let _ = dsmon_netdata::mem_pct(&table);
+    let _ = dsmon_netdata::disk_pct(&table);
+    let _ = dsmon_netdata::net_kbps(&table);
     // The reference clock comes from the agent's Date header: any value.
     for reference in [table.time, 0, i64::MIN, i64::MAX] {
         let _ = table.check_fresh("system.cpu", reference);

@@ -10,9 +10,9 @@ mod serve;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dsmon::collector::{tick_at_or_before, unix_now};
-use dsmon::history::{self, HistoryQuery};
-use dsmon::netdata::Metrics;
+use dsmon::core::Metrics;
+use dsmon::core::{tick_at_or_before, unix_now};
+use dsmon::store::history::{self, HistoryQuery};
 use dsmon::store::{Row, Store};
 
 const NODES: usize = 100;
@@ -99,14 +99,15 @@ fn main() {
     };
     let mut csv = Vec::new();
     let t = Instant::now();
-    let n = dsmon::export::write_rows(&store, &q, dsmon::export::Format::Csv, &mut csv)
-        .expect("export");
+    let n =
+        dsmon::store::export::write_rows(&store, &q, dsmon::store::export::Format::Csv, &mut csv)
+            .expect("export");
     let export_secs = t.elapsed().as_secs_f64();
     drop(store);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut fresh = Store::open(&dir.path().join("import.sqlite3")).expect("store");
     let t = Instant::now();
-    let rows = dsmon::import::parse(csv.as_slice(), "bench.csv").expect("parse");
+    let rows = dsmon::store::import::parse(csv.as_slice(), "bench.csv").expect("parse");
     let parse_secs = t.elapsed().as_secs_f64();
     let inserted = fresh.insert_rows(&rows).expect("import");
     let total_secs = t.elapsed().as_secs_f64();
@@ -150,8 +151,8 @@ fn http_latency(db: &std::path::Path, names: &[String], end: i64) {
             for n in [5usize, NODES] {
                 let mut url = format!(
                     "{base}/api/history?from={}&to={}&points=500",
-                    dsmon::collector::format_ts(end - days * 86_400),
-                    dsmon::collector::format_ts(end)
+                    dsmon::core::format_ts(end - days * 86_400),
+                    dsmon::core::format_ts(end)
                 );
                 for name in &names[..n] {
                     url.push_str(&format!("&node={name}"));

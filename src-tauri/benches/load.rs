@@ -137,7 +137,7 @@ fn percentiles(mut v: Vec<u64>) -> String {
 }
 
 fn main() {
-    dsmon::collector::raise_fd_limit();
+    dsmon::raise_fd_limit();
     let secs = serve::env_num("DSMON_BENCH_SECS", 60);
     let live_clients = serve::env_num("DSMON_BENCH_LIVE", 500);
     let stream_clients = serve::env_num("DSMON_BENCH_STREAMS", 500);
@@ -162,7 +162,7 @@ fn main() {
         async move {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let ticks_before = serve::cpu_ticks(pid);
-            let from = dsmon::collector::unix_now();
+            let from = dsmon::core::unix_now();
             let t0 = Instant::now();
             let deadline = t0 + Duration::from_secs(secs);
             let spawn_pollers = |n: u64, path: &str| {
@@ -192,7 +192,7 @@ fn main() {
             for t in streams {
                 out.2.push(t.await.unwrap_or_default());
             }
-            let to = dsmon::collector::unix_now();
+            let to = dsmon::core::unix_now();
             let elapsed = t0.elapsed().as_secs_f64();
             (
                 out.0,

@@ -13,9 +13,11 @@ mod replay;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use dsmon::collector::{tick_at_or_before, unix_now, Collector};
 use dsmon::config;
-use dsmon::netdata::{Metrics, Window};
+use dsmon::core::Metrics;
+use dsmon::core::{tick_at_or_before, unix_now};
+use dsmon::engine::Collector;
+use dsmon::netdata::Window;
 use dsmon::store::{Row, Store};
 
 const ROUNDS: usize = 30;
@@ -25,7 +27,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    dsmon::collector::raise_fd_limit();
+    dsmon::raise_fd_limit();
     println!(
         "dsmon benchmark on {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())

@@ -11,11 +11,11 @@ use std::sync::{Arc, Mutex};
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::sync::watch;
 
-use dsmon::collector::{format_ts, tick_at_or_before, unix_now, Collector};
 use dsmon::config::{self, Config};
-use dsmon::export::{self, ExportError, Format};
-use dsmon::netdata::Metrics;
-use dsmon::store::{Row, RowQuery, Store};
+use dsmon::core::{format_ts, tick_at_or_before, unix_now, Metrics, Row};
+use dsmon::engine::Collector;
+use dsmon::store::export::{self, ExportError, Format};
+use dsmon::store::{RowQuery, Store};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -103,7 +103,7 @@ pub fn run(cli: Cli) -> ExitCode {
         _ => "warn",
     };
     init_tracing(default_level);
-    dsmon::collector::raise_fd_limit();
+    dsmon::raise_fd_limit();
 
     let cfg = match config::locate_and_load(cli.config.as_deref()) {
         Ok(c) => c,
@@ -300,14 +300,16 @@ async fn serve(cfg: &Config) -> ExitCode {
         listen = %cfg.server.listen,
         "dsmon serve started"
     );
-    let live = dsmon::live::spawn(Arc::clone(&collector), stop_rx.clone());
-    let state = dsmon::server::AppState {
+    let live = dsmon::engine::live::spawn(Arc::clone(&collector), stop_rx.clone());
+    let app = dsmon::app::App::new(
         live,
         reader,
-        configured: Arc::new(cfg.nodes.iter().map(|n| n.name.clone()).collect()),
-        log_interval: cfg.collector.log_interval.as_secs() as i64,
-        shutdown: stop_rx.clone(),
+        cfg.collector.log_interval.as_secs() as i64,
         auth,
+    );
+    let state = dsmon::server::AppState {
+        app,
+        shutdown: stop_rx.clone(),
     };
     let logger = {
         let collector = Arc::clone(&collector);
@@ -355,7 +357,7 @@ async fn check(cfg: &Config) -> ExitCode {
     let acl_probes = cfg
         .nodes
         .iter()
-        .map(|n| dsmon::acl::probe(n, cfg.collector.timeout));
+        .map(|n| dsmon::netdata::acl::probe(n, cfg.collector.timeout));
     let (probes, exposures) = tokio::join!(
         collector.probe(),
         futures_util::future::join_all(acl_probes)
@@ -417,7 +419,7 @@ async fn check(cfg: &Config) -> ExitCode {
 }
 
 async fn netdata_acl(cfg: &Config, given: Vec<std::net::IpAddr>) -> ExitCode {
-    let (text, errors) = dsmon::acl::report(&cfg.nodes, &given).await;
+    let (text, errors) = dsmon::netdata::acl::report(&cfg.nodes, &given).await;
     for e in &errors {
         eprintln!("dsmon: {e}");
     }
@@ -465,7 +467,7 @@ fn import(cfg: &Config, file: &std::path::Path) -> ExitCode {
         }
     };
     // Parse everything before the database is even opened: a bad file changes nothing.
-    let rows = match dsmon::import::parse(input, &name) {
+    let rows = match dsmon::store::import::parse(input, &name) {
         Ok(rows) => rows,
         Err(e) => return fail(EXIT_USAGE, &e),
     };

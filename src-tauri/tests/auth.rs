@@ -673,7 +673,7 @@ async fn desktop_sign_in(
             .unwrap_or_default()
             .contains("return to the app"));
     });
-    let r = dsmon::auth::loopback::sign_in(
+    let r = dsmon::server::loopback::sign_in(
         oidc,
         move |u| tx.send(u.to_string()).map_err(|_| "no browser".to_string()),
         Duration::from_secs(30),
@@ -818,14 +818,14 @@ async fn desktop_sign_in_times_out_when_the_browser_never_comes_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let oidc = desktop_oidc(&provider.issuer, dir.path());
     let t = Instant::now();
-    let e = dsmon::auth::loopback::sign_in(&oidc, |_| Ok(()), Duration::from_millis(800))
+    let e = dsmon::server::loopback::sign_in(&oidc, |_| Ok(()), Duration::from_millis(800))
         .await
         .err()
         .expect("timed out");
     assert!(matches!(e, dsmon::auth::AuthError::TimedOut(_)), "{e}");
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     // A browser that cannot be opened is an error at once.
-    let e = dsmon::auth::loopback::sign_in(
+    let e = dsmon::server::loopback::sign_in(
         &oidc,
         |_| Err("no browser".into()),
         Duration::from_secs(60),

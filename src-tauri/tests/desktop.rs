@@ -56,10 +56,20 @@ async fn sign_in(home: &DesktopHome, b: &Browser, n: usize, email: &str) {
         reqwest::StatusCode::OK,
         "the app's loopback listener"
     );
+    // The attempt is over when the role shows, or the refusal does with its button usable again
+    // (after a refusal the refusal screen is already up while the next attempt runs).
     b.wait(&format!("{email} signed in"), WAIT, || async {
-        shown(b, "#role").await || shown(b, "#not-authorized").await
+        shown(b, "#role").await
+            || (shown(b, "#not-authorized").await && enabled(b, "#sign-in").await)
     })
     .await;
+}
+
+async fn enabled(b: &Browser, css: &str) -> bool {
+    match b.client.find(Locator::Css(css)).await {
+        Ok(e) => e.is_enabled().await.unwrap_or(false),
+        Err(_) => false,
+    }
 }
 
 async fn sign_out(b: &Browser) {

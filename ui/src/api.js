@@ -2,7 +2,11 @@
 // `dsmon serve`; in the desktop app (Tauri) the same functions call its commands and listen to its
 // events. The backend checks the caller's role either way; the pages only reflect its answers.
 
-/** An error from the backend, with its HTTP status (401: not signed in, 403: not allowed). */
+/**
+ * An error from the backend: its kind (the application layer's: not_signed_in, forbidden, ...)
+ * and the HTTP status the pages check (401: not signed in, 403: not allowed). The server sends the
+ * kind beside its status; the desktop commands send only the kind.
+ */
 export class ApiError extends Error {
   constructor(message, status, kind) {
     super(message);
@@ -15,8 +19,11 @@ const TAURI = window.__TAURI__;
 /** True inside the desktop app. */
 export const desktop = Boolean(TAURI && TAURI.core);
 
-// The desktop commands' error kinds as the HTTP statuses the pages already understand.
-const STATUS = { not_signed_in: 401, forbidden: 403, not_authorized: 403, bad_request: 400, config: 503, unavailable: 502, internal: 500 };
+// The error kinds as HTTP statuses: the same table as the server's `status_of` (dsmon-server).
+const STATUS = {
+  not_signed_in: 401, forbidden: 403, not_authorized: 403, bad_request: 400, not_found: 404,
+  conflict: 409, config: 503, unavailable: 502, internal: 500,
+};
 
 async function call(cmd, args) {
   try {
@@ -39,7 +46,7 @@ async function request(path, init = {}) {
     // The session ended (expired, signed out elsewhere, blocked): sign in again and come back.
     location.assign(`/auth/login?next=${encodeURIComponent(location.pathname + location.search)}`);
   }
-  if (!r.ok) throw new ApiError(body && body.error ? body.error : `HTTP ${r.status}`, r.status);
+  if (!r.ok) throw new ApiError(body && body.error ? body.error : `HTTP ${r.status}`, r.status, body && body.kind);
   return body;
 }
 

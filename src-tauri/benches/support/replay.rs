@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use dsmon::collector::unix_now;
+use dsmon::core::unix_now;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 

@@ -1,16 +1,22 @@
-//! The Tauri commands the page calls (through `ui/src/api.js`): each takes the app state, lets the
-//! backend check the caller's role and do the work, and returns its typed error.
+//! The Tauri commands the page calls (through `ui/src/api.js`): each takes the app state, hands
+//! the use case to the backend (the application layer, here or on the server) and returns its
+//! typed error (`{"kind", "message"}`).
 
 use std::time::Duration;
 
 use serde_json::Value;
 use tauri::{AppHandle, State};
 
-use super::backend::{DesktopError, HistoryArgs, Me};
+use super::backend::Me;
 use super::{prefs, Desktop};
-use crate::settings::{self, Settings, SettingsView};
+use dsmon_app::{AppError, ErrorKind, HistoryRequest, Request};
+use dsmon_config::settings::{self, Settings, SettingsView};
 
-type R<T> = Result<T, DesktopError>;
+type R<T> = Result<T, AppError>;
+
+async fn call(state: &State<'_, Desktop>, req: Request) -> R<Value> {
+    state.backend().await.call(&state.session, req).await
+}
 
 #[tauri::command]
 pub async fn me(state: State<'_, Desktop>) -> R<Me> {
@@ -19,35 +25,28 @@ pub async fn me(state: State<'_, Desktop>) -> R<Me> {
 
 #[tauri::command]
 pub async fn live(state: State<'_, Desktop>) -> R<Value> {
-    state.backend().await.live(&state.session).await
+    call(&state, Request::Live).await
 }
 
 #[tauri::command]
-pub async fn history(state: State<'_, Desktop>, query: HistoryArgs) -> R<Value> {
-    state.backend().await.history(&state.session, query).await
+pub async fn history(state: State<'_, Desktop>, query: HistoryRequest) -> R<Value> {
+    call(&state, Request::History(query)).await
 }
 
 #[tauri::command]
 pub async fn users(state: State<'_, Desktop>) -> R<Value> {
-    state.backend().await.users(&state.session).await
+    call(&state, Request::Users).await
 }
 
 #[tauri::command]
 pub async fn change_user(state: State<'_, Desktop>, email: String, change: Value) -> R<Value> {
-    state
-        .backend()
-        .await
-        .change_user(&state.session, &email, change)
-        .await
+    call(&state, Request::ChangeUser { email, change }).await
 }
 
 #[tauri::command]
 pub async fn audit(state: State<'_, Desktop>, offset: i64, limit: i64) -> R<Value> {
-    state
-        .backend()
-        .await
-        .audit(&state.session, offset, limit)
-        .await
+    let (offset, limit) = (Some(offset), Some(limit));
+    call(&state, Request::Audit { offset, limit }).await
 }
 
 /// Opens the system browser at the provider and waits for it to come back (a few minutes at most).
@@ -55,13 +54,17 @@ pub async fn audit(state: State<'_, Desktop>, offset: i64, limit: i64) -> R<Valu
 pub async fn sign_in(state: State<'_, Desktop>) -> R<Me> {
     let timeout = std::env::var("DSMON_SIGN_IN_TIMEOUT")
         .ok()
-        .and_then(|t| crate::config::parse_duration(&t).ok())
-        .unwrap_or(crate::auth::loopback::DEFAULT_TIMEOUT)
+        .and_then(|t| dsmon_config::parse_duration(&t).ok())
+        .unwrap_or(dsmon_server::loopback::DEFAULT_TIMEOUT)
         .min(Duration::from_secs(900));
     state
         .backend()
         .await
-        .sign_in(&state.session, crate::auth::loopback::open_browser, timeout)
+        .sign_in(
+            &state.session,
+            dsmon_server::loopback::open_browser,
+            timeout,
+        )
         .await
 }
 
@@ -70,14 +73,15 @@ pub async fn sign_out(state: State<'_, Desktop>) -> R<()> {
     state.backend().await.sign_out(&state.session).await
 }
 
+fn config_error(e: impl std::fmt::Display) -> AppError {
+    AppError::new(ErrorKind::Config, e.to_string())
+}
+
 #[tauri::command]
 pub async fn settings_get(state: State<'_, Desktop>) -> R<SettingsView> {
-    state
-        .backend()
-        .await
-        .may_change_settings(&state.session)
-        .await?;
-    settings::load(&state.config_path).map_err(|e| DesktopError::Config(e.to_string()))
+    let backend = state.backend().await;
+    backend.may_change_settings(&state.session).await?;
+    settings::load(&state.config_path).map_err(config_error)
 }
 
 /// Validates and writes the settings, then restarts the backend on the new configuration.
@@ -87,33 +91,29 @@ pub async fn settings_save(
     state: State<'_, Desktop>,
     settings: Settings,
 ) -> R<SettingsView> {
-    state
-        .backend()
-        .await
-        .may_change_settings(&state.session)
-        .await?;
+    let backend = state.backend().await;
+    backend.may_change_settings(&state.session).await?;
     let path = state.config_path.clone();
     let cfg = tokio::task::spawn_blocking(move || settings::save(&path, &settings))
-        .await
-        .map_err(|e| DesktopError::Internal(e.to_string()))?
-        .map_err(|e| DesktopError::BadRequest(e.to_string()))?;
+        .await?
+        .map_err(|e| AppError::bad_request(e.to_string()))?;
     state.replace_backend(&app, cfg).await;
-    settings::load(&state.config_path).map_err(|e| DesktopError::Config(e.to_string()))
+    settings::load(&state.config_path).map_err(config_error)
 }
 
 #[tauri::command]
 pub async fn open_live_window(app: AppHandle) -> R<()> {
-    super::open_live_window(&app).map_err(|e| DesktopError::Internal(e.to_string()))
+    super::open_live_window(&app).map_err(AppError::internal)
 }
 
 #[tauri::command]
 pub fn prefs_get(app: AppHandle) -> R<Value> {
-    prefs::all(&app).map_err(DesktopError::Internal)
+    prefs::all(&app).map_err(AppError::internal)
 }
 
 #[tauri::command]
 pub fn prefs_set(app: AppHandle, state: State<'_, Desktop>, key: String, value: Value) -> R<()> {
-    prefs::set(&app, &key, value.clone()).map_err(DesktopError::BadRequest)?;
+    prefs::set(&app, &key, value.clone()).map_err(AppError::bad_request)?;
     if key == "notifications" {
         state.notify.store(
             value.as_bool() == Some(true),

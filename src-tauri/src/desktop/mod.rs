@@ -17,12 +17,12 @@ use tauri::menu::{MenuBuilder, MenuItemBuilder, SubmenuBuilder};
 use tauri::{AppHandle, Emitter, Manager, WebviewUrl, WebviewWindow, WebviewWindowBuilder};
 use tokio::sync::RwLock;
 
-use crate::collector::NodeState;
-use crate::config::{self, Config};
-use crate::live::LiveSnapshot;
 use backend::{Backend, Session};
+use dsmon_config::{self as config, Config};
+use dsmon_core::NodeState;
+use dsmon_engine::LiveSnapshot;
 
-/// Failures of the desktop shell itself (the commands' errors are [`backend::DesktopError`]).
+/// Failures of the desktop shell itself (the commands' errors are [`dsmon_app::AppError`]).
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("the desktop window failed: {0}")]
@@ -313,14 +313,14 @@ fn spawn_forwarder(
         let mut last: HashMap<String, NodeState> = HashMap::new();
         match &*backend {
             Backend::Local(l) => {
-                let mut rx = l.live.clone();
+                let mut rx = l.live_updates();
                 loop {
                     tokio::select! {
                         r = rx.changed() => if r.is_err() { break },
                         _ = stopped.changed() => break,
                     }
                     let snap = rx.borrow_and_update().clone();
-                    if backend.may_view(&session) {
+                    if backend.may_view(&session).await {
                         let _ = app.emit("live", &*snap);
                         notify_changes(&app, &snap, &mut last, &notify);
                     }
@@ -421,7 +421,7 @@ fn notify_changes(
     last: &mut HashMap<String, NodeState>,
     notify: &AtomicBool,
 ) {
-    let changes = crate::live::transitions(
+    let changes = dsmon_engine::live::transitions(
         snap.nodes
             .iter()
             .map(|n| (n.name.as_str(), n.state, n.last_error.as_deref())),

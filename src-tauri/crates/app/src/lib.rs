@@ -1,0 +1,341 @@
+//! dsmon's application layer: every use case once — who am I, the live view, node states,
+//! history (JSON buckets and raw CSV), users, a user's change, the audit log — each taking the
+//! caller's [`Access`] and checking its role here, and only here. The HTTP server and the desktop
+//! app are adapters over it: they find out who is calling, call a method, and map [`AppError`]'s
+//! kind once.
+//!
+//! Blocking work (SQLite, the sign-in tables) runs on tokio's blocking pool, never on an async
+//! worker thread.
+
+mod error;
+mod request;
+
+pub use error::{AppError, ErrorKind, Result};
+pub use request::{HistoryRequest, Request};
+
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use dsmon_auth::{AuditPage, Auth, UserChange, UserView};
+use dsmon_core::{format_ts, Caller, NodeState, Role};
+use dsmon_engine::LiveSnapshot;
+use dsmon_store::export::{self, Format};
+use dsmon_store::history::{self, History};
+use dsmon_store::Store;
+
+/// Who is calling, as the adapter found out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Who {
+    /// No `[auth]`: the single local user, treated as Admin.
+    Local,
+    Anonymous,
+    Signed(Caller),
+}
+
+/// The caller of a request and what it came through (a path, a desktop command), which the audit
+/// log names when the request is refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Access {
+    pub who: Who,
+    pub via: String,
+}
+
+impl Access {
+    pub fn new(who: Who, via: impl Into<String>) -> Self {
+        Self {
+            who,
+            via: via.into(),
+        }
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        match &self.who {
+            Who::Local => Some(Role::Admin),
+            Who::Anonymous => None,
+            Who::Signed(c) => Some(c.role),
+        }
+    }
+
+    /// The caller as the core sees it (the local user is "local").
+    pub fn caller(&self) -> Option<Caller> {
+        match &self.who {
+            Who::Local => Some(Caller::local()),
+            Who::Anonymous => None,
+            Who::Signed(c) => Some(c.clone()),
+        }
+    }
+}
+
+/// The role a UI page needs (`None`: not a page, e.g. a script or an image, which hold no data).
+pub fn page_role(path: &str) -> Option<Role> {
+    let path = path.trim_start_matches('/');
+    let first = path.split('/').next().unwrap_or("");
+    match first {
+        "" | "index.html" | "live" => Some(Role::User),
+        "nodes" if path.len() > "nodes/".len() => Some(Role::User),
+        "history" | "users" | "audit" => Some(Role::Admin),
+        _ => None,
+    }
+}
+
+/// Who am I: `GET /api/me` and the desktop app's header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Me {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub role: Role,
+    /// False when dsmon runs without sign-in (a single-user local tool).
+    pub auth: bool,
+}
+
+/// One node's state (`GET /api/nodes`).
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub state: NodeState,
+    pub since: Option<String>,
+    pub last_seen: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// Audit pages are at most this long.
+pub const MAX_AUDIT_PAGE: i64 = 500;
+
+/// What the use cases share. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    live: watch::Receiver<Arc<LiveSnapshot>>,
+    /// A read connection of its own, so history queries never wait on the logger's writes.
+    reader: Arc<Mutex<Store>>,
+    log_interval: i64,
+    /// Sign-in; `None`: a single-user local tool where every caller is Admin.
+    auth: Option<Arc<Auth>>,
+}
+
+impl App {
+    pub fn new(
+        live: watch::Receiver<Arc<LiveSnapshot>>,
+        reader: Arc<Mutex<Store>>,
+        log_interval: i64,
+        auth: Option<Arc<Auth>>,
+    ) -> Self {
+        Self {
+            live,
+            reader,
+            log_interval,
+            auth,
+        }
+    }
+
+    /// Sign-in, when configured (the server's sign-in routes and the desktop's loopback sign-in
+    /// use it directly: they are how a caller comes to exist, not use cases of one).
+    pub fn auth(&self) -> Option<&Arc<Auth>> {
+        self.auth.as_ref()
+    }
+
+    /// The live snapshots, as they are published.
+    pub fn live_updates(&self) -> watch::Receiver<Arc<LiveSnapshot>> {
+        self.live.clone()
+    }
+
+    /// Resolves the caller behind a session token (a cookie or bearer value), the role as of now;
+    /// `via` is what the request came through.
+    pub async fn access(&self, token: Option<&str>, via: &str) -> Result<Access> {
+        let who = match (&self.auth, token.filter(|t| !t.is_empty())) {
+            (None, _) => Who::Local,
+            (Some(_), None) => Who::Anonymous,
+            (Some(auth), Some(token)) => {
+                let (auth, token) = (Arc::clone(auth), token.to_string());
+                let caller = tokio::task::spawn_blocking(move || auth.session(&token)).await??;
+                caller.map_or(Who::Anonymous, Who::Signed)
+            }
+        };
+        Ok(Access::new(who, via))
+    }
+
+    /// The caller if it has `need`. A signed-in caller refused is audited with what the request
+    /// came through; `what` names the use case in the message.
+    pub fn require(&self, access: &Access, need: Role, what: &str) -> Result<Caller> {
+        let Some(caller) = access.caller() else {
+            return Err(AppError::new(
+                ErrorKind::NotSignedIn,
+                "sign in first (/auth/login)",
+            ));
+        };
+        if caller.role.allows(need) {
+            return Ok(caller);
+        }
+        if let Some(auth) = &self.auth {
+            auth.denied(&caller, &access.via);
+        }
+        Err(AppError::new(
+            ErrorKind::Forbidden,
+            format!("{what} needs the Admin role; {} is a User", caller.email),
+        ))
+    }
+
+    /// May the caller open the UI page at `path`? (Scripts, styles and images are public.)
+    pub fn page(&self, access: &Access, path: &str) -> Result<()> {
+        match page_role(path) {
+            Some(need) => self.require(access, need, "this page").map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    pub fn me(&self, access: &Access) -> Result<Me> {
+        match &access.who {
+            Who::Local => Ok(Me {
+                email: None,
+                name: None,
+                role: Role::Admin,
+                auth: false,
+            }),
+            Who::Signed(c) => Ok(Me {
+                email: Some(c.email.clone()),
+                name: c.name.clone(),
+                role: c.role,
+                auth: true,
+            }),
+            Who::Anonymous => Err(AppError::not_signed_in()),
+        }
+    }
+
+    /// The newest live snapshot: every role may see it.
+    pub fn live(&self, access: &Access) -> Result<Arc<LiveSnapshot>> {
+        self.require(access, Role::User, "the live view")?;
+        Ok(self.live.borrow().clone())
+    }
+
+    pub fn nodes(&self, access: &Access) -> Result<Vec<NodeStatus>> {
+        let snap = self.live(access)?;
+        Ok(snap
+            .nodes
+            .iter()
+            .map(|n| NodeStatus {
+                name: n.name.clone(),
+                state: n.state,
+                since: n.since.map(format_ts),
+                last_seen: n.last_seen.map(format_ts),
+                last_error: n.last_error.clone(),
+            })
+            .collect())
+    }
+
+    /// The nodes being monitored now, in configuration order.
+    fn monitored(&self) -> Vec<String> {
+        self.live
+            .borrow()
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
+    /// History buckets: Admin only.
+    pub async fn history(&self, access: &Access, req: HistoryRequest) -> Result<History> {
+        self.require(access, Role::Admin, "history")?;
+        let q = req.query(chrono::Utc::now())?;
+        let configured = self.monitored();
+        let log_interval = self.log_interval;
+        self.read(move |store| Ok(history::query(store, &q, &configured, log_interval)?))
+            .await
+    }
+
+    /// The raw rows of a range as CSV: Admin only.
+    pub async fn history_csv(&self, access: &Access, req: HistoryRequest) -> Result<Vec<u8>> {
+        self.require(access, Role::Admin, "history")?;
+        let q = req.rows(chrono::Utc::now())?;
+        self.read(move |store| {
+            let mut out = Vec::new();
+            export::write_rows(store, &q, Format::Csv, &mut out)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    fn sign_in(&self) -> Result<&Arc<Auth>> {
+        self.auth.as_ref().ok_or_else(|| {
+            AppError::new(
+                ErrorKind::NotFound,
+                "dsmon runs without sign-in ([auth] is not configured): there are no users",
+            )
+        })
+    }
+
+    pub async fn users(&self, access: &Access) -> Result<Vec<UserView>> {
+        self.require(access, Role::Admin, "user administration")?;
+        let auth = Arc::clone(self.sign_in()?);
+        Ok(tokio::task::spawn_blocking(move || auth.users()).await??)
+    }
+
+    /// `change`: the JSON an Admin sends (`{"role": ..., "blocked": ...}`).
+    pub async fn change_user(
+        &self,
+        access: &Access,
+        email: &str,
+        change: &[u8],
+    ) -> Result<Vec<UserView>> {
+        let actor = self.require(access, Role::Admin, "user administration")?;
+        let auth = Arc::clone(self.sign_in()?);
+        let change = UserChange::parse(change).map_err(AppError::bad_request)?;
+        let email = email.to_string();
+        Ok(tokio::task::spawn_blocking(move || auth.change_user(&actor, &email, change)).await??)
+    }
+
+    pub async fn audit(
+        &self,
+        access: &Access,
+        offset: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<AuditPage> {
+        self.require(access, Role::Admin, "the audit log")?;
+        let auth = Arc::clone(self.sign_in()?);
+        let (offset, limit) = (offset.unwrap_or(0), limit.unwrap_or(50));
+        if offset < 0 || !(1..=MAX_AUDIT_PAGE).contains(&limit) {
+            return Err(AppError::bad_request(format!(
+                "offset must be >= 0 and limit within 1..{MAX_AUDIT_PAGE}"
+            )));
+        }
+        Ok(tokio::task::spawn_blocking(move || auth.audit_page(offset, limit)).await??)
+    }
+
+    /// Whether `access` may change the desktop app's settings: Admins only.
+    pub fn may_change_settings(&self, access: &Access) -> Result<()> {
+        self.require(access, Role::Admin, "settings").map(|_| ())
+    }
+
+    /// Answers a [`Request`] as JSON (the desktop app's commands go through here).
+    pub async fn handle(&self, access: &Access, req: Request) -> Result<serde_json::Value> {
+        fn json<T: Serialize>(v: T) -> Result<serde_json::Value> {
+            serde_json::to_value(v).map_err(AppError::internal)
+        }
+        match req {
+            Request::Me => json(self.me(access)?),
+            Request::Live => json(&*self.live(access)?),
+            Request::History(h) => json(self.history(access, h).await?),
+            Request::Users => json(self.users(access).await?),
+            Request::ChangeUser { email, change } => {
+                let bytes = serde_json::to_vec(&change).map_err(AppError::internal)?;
+                json(self.change_user(access, &email, &bytes).await?)
+            }
+            Request::Audit { offset, limit } => json(self.audit(access, offset, limit).await?),
+        }
+    }
+
+    /// Runs a read on the reader connection, off the async threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let reader = Arc::clone(&self.reader);
+        tokio::task::spawn_blocking(move || {
+            let store = reader
+                .lock()
+                .map_err(|_| AppError::internal("reader lock poisoned"))?;
+            f(&store)
+        })
+        .await?
+    }
+}

@@ -1,0 +1,181 @@
+//! Who is calling: the session (a bearer token, else the session cookie) is resolved by the
+//! application layer, which also decides what the caller may do. This module only finds the token
+//! and refuses cross-site state changes ([`SameOrigin`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Mutex;
+
+use dsmon_app::{Access, App, AppError, ErrorKind};
+
+use super::{ApiError, AppState};
+
+pub const SESSION_COOKIE: &str = "dsmon_session";
+pub const LOGIN_COOKIE: &str = "dsmon_login";
+
+/// A cookie's value from the request headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+/// The `Authorization: Bearer` token (the desktop app's remote mode sends its session so).
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// The session of a request: a bearer token, else the session cookie.
+pub fn session_token(headers: &HeaderMap) -> Option<&str> {
+    bearer(headers).or_else(|| cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty()))
+}
+
+/// The caller of a request, as the application layer resolved it.
+pub struct Caller(pub Access);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        let token = session_token(&parts.headers);
+        Ok(Caller(s.app.access(token, parts.uri.path()).await?))
+    }
+}
+
+/// How long a live stream goes on a check of its caller before it checks again.
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// A stream's caller, checked again at most every [`RECHECK`] (off the async threads, by the
+/// application layer), not once per snapshot per client.
+#[derive(Clone)]
+pub struct Recheck {
+    app: App,
+    access: Arc<Access>,
+    token: Option<Arc<str>>,
+    /// When the caller was last found still allowed; `None` once it is not.
+    last: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Recheck {
+    pub fn new(app: App, c: Caller, token: Option<&str>) -> Self {
+        Self {
+            app,
+            access: Arc::new(c.0),
+            token: token.map(Arc::from),
+            last: Arc::new(Mutex::new(Some(Instant::now()))),
+        }
+    }
+
+    pub async fn still_allowed(&self) -> bool {
+        let mut last = self.last.lock().await;
+        match *last {
+            None => return false,
+            Some(t) if t.elapsed() < RECHECK => return true,
+            Some(_) => {}
+        }
+        let token = self.token.as_deref();
+        let ok = match self.app.access(token, &self.access.via).await {
+            Ok(a) => a.who == self.access.who && self.app.live(&a).is_ok(),
+            Err(_) => false,
+        };
+        *last = ok.then(Instant::now);
+        ok
+    }
+}
+
+fn api_refusal(status: StatusCode, message: &str) -> Response {
+    ApiError::from(AppError::new(
+        if status == StatusCode::FORBIDDEN {
+            ErrorKind::Forbidden
+        } else {
+            ErrorKind::BadRequest
+        },
+        message,
+    ))
+    .into_response()
+}
+
+/// The origin browsers send with this site's own requests: the redirect URL's origin when sign-in
+/// is configured (the public address, also behind a proxy), else this request's Host.
+fn expected_origin(parts: &Parts, s: &AppState) -> Option<String> {
+    match s.app.auth() {
+        Some(a) => a
+            .config()
+            .redirect_url
+            .as_ref()
+            .map(|u| u.origin().ascii_serialization()),
+        None => parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| format!("http://{h}")),
+    }
+}
+
+/// Refuses a state-changing request that does not come from this site's own pages: its `Origin`
+/// header must be this site's origin (browsers always send it with a POST). A request that
+/// authenticates with a bearer token carries no ambient credential a foreign site could borrow,
+/// so it needs no Origin.
+pub struct SameOrigin;
+
+impl FromRequestParts<AppState> for SameOrigin {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
+        if bearer(&parts.headers).is_some() && cookie(&parts.headers, SESSION_COOKIE).is_none() {
+            return Ok(SameOrigin);
+        }
+        let origin = parts
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok());
+        match (origin, expected_origin(parts, s)) {
+            (Some(o), Some(want)) if o == want => Ok(SameOrigin),
+            (got, _) => {
+                tracing::warn!(
+                    origin = got,
+                    path = parts.uri.path(),
+                    "cross-site request refused"
+                );
+                Err(api_refusal(
+                    StatusCode::FORBIDDEN,
+                    "cross-site request refused (the Origin header is missing or not this site)",
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_by_name() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            "a=1; dsmon_session=abc; b=2".parse().unwrap(),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie(&h, LOGIN_COOKIE), None);
+        assert_eq!(session_token(&h), Some("abc"));
+        h.insert(header::AUTHORIZATION, "Bearer xyz".parse().unwrap());
+        assert_eq!(session_token(&h), Some("xyz"));
+        h.insert(header::AUTHORIZATION, "Basic xyz".parse().unwrap());
+        assert_eq!(bearer(&h), None);
+    }
+}

@@ -1,0 +1,389 @@
+//! The HTTP adapter of `dsmon serve` (axum): routes over the application layer ([`dsmon_app`]),
+//! [`AppError`] mapped to HTTP once ([`ApiError`]), tower layers ([`defence`]), direct TLS and the
+//! UI's files. A handler takes the caller ([`access::Caller`]), calls the application layer and
+//! maps its answer; it decides nothing itself. Sign-in routes are in [`account`].
+
+mod access;
+mod account;
+mod defence;
+pub mod loopback;
+mod tls;
+
+pub use access::Caller;
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio_stream::wrappers::WatchStream;
+
+use dsmon_app::{App, AppError, ErrorKind, HistoryRequest, NodeStatus};
+use dsmon_config::{Listen, ServerConfig};
+use dsmon_engine::LiveSnapshot;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {listen}: {source}")]
+    Bind {
+        listen: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Socket { path: PathBuf, reason: String },
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+    #[error("{path}: TLS: {reason}")]
+    Tls { path: PathBuf, reason: String },
+}
+
+/// What the handlers share: the application layer and the shutdown signal.
+#[derive(Clone)]
+pub struct AppState {
+    pub app: App,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let defence = defence::Defence::new(&state);
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/nodes", get(nodes))
+        .route("/api/live", get(live))
+        .route("/api/live/stream", get(live_stream))
+        .route("/api/history", get(history_json))
+        .route("/api/history.csv", get(history_csv))
+        .merge(account::routes())
+        .fallback(static_file)
+        .with_state(state);
+    defence.wrap(app)
+}
+
+/// A bound listener, ready to serve.
+pub enum Bound {
+    Tcp(tokio::net::TcpListener),
+    Tls(tls::TlsListener),
+    Unix(tokio::net::UnixListener, PathBuf),
+}
+
+/// Binds `[server] listen` (before anything else starts, so a taken address fails fast). A unix
+/// socket is created mode 0660; with `tls_cert`/`tls_key` the TCP address serves https.
+pub async fn bind(server: &ServerConfig) -> Result<Bound, ServerError> {
+    let listen = &server.listen;
+    if let (Some(files), Listen::Tcp(addr)) = (&server.tls, listen) {
+        let first = tls::load(files)?;
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                listen: listen.to_string(),
+                source,
+            })?;
+        return tls::TlsListener::start(tcp, files.clone(), first).map(Bound::Tls);
+    }
+    match listen {
+        Listen::Tcp(addr) => tokio::net::TcpListener::bind(addr)
+            .await
+            .map(Bound::Tcp)
+            .map_err(|source| ServerError::Bind {
+                listen: listen.to_string(),
+                source,
+            }),
+        Listen::Unix(path) => Ok(Bound::Unix(bind_unix(path)?, path.clone())),
+    }
+}
+
+/// Serves until `state.shutdown` turns true; a unix socket is removed at the end.
+pub async fn serve(bound: Bound, state: AppState) -> Result<(), ServerError> {
+    let mut stop = state.shutdown.clone();
+    let app = router(state).into_make_service_with_connect_info::<defence::Peer>();
+    let graceful = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    match bound {
+        Bound::Tcp(l) => axum::serve(l, app)
+            .with_graceful_shutdown(graceful)
+            .await
+            .map_err(ServerError::Serve),
+        Bound::Tls(l) => axum::serve(l, app)
+            .with_graceful_shutdown(graceful)
+            .await
+            .map_err(ServerError::Serve),
+        Bound::Unix(l, path) => {
+            let r = axum::serve(l, app)
+                .with_graceful_shutdown(graceful)
+                .await
+                .map_err(ServerError::Serve);
+            let _ = std::fs::remove_file(&path);
+            r
+        }
+    }
+}
+
+fn bind_unix(path: &std::path::Path) -> Result<tokio::net::UnixListener, ServerError> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let err = |reason: String| ServerError::Socket {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match std::fs::symlink_metadata(path) {
+        // A socket left by a previous run that did not stop cleanly: replace it.
+        Ok(m) if m.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(err("another process is serving on this socket".into()));
+            }
+            std::fs::remove_file(path).map_err(|e| err(e.to_string()))?;
+        }
+        Ok(_) => return Err(err("exists and is not a socket".into())),
+        Err(_) => {}
+    }
+    let l = tokio::net::UnixListener::bind(path).map_err(|e| err(e.to_string()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| err(e.to_string()))?;
+    Ok(l)
+}
+
+// ---- errors --------------------------------------------------------------------------------
+
+/// A failed request: its status and `{"error": message, "kind": kind}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    kind: ErrorKind,
+    message: String,
+}
+
+/// The one mapping of the application layer's error kinds to HTTP.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::NotSignedIn => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden | ErrorKind::NotAuthorized => StatusCode::FORBIDDEN,
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Config => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Unavailable => StatusCode::BAD_GATEWAY,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        Self {
+            status: status_of(e.kind),
+            kind: e.kind,
+            message: e.message,
+        }
+    }
+}
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        AppError::bad_request(message).into()
+    }
+    fn internal(e: impl std::fmt::Display) -> Self {
+        AppError::internal(e).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        #[derive(Serialize)]
+        struct Body {
+            error: String,
+            kind: ErrorKind,
+        }
+        let body = Body {
+            error: self.message,
+            kind: self.kind,
+        };
+        (
+            self.status,
+            [(header::CACHE_CONTROL, "no-store")],
+            Json(body),
+        )
+            .into_response()
+    }
+}
+
+fn not_found() -> ApiError {
+    AppError::new(ErrorKind::NotFound, "no such page").into()
+}
+
+// ---- handlers ------------------------------------------------------------------------------
+
+async fn nodes(c: Caller, State(s): State<AppState>) -> Result<Json<Vec<NodeStatus>>, ApiError> {
+    Ok(Json(s.app.nodes(&c.0)?))
+}
+
+async fn live(c: Caller, State(s): State<AppState>) -> Result<Json<Arc<LiveSnapshot>>, ApiError> {
+    Ok(Json(s.app.live(&c.0)?))
+}
+
+/// Server-Sent Events of the live snapshots. A stream outlives the request that opened it: its
+/// caller is checked again (at most every few seconds) before a snapshot goes out, so signing
+/// out, a block or a lost role ends it (the client then gets 401 on reconnecting).
+async fn live_stream(
+    c: Caller,
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    s.app.live(&c.0)?;
+    let mut stop = s.shutdown.clone();
+    let stopped = async move {
+        let _ = stop.wait_for(|v| *v).await;
+    };
+    let recheck = access::Recheck::new(s.app.clone(), c, access::session_token(&headers));
+    let events = WatchStream::new(s.app.live_updates())
+        .then(move |snap| {
+            let recheck = recheck.clone();
+            async move { recheck.still_allowed().await.then_some(snap) }
+        })
+        .take_while(|snap| std::future::ready(snap.is_some()))
+        .filter_map(std::future::ready)
+        .map(|snap| {
+            let event = Event::default()
+                .event("snapshot")
+                .id(snap.seq.to_string())
+                .json_data(&*snap)
+                .unwrap_or_else(|_| Event::default().comment("unserialisable snapshot"));
+            Ok(event)
+        })
+        .take_until(Box::pin(stopped));
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// The query's key/value pairs, repeated keys kept.
+fn query_pairs(raw: Option<String>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+async fn history_json(
+    c: Caller,
+    State(s): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let req = HistoryRequest::from_pairs(query_pairs(raw));
+    Ok(Json(s.app.history(&c.0, req).await?).into_response())
+}
+
+async fn history_csv(
+    c: Caller,
+    State(s): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let req = HistoryRequest::from_pairs(query_pairs(raw));
+    let body = s.app.history_csv(&c.0, req).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"dsmon-history.csv\"",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+mod ui {
+    include!(concat!(env!("OUT_DIR"), "/ui_files.rs"));
+}
+
+/// The UI: its pages (`/`, `/live`, `/nodes/NAME`, and for Admins `/history`, `/users`, `/audit`)
+/// are `index.html` once the application layer lets the caller see them; its scripts, styles and
+/// images (built into the binary, holding no data) are public. Unknown `/api/` paths are JSON 404s.
+async fn static_file(State(s): State<AppState>, req: axum::extract::Request) -> Response {
+    let path = req.uri().path().trim_start_matches('/').to_string();
+    if path.starts_with("api/") {
+        return not_found().into_response();
+    }
+    if dsmon_app::page_role(&path).is_some() {
+        let (parts, _) = req.into_parts();
+        let token = access::session_token(&parts.headers);
+        let access = match s.app.access(token, parts.uri.path()).await {
+            Ok(a) => a,
+            Err(e) => return ApiError::from(e).into_response(),
+        };
+        return match s.app.page(&access, &path) {
+            Ok(()) => html(ui_file("index.html")),
+            Err(e) => page_refusal(&parts, &access, e),
+        };
+    }
+    match ui::UI_FILES.iter().find(|(p, _)| *p == path) {
+        Some((p, body)) => ([(header::CONTENT_TYPE, mime(p))], *body).into_response(),
+        None => not_found().into_response(),
+    }
+}
+
+/// A page refused: anonymous callers are sent to sign in (and back here after), callers without
+/// the role get the "not authorized" page.
+fn page_refusal(
+    parts: &axum::http::request::Parts,
+    access: &dsmon_app::Access,
+    e: AppError,
+) -> Response {
+    match e.kind {
+        ErrorKind::NotSignedIn => {
+            let here = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            let next: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
+            Redirect::to(&format!("/auth/login?next={next}")).into_response()
+        }
+        ErrorKind::Forbidden => account::message_page(
+            StatusCode::FORBIDDEN,
+            "Not authorized",
+            &format!(
+                "You are signed in as {} with the User role, which shows the live view only. This page is for Admins.",
+                access.caller().map(|c| c.email).unwrap_or_default()
+            ),
+            Some(("/live", "Go to the live view")),
+        ),
+        _ => ApiError::from(e).into_response(),
+    }
+}
+
+fn mime(path: &str) -> &'static str {
+    match path.rsplit('.').next().unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "png" => "image/png",
+        "svg" => "image/svg+xml",
+        "json" => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+fn ui_file(path: &str) -> &'static [u8] {
+    ui::UI_FILES
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, b)| *b)
+        .unwrap_or(b"")
+}
+
+fn html(body: impl IntoResponse) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,479 @@
+//! History queries: per node, at most N time buckets with the average and maximum of every metric
+//! and the node's availability, read from the coarsest stored tier that still gives the requested
+//! resolution (raw rows, or the 1 h / 6 h / 1 d roll-ups).
+
+use serde::Serialize;
+
+use dsmon_core::{format_ts, METRICS};
+
+use crate::sqlite::{Period, Store, StoreError, ROLLUPS};
+
+/// Bucket counts accepted for `points`.
+pub const MAX_POINTS: usize = 5000;
+pub const DEFAULT_POINTS: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("from ({from}) is after to ({to})")]
+    Range { from: String, to: String },
+    #[error("points must be between 1 and {MAX_POINTS}, not {0}")]
+    Points(String),
+    #[error("unknown node {name:?}")]
+    UnknownNode { name: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type Result<T> = std::result::Result<T, HistoryError>;
+
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    /// Inclusive bounds, Unix seconds.
+    pub from: i64,
+    pub to: i64,
+    pub points: usize,
+    /// Empty: every node (configured ones first, then retired ones).
+    pub nodes: Vec<String>,
+}
+
+/// Which table answers and how wide its buckets are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// `None` for the raw rows.
+    pub rollup: Option<&'static str>,
+    /// Bucket width in seconds (a multiple of the tier's own resolution).
+    pub step: i64,
+    /// Start of the first bucket (a multiple of `step`).
+    pub first: i64,
+    /// Number of buckets (at most the requested points).
+    pub count: usize,
+}
+
+/// Chooses the tier and bucket width for `[from, to]` in at most `points` buckets.
+///
+/// The width is the wanted one (span / points) rounded up to a multiple of the coarsest stored
+/// resolution not above it (raw rows count as `log_interval`, so raw buckets are never narrower than
+/// the rows, or most would be empty). The table read is then the coarsest tier whose periods divide
+/// that width exactly: the same buckets from the fewest stored rows.
+pub fn plan(from: i64, to: i64, points: usize, log_interval: i64) -> Plan {
+    let span = (to - from + 1).max(1);
+    let points = points.clamp(1, MAX_POINTS) as i64;
+    let wanted = (span + points - 1) / points;
+    let raw_unit = log_interval.max(1);
+    let unit = ROLLUPS
+        .iter()
+        .rev()
+        .map(|(_, secs)| *secs)
+        .find(|secs| *secs <= wanted && *secs >= raw_unit)
+        .unwrap_or(raw_unit);
+    let mut step = ((wanted.max(unit) + unit - 1) / unit) * unit;
+    let (first, count) = loop {
+        let first = from.div_euclid(step) * step;
+        let count = (to - first).div_euclid(step) + 1;
+        if count <= points {
+            break (first, count);
+        }
+        step += unit;
+    };
+    let rollup = ROLLUPS
+        .iter()
+        .rev()
+        .find(|(_, secs)| step % secs == 0 && *secs >= raw_unit)
+        .map(|(t, _)| *t);
+    Plan {
+        rollup,
+        step,
+        first,
+        count: count as usize,
+    }
+}
+
+/// A metric's per-bucket average and maximum.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Series {
+    pub avg: Vec<Option<f64>>,
+    pub max: Vec<Option<f64>>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NodeHistory {
+    pub name: String,
+    /// In the database but no longer configured.
+    pub retired: bool,
+    /// Share of the logged rows in the range where the node answered; `None` when nothing was logged.
+    pub availability: Option<f64>,
+    /// Per bucket: share of logged rows where the node answered (`None`: nothing logged).
+    pub availability_series: Vec<Option<f64>>,
+    /// One entry per metric, keyed like the CSV columns (`cpu_pct`, ...).
+    pub metrics: std::collections::BTreeMap<&'static str, Series>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct History {
+    pub from: String,
+    pub to: String,
+    /// Bucket width, seconds.
+    pub step: i64,
+    /// `raw` or one of the roll-up tables of `store::ROLLUPS`.
+    pub tier: &'static str,
+    /// Bucket start times (Unix seconds), shared by every node.
+    pub t: Vec<i64>,
+    pub nodes: Vec<NodeHistory>,
+}
+
+/// Answers `q`. `configured` are the configured node names (retired ones are the store's others).
+pub fn query(
+    store: &Store,
+    q: &HistoryQuery,
+    configured: &[String],
+    log_interval: i64,
+) -> Result<History> {
+    if q.from > q.to {
+        return Err(HistoryError::Range {
+            from: format_ts(q.from),
+            to: format_ts(q.to),
+        });
+    }
+    if q.points == 0 || q.points > MAX_POINTS {
+        return Err(HistoryError::Points(q.points.to_string()));
+    }
+    let known = store.node_names()?;
+    let names: Vec<String> = if q.nodes.is_empty() {
+        let mut v = configured.to_vec();
+        v.extend(known.iter().filter(|n| !configured.contains(n)).cloned());
+        v
+    } else {
+        if let Some(name) = q
+            .nodes
+            .iter()
+            .find(|n| !known.contains(n) && !configured.contains(n))
+        {
+            return Err(HistoryError::UnknownNode { name: name.clone() });
+        }
+        q.nodes.clone()
+    };
+    let p = plan(q.from, q.to, q.points, log_interval);
+    let t: Vec<i64> = (0..p.count as i64).map(|i| p.first + i * p.step).collect();
+    let end = p.first + p.count as i64 * p.step;
+    let ids = store.node_ids(&names)?;
+    let mut acc: Vec<Acc> = names.iter().map(|_| Acc::new(p.count)).collect();
+    let slot: std::collections::HashMap<i64, usize> = ids
+        .iter()
+        .filter_map(|(name, id)| names.iter().position(|n| n == name).map(|i| (*id, i)))
+        .collect();
+    let id_list: Vec<i64> = ids.iter().map(|(_, id)| *id).collect();
+    store.scan_periods(&id_list, p.first, end, p.rollup, |id, period| {
+        if let Some(&i) = slot.get(&id) {
+            acc[i].add(((period.ts - p.first) / p.step) as usize, period);
+        }
+    })?;
+    let nodes = names
+        .iter()
+        .zip(acc)
+        .map(|(name, a)| a.finish(name, !configured.contains(name)))
+        .collect();
+    Ok(History {
+        from: format_ts(q.from),
+        to: format_ts(q.to),
+        step: p.step,
+        tier: p.rollup.unwrap_or("raw"),
+        t,
+        nodes,
+    })
+}
+
+/// One node's buckets while periods are added.
+struct Acc {
+    n_rows: Vec<i64>,
+    n_ok: Vec<i64>,
+    sum: Vec<[Option<f64>; 5]>,
+    max: Vec<[Option<f64>; 5]>,
+}
+
+impl Acc {
+    fn new(n: usize) -> Self {
+        Self {
+            n_rows: vec![0; n],
+            n_ok: vec![0; n],
+            sum: vec![[None; 5]; n],
+            max: vec![[None; 5]; n],
+        }
+    }
+
+    fn add(&mut self, i: usize, p: &Period) {
+        if i >= self.n_rows.len() {
+            return;
+        }
+        self.n_rows[i] += p.n_rows;
+        self.n_ok[i] += p.n_ok;
+        for m in 0..METRICS.len() {
+            if let Some(v) = p.sum[m] {
+                self.sum[i][m] = Some(self.sum[i][m].unwrap_or(0.0) + v);
+            }
+            if let Some(v) = p.max[m] {
+                self.max[i][m] = Some(self.max[i][m].map_or(v, |x: f64| x.max(v)));
+            }
+        }
+    }
+
+    fn finish(self, name: &str, retired: bool) -> NodeHistory {
+        let n = self.n_rows.len();
+        let mut series: Vec<Series> = METRICS
+            .iter()
+            .map(|_| Series {
+                avg: vec![None; n],
+                max: vec![None; n],
+            })
+            .collect();
+        let availability_series: Vec<Option<f64>> = self
+            .n_rows
+            .iter()
+            .zip(&self.n_ok)
+            .map(|(rows, ok)| (*rows > 0).then(|| *ok as f64 / *rows as f64))
+            .collect();
+        for i in 0..n {
+            for (m, s) in series.iter_mut().enumerate() {
+                if self.n_ok[i] > 0 {
+                    s.avg[i] = self.sum[i][m].map(|x| x / self.n_ok[i] as f64);
+                }
+                s.max[i] = self.max[i][m];
+            }
+        }
+        let rows: i64 = self.n_rows.iter().sum();
+        let ok: i64 = self.n_ok.iter().sum();
+        NodeHistory {
+            name: name.to_string(),
+            retired,
+            availability: (rows > 0).then(|| ok as f64 / rows as f64),
+            availability_series,
+            metrics: METRICS.iter().copied().zip(series).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dsmon_core::{Metrics, Row};
+
+    #[test]
+    fn plans_pick_the_coarsest_tier_that_fits() {
+        let day = 86_400;
+        // 24 h in 500 points: raw rows, 10-minute buckets (no narrower than the log interval).
+        let p = plan(0, day - 1, 500, 600);
+        assert_eq!((p.rollup, p.step, p.count), (None, 600, 144));
+        // 7 days: 30-minute buckets, read from the 30-minute roll-ups.
+        let p = plan(0, 7 * day - 1, 500, 600);
+        assert_eq!((p.rollup, p.step, p.count), (Some("rollup_30m"), 1800, 336));
+        // 30 days: 2 h buckets (1 h is the coarsest resolution under the wanted 1.44 h, rounded up
+        // to fit in 500 points), read from the 2-hour roll-ups, one period per bucket.
+        let p = plan(0, 30 * day - 1, 500, 600);
+        assert_eq!((p.rollup, p.step), (Some("rollup_2h"), 7200));
+        // A year: 12 h is the coarsest resolution under the wanted 17.5 h, so 24 h buckets, which the
+        // daily roll-ups give from the fewest rows.
+        let p = plan(0, 365 * day - 1, 500, 600);
+        assert_eq!(
+            (p.rollup, p.step, p.count),
+            (Some("rollup_1d"), 86_400, 365)
+        );
+        // A year in 1000 points: 12 h buckets.
+        let p = plan(0, 365 * day - 1, 1000, 600);
+        assert_eq!((p.rollup, p.step), (Some("rollup_12h"), 43_200));
+        // A log interval the tiers do not divide (7 min): raw rows.
+        let p = plan(0, day - 1, 500, 420);
+        assert_eq!((p.rollup, p.step), (None, 420));
+        // Unaligned ranges still fit in the points asked for.
+        for points in [1, 7, 499, 500, 5000] {
+            let p = plan(1_795_525_877, 1_795_525_877 + 30 * day, points, 600);
+            assert!(p.count <= points, "{points}: {p:?}");
+            assert_eq!(p.first % p.step, 0);
+        }
+    }
+
+    fn m(x: f64) -> Metrics {
+        Metrics {
+            cpu_pct: x,
+            mem_pct: x / 2.0,
+            disk_pct: 50.0,
+            net_in_kbps: x * 10.0,
+            net_out_kbps: 1.0,
+        }
+    }
+
+    /// Three days of 10-minute rows for two nodes, one with an outage; every tier must agree with a
+    /// computation over the raw rows.
+    #[test]
+    fn rollups_agree_with_raw_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("h.sqlite3")).unwrap();
+        let start = 1_795_478_400; // a midnight UTC
+        let mut rows = Vec::new();
+        for i in 0..(3 * 144) {
+            let ts = start + i * 600;
+            rows.push(Row {
+                ts,
+                node: "a".into(),
+                metrics: Some(m((i % 97) as f64)),
+                error: None,
+            });
+            let down = (100..130).contains(&i);
+            rows.push(Row {
+                ts,
+                node: "b".into(),
+                metrics: (!down).then(|| m(((i * 7) % 89) as f64)),
+                error: down.then(|| "no answer within 3s".to_string()),
+            });
+        }
+        s.insert_rows(&rows).unwrap();
+        // Writing the same rows again changes nothing (roll-ups included).
+        assert_eq!(s.insert_rows(&rows).unwrap(), 0);
+
+        let configured = vec!["a".to_string(), "b".to_string()];
+        let (from, to) = (start, start + 3 * 86_400 - 1);
+        // The same buckets computed from the raw rows, whatever tier the query chose.
+        let raw = |step: i64| {
+            let p = Plan {
+                rollup: None,
+                step,
+                first: from.div_euclid(step) * step,
+                count: ((to - from.div_euclid(step) * step) / step + 1) as usize,
+            };
+            let end = p.first + p.count as i64 * p.step;
+            let ids = s.node_ids(&configured).unwrap();
+            ids.iter()
+                .map(|(name, id)| {
+                    let mut a = Acc::new(p.count);
+                    s.scan_periods(&[*id], p.first, end, None, |_, period| {
+                        a.add(((period.ts - p.first) / p.step) as usize, period)
+                    })
+                    .unwrap();
+                    a.finish(name, false)
+                })
+                .collect::<Vec<_>>()
+        };
+        for points in [72, 12, 3] {
+            let h = query(
+                &s,
+                &HistoryQuery {
+                    from,
+                    to,
+                    points,
+                    nodes: vec![],
+                },
+                &configured,
+                600,
+            )
+            .unwrap();
+            assert_ne!(h.tier, "raw", "{points} points should use a roll-up");
+            let want = raw(h.step);
+            for (got, want) in h.nodes.iter().zip(&want) {
+                assert_eq!(got.availability, want.availability);
+                assert_eq!(got.availability_series, want.availability_series);
+                for (k, g) in &got.metrics {
+                    let w = &want.metrics[k];
+                    assert_eq!(g.max, w.max, "{k} max at {points} points");
+                    for (a, b) in g.avg.iter().zip(&w.avg) {
+                        match (a, b) {
+                            (Some(a), Some(b)) => {
+                                assert!((a - b).abs() < 1e-9, "{k} avg {a} vs {b}")
+                            }
+                            _ => assert_eq!(a, b),
+                        }
+                    }
+                }
+            }
+        }
+        // The outage: 30 of 432 rows of b are down.
+        let h = query(
+            &s,
+            &HistoryQuery {
+                from,
+                to,
+                points: 3,
+                nodes: vec!["b".into()],
+            },
+            &configured,
+            600,
+        )
+        .unwrap();
+        let a = h.nodes[0].availability.unwrap();
+        assert!((a - 402.0 / 432.0).abs() < 1e-12, "{a}");
+    }
+
+    #[test]
+    fn gaps_stay_null_and_bad_input_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("h.sqlite3")).unwrap();
+        let rows = vec![
+            Row {
+                ts: 6000,
+                node: "a".into(),
+                metrics: Some(m(10.0)),
+                error: None,
+            },
+            Row {
+                ts: 6600,
+                node: "a".into(),
+                metrics: None,
+                error: Some("down".into()),
+            },
+            Row {
+                ts: 7800,
+                node: "old".into(),
+                metrics: Some(m(20.0)),
+                error: None,
+            },
+        ];
+        s.insert_rows(&rows).unwrap();
+        let configured = vec!["a".to_string()];
+        let h = query(
+            &s,
+            &HistoryQuery {
+                from: 6000,
+                to: 7799,
+                points: 500,
+                nodes: vec![],
+            },
+            &configured,
+            600,
+        )
+        .unwrap();
+        assert_eq!(h.t, vec![6000, 6600, 7200]);
+        let a = &h.nodes[0];
+        assert_eq!(a.metrics["cpu_pct"].avg, vec![Some(10.0), None, None]);
+        assert_eq!(a.availability_series, vec![Some(1.0), Some(0.0), None]);
+        assert_eq!(a.availability, Some(0.5));
+        assert!(h.nodes[1].retired && h.nodes[1].name == "old");
+        assert_eq!(h.nodes[1].availability, None);
+
+        let bad = |q: HistoryQuery| query(&s, &q, &configured, 600).unwrap_err().to_string();
+        assert!(bad(HistoryQuery {
+            from: 2,
+            to: 1,
+            points: 5,
+            nodes: vec![]
+        })
+        .contains("is after"));
+        assert!(bad(HistoryQuery {
+            from: 1,
+            to: 2,
+            points: 0,
+            nodes: vec![]
+        })
+        .contains("between 1 and 5000"));
+        assert!(bad(HistoryQuery {
+            from: 1,
+            to: 2,
+            points: 5001,
+            nodes: vec![]
+        })
+        .contains("between 1 and 5000"));
+        assert!(bad(HistoryQuery {
+            from: 1,
+            to: 2,
+            points: 5,
+            nodes: vec!["zz".into()]
+        })
+        .contains("unknown node"));
+    }
+}
