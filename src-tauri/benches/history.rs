@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use dsmon::core::Metrics;
 use dsmon::core::{tick_at_or_before, unix_now};
 use dsmon::store::history::{self, HistoryQuery};
-use dsmon::store::{Row, Store};
+use dsmon::store::{Row, SqliteStore as Store};
 
 const NODES: usize = 100;
 const STEP: i64 = 600;

@@ -209,8 +209,8 @@ fn main() {
     server.stop();
 
     // Every tick inside the window must have a row for every node.
-    let store =
-        dsmon::store::Store::open_existing(&server.dir.path().join("db.sqlite3")).expect("db");
+    let store = dsmon::store::SqliteStore::open_existing(&server.dir.path().join("db.sqlite3"))
+        .expect("db");
     let (from, to) = window;
     let first_tick = (from / LOG_INTERVAL + 1) * LOG_INTERVAL;
     let last_tick = to / LOG_INTERVAL * LOG_INTERVAL;

@@ -18,7 +18,7 @@ use dsmon::core::Metrics;
 use dsmon::core::{tick_at_or_before, unix_now};
 use dsmon::engine::Collector;
 use dsmon::netdata::Window;
-use dsmon::store::{Row, Store};
+use dsmon::store::{Row, SqliteStore as Store};
 
 const ROUNDS: usize = 30;
 

@@ -15,7 +15,7 @@ use dsmon::config::{self, Config};
 use dsmon::core::{format_ts, tick_at_or_before, unix_now, Metrics, Row};
 use dsmon::engine::Collector;
 use dsmon::store::export::{self, ExportError, Format};
-use dsmon::store::{RowQuery, Store};
+use dsmon::store::{RowQuery, SharedSamples, SqliteAuthStore, SqliteStore};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -177,9 +177,9 @@ fn fail(code: u8, e: &dyn std::fmt::Display) -> ExitCode {
 
 /// The collector (first: a bad CA file is a configuration error, reported before any file is
 /// created) and the opened store.
-fn collector_and_store(cfg: &Config) -> Result<(Collector, Arc<Mutex<Store>>), ExitCode> {
+fn collector_and_store(cfg: &Config) -> Result<(Collector, SharedSamples), ExitCode> {
     let collector = Collector::new(cfg).map_err(|e| fail(EXIT_USAGE, &e))?;
-    let store = Store::open(&cfg.storage.path).map_err(|e| fail(EXIT_RUNTIME, &e))?;
+    let store = SqliteStore::open(&cfg.storage.path).map_err(|e| fail(EXIT_RUNTIME, &e))?;
     Ok((collector, Arc::new(Mutex::new(store))))
 }
 
@@ -243,7 +243,7 @@ async fn serve(cfg: &Config) -> ExitCode {
         Ok(parts) => parts,
         Err(code) => return code,
     };
-    let reader = match Store::open(&cfg.storage.path) {
+    let reader = match SqliteStore::open(&cfg.storage.path) {
         Ok(s) => Arc::new(Mutex::new(s)),
         Err(e) => return fail(EXIT_RUNTIME, &e),
     };
@@ -257,7 +257,11 @@ async fn serve(cfg: &Config) -> ExitCode {
         );
     }
     let auth = match &cfg.auth {
-        Some(a) => match dsmon::auth::Auth::new(a.clone(), &cfg.storage.path) {
+        Some(a) => match SqliteAuthStore::open(&cfg.storage.path)
+            .map_err(|e| e.to_string())
+            .and_then(|db| {
+                dsmon::auth::Auth::new(a.clone(), Arc::new(db)).map_err(|e| e.to_string())
+            }) {
             Ok(a) => {
                 tracing::info!(issuer = %a.config().issuer, "sign-in required (OpenID Connect)");
                 Some(Arc::new(a))
@@ -436,7 +440,7 @@ fn export(cfg: &Config, from: &str, to: &str, nodes: Vec<String>, format: Format
         (Ok(from), Ok(to)) => RowQuery { from, to, nodes },
         (Err(e), _) | (_, Err(e)) => return fail(EXIT_USAGE, &e),
     };
-    let store = match Store::open_existing(&cfg.storage.path) {
+    let store = match SqliteStore::open_existing(&cfg.storage.path) {
         Ok(s) => s,
         Err(e) => return fail(EXIT_RUNTIME, &e),
     };
@@ -471,7 +475,7 @@ fn import(cfg: &Config, file: &std::path::Path) -> ExitCode {
         Ok(rows) => rows,
         Err(e) => return fail(EXIT_USAGE, &e),
     };
-    let mut store = match Store::open(&cfg.storage.path) {
+    let mut store = match SqliteStore::open(&cfg.storage.path) {
         Ok(s) => s,
         Err(e) => return fail(EXIT_RUNTIME, &e),
     };

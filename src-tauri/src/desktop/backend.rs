@@ -19,7 +19,7 @@ use dsmon_config::{Config, DesktopMode};
 use dsmon_core::Role;
 use dsmon_engine::{Collector, LiveSnapshot};
 use dsmon_server::loopback;
-use dsmon_store::Store;
+use dsmon_store::{SqliteAuthStore, SqliteStore};
 
 pub type Result<T> = std::result::Result<T, AppError>;
 
@@ -227,12 +227,15 @@ impl Local {
     fn start(cfg: Config) -> Result<Self> {
         let (stop, stop_rx) = watch::channel(false);
         let collector = Collector::new(&cfg).map_err(config_error)?;
-        let store = Store::open(&cfg.storage.path).map_err(config_error)?;
-        let reader = Store::open(&cfg.storage.path).map_err(config_error)?;
+        let store = SqliteStore::open(&cfg.storage.path).map_err(config_error)?;
+        let reader = SqliteStore::open(&cfg.storage.path).map_err(config_error)?;
         let auth = match &cfg.auth {
-            Some(a) => Some(Arc::new(
-                Auth::new(a.clone(), &cfg.storage.path).map_err(config_error)?,
-            )),
+            Some(a) => {
+                let db = SqliteAuthStore::open(&cfg.storage.path).map_err(config_error)?;
+                Some(Arc::new(
+                    Auth::new(a.clone(), Arc::new(db)).map_err(config_error)?,
+                ))
+            }
             None => None,
         };
         let collector = Arc::new(collector);

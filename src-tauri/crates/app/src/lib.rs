@@ -13,7 +13,7 @@ mod request;
 pub use error::{AppError, ErrorKind, Result};
 pub use request::{HistoryRequest, Request};
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -23,7 +23,7 @@ use dsmon_core::{format_ts, Caller, NodeState, Role};
 use dsmon_engine::LiveSnapshot;
 use dsmon_store::export::{self, Format};
 use dsmon_store::history::{self, History};
-use dsmon_store::Store;
+use dsmon_store::{SampleStore, SharedSamples};
 
 /// Who is calling, as the adapter found out.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,7 +108,7 @@ pub const MAX_AUDIT_PAGE: i64 = 500;
 pub struct App {
     live: watch::Receiver<Arc<LiveSnapshot>>,
     /// A read connection of its own, so history queries never wait on the logger's writes.
-    reader: Arc<Mutex<Store>>,
+    reader: SharedSamples,
     log_interval: i64,
     /// Sign-in; `None`: a single-user local tool where every caller is Admin.
     auth: Option<Arc<Auth>>,
@@ -117,7 +117,7 @@ pub struct App {
 impl App {
     pub fn new(
         live: watch::Receiver<Arc<LiveSnapshot>>,
-        reader: Arc<Mutex<Store>>,
+        reader: SharedSamples,
         log_interval: i64,
         auth: Option<Arc<Auth>>,
     ) -> Self {
@@ -327,14 +327,14 @@ impl App {
     /// Runs a read on the reader connection, off the async threads.
     async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn SampleStore) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let reader = Arc::clone(&self.reader);
         tokio::task::spawn_blocking(move || {
             let store = reader
                 .lock()
                 .map_err(|_| AppError::internal("reader lock poisoned"))?;
-            f(&store)
+            f(&*store)
         })
         .await?
     }

@@ -10,10 +10,8 @@
 
 pub mod oidc;
 
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use serde::Serialize;
@@ -21,8 +19,8 @@ use sha2::Digest;
 
 use dsmon_config::{AuthConfig, UserRule};
 pub use dsmon_core::{Caller, Identity, Role};
-use dsmon_store::auth_db::{AuditEntry, AuthDb, UserRecord};
-use dsmon_store::StoreError;
+use dsmon_store::auth_db::{AuditEntry, UserRecord};
+use dsmon_store::{AuthStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -142,19 +140,22 @@ pub struct Started {
 const ATTEMPT_TTL: Duration = Duration::from_secs(600);
 const MAX_ATTEMPTS: usize = 10_000;
 
+/// A started sign-in as the store keeps it (any instance on the same store can finish it).
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Pending {
-    attempt: oidc::Attempt,
+    nonce: String,
+    pkce_verifier: String,
+    redirect: String,
     next: String,
-    started: Instant,
 }
 
+/// Sign-in: the provider, the role rules and the sign-in state in the store. Shared as
+/// `Arc<Auth>`: the methods that touch the store from async code move that work to the blocking
+/// pool.
 pub struct Auth {
     cfg: AuthConfig,
     oidc: oidc::Oidc,
-    db: AuthDb,
-    pending: Mutex<HashMap<String, Pending>>,
-    /// Desktop ID tokens already exchanged (hash -> expiry): each is good for one session.
-    exchanged: Mutex<HashMap<String, i64>>,
+    db: Arc<dyn AuthStore>,
 }
 
 fn now() -> i64 {
@@ -210,14 +211,12 @@ pub fn resolve_role(
 }
 
 impl Auth {
-    /// Sign-in over the database at `db_path` (already created and migrated by the store).
-    pub fn new(cfg: AuthConfig, db_path: &Path) -> Result<Self> {
+    /// Sign-in over `store` (already created and migrated).
+    pub fn new(cfg: AuthConfig, store: Arc<dyn AuthStore>) -> Result<Self> {
         Ok(Self {
             oidc: oidc::Oidc::new(&cfg)?,
-            db: AuthDb::open(db_path)?,
+            db: store,
             cfg,
-            pending: Mutex::new(HashMap::new()),
-            exchanged: Mutex::new(HashMap::new()),
         })
     }
 
@@ -257,42 +256,27 @@ impl Auth {
         target: Option<&str>,
         detail: Option<&str>,
     ) {
-        match action {
-            "sign_in_refused" | "access_denied" => {
-                tracing::warn!(actor, action, target, detail, "audit")
-            }
-            _ => tracing::info!(actor, action, target, detail, "audit"),
-        }
-        if let Err(e) = self.db.audit(now(), actor, action, target, detail) {
-            tracing::error!(error = %e, action, "cannot write the audit log");
-        }
+        audit_to(&*self.db, actor, action, target, detail);
     }
 
     /// Starts a sign-in that will return to `next` (a same-site path).
     pub async fn begin(&self, next: &str) -> Result<Started> {
         let (url, attempt) = self.oidc.authorize_url(None).await?;
-        let state = attempt.state.clone();
-        let mut pending = self.pending.lock().map_err(|_| AuthError::Poisoned)?;
-        pending.retain(|_, p| p.started.elapsed() < ATTEMPT_TTL);
-        if pending.len() >= MAX_ATTEMPTS {
-            // Under a flood of started sign-ins, the oldest attempts give way.
-            if let Some(oldest) = pending
-                .iter()
-                .min_by_key(|(_, p)| p.started)
-                .map(|(k, _)| k.clone())
-            {
-                pending.remove(&oldest);
-            }
-        }
-        pending.insert(
-            state.clone(),
-            Pending {
-                attempt,
-                next: safe_next(next),
-                started: Instant::now(),
-            },
-        );
-        Ok(Started { url, state })
+        let pending = Pending {
+            nonce: attempt.nonce,
+            pkce_verifier: attempt.pkce_verifier,
+            redirect: attempt.redirect.to_string(),
+            next: safe_next(next),
+        };
+        let data = serde_json::to_string(&pending)
+            .map_err(|e| AuthError::Provider(format!("cannot keep the sign-in: {e}")))?;
+        let (db, key, t) = (Arc::clone(&self.db), hash_session(&attempt.state), now());
+        let expires = t + ATTEMPT_TTL.as_secs() as i64;
+        blocking(move || db.put_pending(&key, &data, t, expires, MAX_ATTEMPTS)).await?;
+        Ok(Started {
+            url,
+            state: attempt.state,
+        })
     }
 
     /// Finishes a sign-in from the provider's redirect: `state` and `code` (or `error`) from the
@@ -311,7 +295,8 @@ impl Auth {
     }
 
     /// Admits a verified identity that signed in elsewhere (the desktop app's loopback sign-in):
-    /// the same role rules, session and audit as a web sign-in. Refusals are audited.
+    /// the same role rules, session and audit as a web sign-in. Refusals are audited. Blocks: call
+    /// it off the async threads.
     pub fn admit(&self, id: Identity, via: &str) -> Result<SignedIn> {
         self.audited(self.admit_inner(id, "/".into(), via), via)
     }
@@ -331,25 +316,27 @@ impl Auth {
             )
         })?;
         let id = self.oidc.verify_foreign(raw, audience).await?;
-        {
-            let t = now();
-            let mut seen = self.exchanged.lock().map_err(|_| AuthError::Poisoned)?;
-            seen.retain(|_, exp| *exp >= t);
-            if seen.len() >= MAX_ATTEMPTS {
-                return Err(AuthError::Refused(
-                    "too many sign-ins at once; try again shortly".into(),
-                ));
-            }
-            if seen
-                .insert(hash_session(raw.trim()), id.expires_at)
-                .is_some()
-            {
-                return Err(AuthError::InvalidToken(
-                    "this ID token was already exchanged".into(),
-                ));
-            }
+        let (db, key, t) = (Arc::clone(&self.db), hash_session(raw.trim()), now());
+        let expires = id.expires_at;
+        if !blocking(move || db.mark_used(&key, t, expires)).await? {
+            return Err(AuthError::InvalidToken(
+                "this ID token was already exchanged".into(),
+            ));
         }
-        self.admit_inner(id, "/".into(), "desktop")
+        self.admit_blocking(id, "/".into(), "desktop").await
+    }
+
+    /// [`Auth::admit_inner`] on the blocking pool.
+    async fn admit_blocking(
+        &self,
+        id: Identity,
+        next: String,
+        via: &'static str,
+    ) -> Result<SignedIn> {
+        let (cfg, db) = (self.cfg.clone(), Arc::clone(&self.db));
+        tokio::task::spawn_blocking(move || admit_with(&cfg, &*db, id, next, via))
+            .await
+            .map_err(|e| AuthError::Provider(format!("sign-in task failed: {e}")))?
     }
 
     async fn finish_inner(
@@ -361,13 +348,12 @@ impl Auth {
     ) -> Result<SignedIn> {
         let state = state.ok_or(AuthError::UnknownAttempt)?;
         // Single use: the attempt is taken out whatever happens next.
-        let pending = self
-            .pending
-            .lock()
-            .map_err(|_| AuthError::Poisoned)?
-            .remove(state)
-            .filter(|p| p.started.elapsed() < ATTEMPT_TTL)
+        let (db, key, t) = (Arc::clone(&self.db), hash_session(state), now());
+        let data = blocking(move || db.take_pending(&key, t))
+            .await?
             .ok_or(AuthError::UnknownAttempt)?;
+        let pending: Pending =
+            serde_json::from_str(&data).map_err(|_| AuthError::UnknownAttempt)?;
         if browser_state != Some(state) {
             return Err(AuthError::StateMismatch);
         }
@@ -375,51 +361,18 @@ impl Auth {
             return Err(AuthError::Refused(e.to_string()));
         }
         let code = code.ok_or_else(|| AuthError::Refused("no authorization code".into()))?;
-        let id = self
-            .oidc
-            .finish(pending.attempt, code.to_string())
-            .await?
-            .identity;
-        self.admit_inner(id, pending.next, "web")
+        let attempt = oidc::Attempt::resume(
+            state.to_string(),
+            pending.nonce,
+            pending.pkce_verifier,
+            &pending.redirect,
+        )?;
+        let id = self.oidc.finish(attempt, code.to_string()).await?.identity;
+        self.admit_blocking(id, pending.next, "web").await
     }
 
     fn admit_inner(&self, id: Identity, next: String, via: &str) -> Result<SignedIn> {
-        if !id.email_verified {
-            return Err(AuthError::Unverified(id.email));
-        }
-        let t = now();
-        let record = self.db.user(&id.email)?;
-        let resolved = resolve_role(&self.cfg, &id.email, id.hd.as_deref(), record.as_ref());
-        // Remember every verified identity, so an Admin can see and admit who tried.
-        self.db.upsert_user(&id, t, resolved.is_ok())?;
-        let (role, _) = resolved?;
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| AuthError::Provider(format!("no randomness for a session id: {e}")))?;
-        let session = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        let ttl = self.cfg.session_ttl;
-        self.db.create_session(
-            &hash_session(&session),
-            &id.email,
-            t,
-            t + ttl.as_secs() as i64,
-        )?;
-        self.audit(
-            Some(&id.email),
-            "sign_in",
-            None,
-            Some(&format!("role {} ({via})", role.as_str())),
-        );
-        Ok(SignedIn {
-            session,
-            caller: Caller {
-                email: id.email,
-                name: id.name,
-                role,
-            },
-            next,
-            expires_in: ttl,
-        })
+        admit_with(&self.cfg, &*self.db, id, next, via)
     }
 
     /// The caller behind a session cookie, with the role resolved now; `None` when the session is
@@ -560,13 +513,89 @@ impl Auth {
     }
 }
 
+/// Admits a verified identity: its role under the rules, a new session, the audit entry.
+fn admit_with(
+    cfg: &AuthConfig,
+    db: &dyn AuthStore,
+    id: Identity,
+    next: String,
+    via: &str,
+) -> Result<SignedIn> {
+    if !id.email_verified {
+        return Err(AuthError::Unverified(id.email));
+    }
+    let t = now();
+    let record = db.user(&id.email)?;
+    let resolved = resolve_role(cfg, &id.email, id.hd.as_deref(), record.as_ref());
+    // Remember every verified identity, so an Admin can see and admit who tried.
+    db.upsert_user(&id, t, resolved.is_ok())?;
+    let (role, _) = resolved?;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| AuthError::Provider(format!("no randomness for a session id: {e}")))?;
+    let session = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let ttl = cfg.session_ttl;
+    db.create_session(
+        &hash_session(&session),
+        &id.email,
+        t,
+        t + ttl.as_secs() as i64,
+    )?;
+    audit_to(
+        db,
+        Some(&id.email),
+        "sign_in",
+        None,
+        Some(&format!("role {} ({via})", role.as_str())),
+    );
+    Ok(SignedIn {
+        session,
+        caller: Caller {
+            email: id.email,
+            name: id.name,
+            role,
+        },
+        next,
+        expires_in: ttl,
+    })
+}
+
+/// See [`Auth::audit`].
+fn audit_to(
+    db: &dyn AuthStore,
+    actor: Option<&str>,
+    action: &str,
+    target: Option<&str>,
+    detail: Option<&str>,
+) {
+    match action {
+        "sign_in_refused" | "access_denied" => {
+            tracing::warn!(actor, action, target, detail, "audit")
+        }
+        _ => tracing::info!(actor, action, target, detail, "audit"),
+    }
+    if let Err(e) = db.audit(now(), actor, action, target, detail) {
+        tracing::error!(error = %e, action, "cannot write the audit log");
+    }
+}
+
+/// Runs store work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, StoreError> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AuthError::Provider(format!("sign-in task failed: {e}")))?
+        .map_err(AuthError::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn cfg() -> AuthConfig {
         let text = "[auth]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"c\"\nclient_secret = \"s\"\nredirect_url = \"http://127.0.0.1:8080/auth/callback\"\nadmins = [\"alice@example.com\"]\nusers = [\"bob@example.org\", \"*@corp.example\"]\n";
-        dsmon_config::parse(text, Path::new("/tmp/t.toml"))
+        dsmon_config::parse(text, std::path::Path::new("/tmp/t.toml"))
             .expect("config")
             .auth
             .expect("auth")

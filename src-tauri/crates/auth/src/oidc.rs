@@ -76,6 +76,25 @@ pub struct Attempt {
     pub redirect: RedirectUrl,
 }
 
+impl Attempt {
+    /// An attempt kept elsewhere (the store), taken up again to finish it.
+    pub fn resume(
+        state: String,
+        nonce: String,
+        pkce_verifier: String,
+        redirect: &str,
+    ) -> Result<Self, AuthError> {
+        let redirect =
+            RedirectUrl::new(redirect.to_string()).map_err(|_| AuthError::UnknownAttempt)?;
+        Ok(Self {
+            state,
+            nonce,
+            pkce_verifier,
+            redirect,
+        })
+    }
+}
+
 /// A verified sign-in: who, and the ID token itself (the desktop app hands it to a server).
 pub struct Verified {
     pub identity: Identity,

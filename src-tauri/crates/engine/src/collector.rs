@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use dsmon_config::{CollectorConfig, Config};
 use dsmon_netdata::{Agent, AgentInfo, ClientPool, NetdataError, Window};
-use dsmon_store::{Store, StoreError};
+use dsmon_store::{SampleStore, SharedSamples, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CollectorError {
@@ -211,7 +211,7 @@ impl Collector {
 
     /// Logs the tick ending at `ts`: polls every configured node that has no row for `ts` yet for
     /// its average over the interval, and writes their rows in one transaction.
-    pub async fn log_tick(&self, store: &Arc<Mutex<Store>>, ts: i64) -> Result<TickReport> {
+    pub async fn log_tick(&self, store: &SharedSamples, ts: i64) -> Result<TickReport> {
         let start = Instant::now();
         let (rows, mut report) = self.poll_tick(store, ts).await?;
         if !rows.is_empty() {
@@ -223,11 +223,7 @@ impl Collector {
     }
 
     /// Polls the nodes that have no row for `ts` yet: their rows (not written) and the report.
-    async fn poll_tick(
-        &self,
-        store: &Arc<Mutex<Store>>,
-        ts: i64,
-    ) -> Result<(Vec<Row>, TickReport)> {
+    async fn poll_tick(&self, store: &SharedSamples, ts: i64) -> Result<(Vec<Row>, TickReport)> {
         let start = Instant::now();
         let logged = with_store(store, move |s| s.nodes_logged_at(ts)).await?;
         let missing: HashSet<String> = self
@@ -271,7 +267,7 @@ impl Collector {
     /// When a write fails (a full disk, a read-only or locked database) the rows are kept in memory
     /// ([`MAX_HELD_ROWS`] at most), the write is tried again every few seconds, and they are
     /// written, oldest first, as soon as the database takes them: no tick is lost.
-    pub async fn run_logger(&self, store: Arc<Mutex<Store>>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run_logger(&self, store: SharedSamples, mut shutdown: watch::Receiver<bool>) {
         let interval = self.settings.log_interval.as_secs();
         let mut next = tick_at_or_before(unix_now(), interval);
         let mut held = Held::default();
@@ -399,7 +395,7 @@ impl Held {
 
     /// Writes every held row; the number written (new rows), or `None` while the database does
     /// not take them.
-    async fn flush(&mut self, store: &Arc<Mutex<Store>>) -> Option<usize> {
+    async fn flush(&mut self, store: &SharedSamples) -> Option<usize> {
         if self.rows.is_empty() {
             return Some(0);
         }
@@ -472,15 +468,15 @@ async fn poll_agent(agent: &Agent, window: Window, budget: Duration) -> Reading 
 
 /// Runs a store operation off the async threads.
 async fn with_store<T: Send + 'static>(
-    store: &Arc<Mutex<Store>>,
-    f: impl FnOnce(&mut Store) -> std::result::Result<T, StoreError> + Send + 'static,
+    store: &SharedSamples,
+    f: impl FnOnce(&mut dyn SampleStore) -> std::result::Result<T, StoreError> + Send + 'static,
 ) -> Result<T> {
     let store = Arc::clone(store);
     tokio::task::spawn_blocking(move || {
         let mut guard = store
             .lock()
             .map_err(|_| CollectorError::Internal("store lock poisoned".into()))?;
-        f(&mut guard).map_err(CollectorError::from)
+        f(&mut *guard).map_err(CollectorError::from)
     })
     .await
     .map_err(|e| CollectorError::Internal(e.to_string()))?

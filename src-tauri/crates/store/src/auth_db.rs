@@ -1,5 +1,6 @@
-//! The sign-in tables (created by `migrations/0003_auth.sql`): users, sessions, audit. A connection
-//! of its own on the same SQLite file as the samples, so sign-in never waits on history reads.
+//! The sign-in state on SQLite (tables of `migrations/0003_auth.sql` and `0005_auth_state.sql`):
+//! users, sessions, audit, started sign-ins and exchanged tokens. A connection of its own on the
+//! same file as the samples, so sign-in never waits on history reads.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -9,7 +10,7 @@ use serde::Serialize;
 
 use dsmon_core::{Identity, Role};
 
-use crate::StoreError;
+use crate::{AuthStore, StoreError};
 
 /// A user as stored: what the provider said at the last sign-in, and what an Admin set.
 #[derive(Debug, Clone)]
@@ -35,7 +36,7 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
-pub struct AuthDb {
+pub struct SqliteAuthStore {
     conn: Mutex<Connection>,
 }
 
@@ -67,7 +68,7 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
 
 const USER_COLUMNS: &str = "email, name, hd, role, blocked, first_seen, last_sign_in";
 
-impl AuthDb {
+impl SqliteAuthStore {
     /// Opens the database the store has already created and migrated.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
@@ -82,8 +83,10 @@ impl AuthDb {
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
         self.conn.lock().map_err(|_| StoreError::Poisoned)
     }
+}
 
-    pub fn user(&self, email: &str) -> Result<Option<UserRecord>> {
+impl AuthStore for SqliteAuthStore {
+    fn user(&self, email: &str) -> Result<Option<UserRecord>> {
         let c = self.conn()?;
         Ok(c.query_row(
             &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"),
@@ -93,7 +96,7 @@ impl AuthDb {
         .optional()?)
     }
 
-    pub fn users(&self) -> Result<Vec<UserRecord>> {
+    fn users(&self) -> Result<Vec<UserRecord>> {
         let c = self.conn()?;
         let mut st = c.prepare(&format!(
             "SELECT {USER_COLUMNS} FROM users ORDER BY last_sign_in IS NULL, last_sign_in DESC, email"
@@ -104,7 +107,7 @@ impl AuthDb {
 
     /// Records a verified identity (at every sign-in attempt, also refused ones, so an Admin can
     /// grant a role to someone who tried); `signed_in` also stamps the last sign-in.
-    pub fn upsert_user(&self, id: &Identity, now: i64, signed_in: bool) -> Result<()> {
+    fn upsert_user(&self, id: &Identity, now: i64, signed_in: bool) -> Result<()> {
         let c = self.conn()?;
         c.execute(
             "INSERT INTO users (email, sub, name, hd, first_seen, last_sign_in)
@@ -116,7 +119,7 @@ impl AuthDb {
         Ok(())
     }
 
-    pub fn set_role(&self, email: &str, role: Option<Role>) -> Result<bool> {
+    fn set_role(&self, email: &str, role: Option<Role>) -> Result<bool> {
         let c = self.conn()?;
         Ok(c.execute(
             "UPDATE users SET role = ?2 WHERE email = ?1",
@@ -125,7 +128,7 @@ impl AuthDb {
     }
 
     /// Blocks or unblocks; blocking also ends the user's sessions.
-    pub fn set_blocked(&self, email: &str, blocked: bool) -> Result<bool> {
+    fn set_blocked(&self, email: &str, blocked: bool) -> Result<bool> {
         let mut c = self.conn()?;
         let tx = c.transaction()?;
         let n = tx.execute(
@@ -139,7 +142,7 @@ impl AuthDb {
         Ok(n == 1)
     }
 
-    pub fn create_session(&self, id_hash: &str, email: &str, now: i64, expires: i64) -> Result<()> {
+    fn create_session(&self, id_hash: &str, email: &str, now: i64, expires: i64) -> Result<()> {
         let c = self.conn()?;
         // Expired sessions go whenever a new one is made.
         c.execute("DELETE FROM sessions WHERE expires <= ?1", [now])?;
@@ -151,7 +154,7 @@ impl AuthDb {
     }
 
     /// The user behind a live session.
-    pub fn session_user(&self, id_hash: &str, now: i64) -> Result<Option<UserRecord>> {
+    fn session_user(&self, id_hash: &str, now: i64) -> Result<Option<UserRecord>> {
         let c = self.conn()?;
         Ok(c.query_row(
             &format!(
@@ -169,19 +172,19 @@ impl AuthDb {
         .optional()?)
     }
 
-    pub fn delete_session(&self, id_hash: &str) -> Result<()> {
+    fn delete_session(&self, id_hash: &str) -> Result<()> {
         self.conn()?
             .execute("DELETE FROM sessions WHERE id_hash = ?1", [id_hash])?;
         Ok(())
     }
 
-    pub fn delete_sessions_of(&self, email: &str) -> Result<()> {
+    fn delete_sessions_of(&self, email: &str) -> Result<()> {
         self.conn()?
             .execute("DELETE FROM sessions WHERE email = ?1", [email])?;
         Ok(())
     }
 
-    pub fn audit(
+    fn audit(
         &self,
         now: i64,
         actor: Option<&str>,
@@ -197,7 +200,7 @@ impl AuthDb {
     }
 
     /// A page of the audit log, newest first, and the total number of entries.
-    pub fn audit_page(&self, offset: i64, limit: i64) -> Result<(Vec<AuditEntry>, i64)> {
+    fn audit_page(&self, offset: i64, limit: i64) -> Result<(Vec<AuditEntry>, i64)> {
         let c = self.conn()?;
         let total: i64 = c.query_row("SELECT count(*) FROM audit", [], |r| r.get(0))?;
         let mut st = c.prepare(
@@ -214,5 +217,60 @@ impl AuthDb {
             })
         })?;
         Ok((rows.collect::<rusqlite::Result<_>>()?, total))
+    }
+
+    fn put_pending(
+        &self,
+        key_hash: &str,
+        data: &str,
+        now: i64,
+        expires: i64,
+        cap: usize,
+    ) -> Result<()> {
+        let mut c = self.conn()?;
+        let tx = c.transaction()?;
+        tx.execute("DELETE FROM pending_logins WHERE expires <= ?1", [now])?;
+        let count: i64 = tx.query_row("SELECT count(*) FROM pending_logins", [], |r| r.get(0))?;
+        let over = count + 1 - cap as i64;
+        if over > 0 {
+            // Under a flood of started sign-ins, the oldest attempts give way.
+            tx.execute(
+                "DELETE FROM pending_logins WHERE key_hash IN
+                 (SELECT key_hash FROM pending_logins ORDER BY created, rowid LIMIT ?1)",
+                [over],
+            )?;
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO pending_logins (key_hash, data, created, expires)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![key_hash, data, now, expires],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn take_pending(&self, key_hash: &str, now: i64) -> Result<Option<String>> {
+        let c = self.conn()?;
+        Ok(c.query_row(
+            "DELETE FROM pending_logins WHERE key_hash = ?1 RETURNING data, expires",
+            [key_hash],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+        )
+        .optional()?
+        .filter(|(_, expires)| *expires > now)
+        .map(|(data, _)| data))
+    }
+
+    fn mark_used(&self, token_hash: &str, now: i64, expires: i64) -> Result<bool> {
+        let mut c = self.conn()?;
+        let tx = c.transaction()?;
+        tx.execute("DELETE FROM used_tokens WHERE expires < ?1", [now])?;
+        let n = tx.execute(
+            "INSERT INTO used_tokens (token_hash, expires) VALUES (?1, ?2)
+             ON CONFLICT(token_hash) DO NOTHING",
+            params![token_hash, expires],
+        )?;
+        tx.commit()?;
+        Ok(n == 1)
     }
 }

@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use dsmon_core::{format_ts, Row};
 
-use crate::sqlite::{RowQuery, Store, StoreError};
+use crate::sqlite::{RowQuery, StoreError};
+use crate::SampleStore;
 
 /// The CSV header, also the column order of the JSON objects.
 pub const CSV_HEADER: &str = "ts,node,cpu_pct,mem_pct,disk_pct,net_in_kbps,net_out_kbps,error";
@@ -76,7 +77,7 @@ pub fn parse_time(input: &str, now: DateTime<Utc>) -> Result<i64> {
 }
 
 /// Checks the query against the store (range order, node names) before anything is written.
-pub fn validate(store: &Store, q: &RowQuery) -> Result<()> {
+pub fn validate(store: &dyn SampleStore, q: &RowQuery) -> Result<()> {
     if q.from > q.to {
         return Err(ExportError::Range {
             from: format_ts(q.from),
@@ -101,7 +102,7 @@ pub fn validate(store: &Store, q: &RowQuery) -> Result<()> {
 
 /// Writes the rows matching `q` to `out`; returns how many were written.
 pub fn write_rows(
-    store: &Store,
+    store: &dyn SampleStore,
     q: &RowQuery,
     format: Format,
     out: &mut dyn Write,

@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use dsmon_core::{format_ts, METRICS};
 
-use crate::sqlite::{Period, Store, StoreError, ROLLUPS};
+use crate::sqlite::{Period, StoreError, ROLLUPS};
+use crate::SampleStore;
 
 /// Bucket counts accepted for `points`.
 pub const MAX_POINTS: usize = 5000;
@@ -123,7 +124,7 @@ pub struct History {
 
 /// Answers `q`. `configured` are the configured node names (retired ones are the store's others).
 pub fn query(
-    store: &Store,
+    store: &dyn SampleStore,
     q: &HistoryQuery,
     configured: &[String],
     log_interval: i64,
@@ -162,7 +163,7 @@ pub fn query(
         .filter_map(|(name, id)| names.iter().position(|n| n == name).map(|i| (*id, i)))
         .collect();
     let id_list: Vec<i64> = ids.iter().map(|(_, id)| *id).collect();
-    store.scan_periods(&id_list, p.first, end, p.rollup, |id, period| {
+    store.scan_periods(&id_list, p.first, end, p.rollup, &mut |id, period| {
         if let Some(&i) = slot.get(&id) {
             acc[i].add(((period.ts - p.first) / p.step) as usize, period);
         }
@@ -305,7 +306,7 @@ mod tests {
     #[test]
     fn rollups_agree_with_raw_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(&dir.path().join("h.sqlite3")).unwrap();
+        let mut s = crate::SqliteStore::open(&dir.path().join("h.sqlite3")).unwrap();
         let start = 1_795_478_400; // a midnight UTC
         let mut rows = Vec::new();
         for i in 0..(3 * 144) {
@@ -403,7 +404,7 @@ mod tests {
     #[test]
     fn gaps_stay_null_and_bad_input_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(&dir.path().join("h.sqlite3")).unwrap();
+        let mut s = crate::SqliteStore::open(&dir.path().join("h.sqlite3")).unwrap();
         let rows = vec![
             Row {
                 ts: 6000,

@@ -6,7 +6,8 @@ use std::io::Read;
 use crate::export::CSV_HEADER;
 use dsmon_core::{Metrics, Row, METRICS};
 
-use crate::sqlite::{Store, StoreError};
+use crate::sqlite::StoreError;
+use crate::SampleStore;
 
 /// How many bad lines are listed before the rest are only counted.
 const MAX_REPORTED: usize = 20;
@@ -156,7 +157,11 @@ fn parse_record(r: &csv::StringRecord) -> Result<Row, String> {
 }
 
 /// Parses `text` and writes its rows in one transaction.
-pub fn import(store: &mut Store, text: impl Read, file: &str) -> Result<ImportReport, ImportError> {
+pub fn import(
+    store: &mut dyn SampleStore,
+    text: impl Read,
+    file: &str,
+) -> Result<ImportReport, ImportError> {
     let rows = parse(text, file)?;
     let inserted = store.insert_rows(&rows)?;
     Ok(ImportReport {
@@ -176,7 +181,7 @@ mod tests {
     #[test]
     fn round_trip_and_idempotent() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(&dir.path().join("i.sqlite3")).unwrap();
+        let mut s = crate::SqliteStore::open(&dir.path().join("i.sqlite3")).unwrap();
         let r = import(&mut s, GOOD.as_bytes(), "x.csv").unwrap();
         assert_eq!(
             r,
@@ -213,7 +218,7 @@ mod tests {
             2026-11-24T13:30:00Z,n1,,,,,,\n\
             2026-11-24T13:40:00Z,n1,40\n";
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(&dir.path().join("i.sqlite3")).unwrap();
+        let mut s = crate::SqliteStore::open(&dir.path().join("i.sqlite3")).unwrap();
         let e = import(&mut s, text.as_bytes(), "bad.csv")
             .unwrap_err()
             .to_string();

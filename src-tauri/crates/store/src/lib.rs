@@ -3,10 +3,14 @@
 //! implementation.
 
 pub mod auth_db;
+pub mod conformance;
 pub mod export;
 pub mod history;
 pub mod import;
 mod sqlite;
+mod traits;
 
+pub use auth_db::SqliteAuthStore;
 pub use dsmon_core::Row;
-pub use sqlite::{Period, Result, RowQuery, Store, StoreError, MIGRATIONS, ROLLUPS};
+pub use sqlite::{Period, Result, RowQuery, SqliteStore, StoreError, MIGRATIONS, ROLLUPS};
+pub use traits::{AuthStore, SampleStore, SharedSamples};

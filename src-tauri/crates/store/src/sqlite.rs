@@ -126,13 +126,13 @@ pub struct RowQuery {
     pub nodes: Vec<String>,
 }
 
-pub struct Store {
+pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     node_ids: HashMap<String, i64>,
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -535,6 +535,67 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(MIGRATIONS.iter().map(|(_, sql)| M::up(sql)).collect())
 }
 
+impl crate::SampleStore for SqliteStore {
+    fn insert_rows(&mut self, rows: &[Row]) -> Result<usize> {
+        SqliteStore::insert_rows(self, rows)
+    }
+
+    fn nodes_logged_at(&self, ts: i64) -> Result<HashSet<String>> {
+        SqliteStore::nodes_logged_at(self, ts)
+    }
+
+    fn node_names(&self) -> Result<Vec<String>> {
+        SqliteStore::node_names(self)
+    }
+
+    fn latest_ts(&self) -> Result<Option<i64>> {
+        SqliteStore::latest_ts(self)
+    }
+
+    fn node_ids(&self, names: &[String]) -> Result<Vec<(String, i64)>> {
+        SqliteStore::node_ids(self, names)
+    }
+
+    fn scan_rows(
+        &self,
+        q: &RowQuery,
+        f: &mut dyn FnMut(Row) -> std::ops::ControlFlow<()>,
+    ) -> Result<()> {
+        /// Ends the scan early without an error.
+        enum Stop {
+            Done,
+            Failed(StoreError),
+        }
+        impl From<StoreError> for Stop {
+            fn from(e: StoreError) -> Self {
+                Stop::Failed(e)
+            }
+        }
+        match self.for_each_row::<Stop>(q, |row| match f(row) {
+            std::ops::ControlFlow::Continue(()) => Ok(()),
+            std::ops::ControlFlow::Break(()) => Err(Stop::Done),
+        }) {
+            Ok(()) | Err(Stop::Done) => Ok(()),
+            Err(Stop::Failed(e)) => Err(e),
+        }
+    }
+
+    fn scan_periods(
+        &self,
+        node_ids: &[i64],
+        from: i64,
+        to: i64,
+        rollup: Option<&str>,
+        f: &mut dyn FnMut(i64, &Period),
+    ) -> Result<()> {
+        SqliteStore::scan_periods(self, node_ids, from, to, rollup, f)
+    }
+
+    fn check(&self) -> Result<String> {
+        self.integrity_check()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,7 +633,7 @@ mod tests {
     fn write_read_and_idempotency() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/dir/db.sqlite3");
-        let mut s = Store::open(&path).unwrap();
+        let mut s = SqliteStore::open(&path).unwrap();
         let rows = vec![
             row(600, "a", Some(10.0)),
             row(600, "b", None),
@@ -582,7 +643,7 @@ mod tests {
         // The same (node, ts) again: nothing new, the first value stays.
         assert_eq!(s.insert_rows(&[row(600, "a", Some(99.0))]).unwrap(), 0);
         drop(s);
-        let s = Store::open_existing(&path).unwrap();
+        let s = SqliteStore::open_existing(&path).unwrap();
         assert_eq!(
             s.rows_at(600).unwrap(),
             vec![rows[0].clone(), rows[1].clone()]
@@ -627,18 +688,18 @@ mod tests {
                 });
             }
         }
-        let mut inc = Store::open(&dir.path().join("inc.sqlite3")).unwrap();
+        let mut inc = SqliteStore::open(&dir.path().join("inc.sqlite3")).unwrap();
         for tick in rows.chunks(2) {
             inc.insert_rows_with(tick, false).unwrap();
         }
-        let mut bulk = Store::open(&dir.path().join("bulk.sqlite3")).unwrap();
+        let mut bulk = SqliteStore::open(&dir.path().join("bulk.sqlite3")).unwrap();
         bulk.insert_rows_with(&rows[1000..1100], false).unwrap();
         assert_eq!(
             bulk.insert_rows_with(&rows, true).unwrap(),
             rows.len() - 100
         );
         for (table, _) in ROLLUPS {
-            let dump = |s: &Store| {
+            let dump = |s: &SqliteStore| {
                 let mut stmt = s
                     .conn
                     .prepare(&format!("SELECT * FROM {table} ORDER BY node_id, ts"))
@@ -691,7 +752,7 @@ mod tests {
             c.execute_batch("CREATE TABLE future(x); PRAGMA user_version = 99;")
                 .unwrap();
         }
-        let e = Store::open(&path).err().expect("refused");
+        let e = SqliteStore::open(&path).err().expect("refused");
         assert!(e.to_string().contains("schema version 99 is newer"), "{e}");
         let c = Connection::open(&path).unwrap();
         let v: i64 = c
@@ -705,7 +766,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("none.sqlite3");
         assert!(matches!(
-            Store::open_existing(&path),
+            SqliteStore::open_existing(&path),
             Err(StoreError::Missing { .. })
         ));
         assert!(!path.exists());

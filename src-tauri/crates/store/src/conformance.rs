@@ -1,0 +1,394 @@
+//! The storage conformance suite: what every implementation of [`SampleStore`] and [`AuthStore`]
+//! must do, written against the traits only. SQLite runs it in `tests/conformance.rs`; a new backend
+//! (PostgreSQL) runs the same functions on its own stores. Each function panics with a message
+//! naming the broken promise.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::ControlFlow;
+
+use dsmon_core::{Identity, Metrics, Role, Row};
+
+use crate::{AuthStore, Period, RowQuery, SampleStore, ROLLUPS};
+
+/// A fresh, empty store per call.
+pub type Make<'a, S> = &'a mut dyn FnMut() -> Box<S>;
+
+/// Runs every sample-store check, each on a fresh store.
+pub fn samples(make: Make<'_, dyn SampleStore>) {
+    empty_store(&mut *make());
+    rows_round_trip(&mut *make());
+    rollups_agree_with_rows(&mut *make());
+}
+
+/// Runs every sign-in state check, each on a fresh store.
+pub fn auth(make: Make<'_, dyn AuthStore>) {
+    users_roles_and_blocks(&*make());
+    sessions_expire_and_end(&*make());
+    audit_pages(&*make());
+    pending_sign_ins(&*make());
+    used_tokens(&*make());
+}
+
+const T0: i64 = 1_795_478_400; // 2026-11-22T00:00:00Z, a multiple of every tier
+
+fn metrics(x: f64) -> Metrics {
+    Metrics::from_values([x, x + 1.0, x + 2.0, x + 3.0, x + 4.0])
+}
+
+fn row(ts: i64, node: &str, value: Option<f64>) -> Row {
+    Row {
+        ts,
+        node: node.into(),
+        metrics: value.map(metrics),
+        error: value
+            .is_none()
+            .then(|| "connection failed: refused".to_string()),
+    }
+}
+
+fn all_rows(s: &dyn SampleStore, q: &RowQuery) -> Vec<Row> {
+    let mut out = Vec::new();
+    s.scan_rows(q, &mut |r| {
+        out.push(r);
+        ControlFlow::Continue(())
+    })
+    .expect("scan_rows");
+    out
+}
+
+fn empty_store(s: &mut dyn SampleStore) {
+    assert_eq!(s.latest_ts().expect("latest_ts"), None, "empty: no tick");
+    assert!(
+        s.node_names().expect("node_names").is_empty(),
+        "empty: no node"
+    );
+    assert!(s.rows_at(T0).expect("rows_at").is_empty(), "empty: no row");
+    assert_eq!(s.check().expect("check"), "ok", "a new store is healthy");
+}
+
+fn rows_round_trip(s: &mut dyn SampleStore) {
+    let rows = vec![
+        row(T0 + 600, "b", None),
+        row(T0 + 600, "a", Some(10.0)),
+        row(T0 + 1200, "a", Some(20.0)),
+    ];
+    assert_eq!(s.insert_rows(&rows).expect("insert"), 3, "three new rows");
+    // The same (node, ts) again: nothing new, the first value stays.
+    let again = [
+        row(T0 + 600, "a", Some(99.0)),
+        row(T0 + 1800, "b", Some(1.0)),
+    ];
+    assert_eq!(
+        s.insert_rows(&again).expect("insert again"),
+        1,
+        "only the new row counts"
+    );
+    assert_eq!(
+        s.rows_at(T0 + 600).expect("rows_at"),
+        vec![rows[1].clone(), rows[0].clone()],
+        "rows at a tick, by node name, first value kept"
+    );
+    assert_eq!(
+        s.nodes_logged_at(T0 + 1200).expect("nodes_logged_at"),
+        HashSet::from(["a".to_string()])
+    );
+    assert_eq!(s.node_names().expect("node_names"), vec!["a", "b"]);
+    assert_eq!(s.latest_ts().expect("latest_ts"), Some(T0 + 1800));
+    let only_a = RowQuery {
+        from: T0,
+        to: T0 + 3600,
+        nodes: vec!["a".into()],
+    };
+    let got: Vec<i64> = all_rows(s, &only_a).iter().map(|r| r.ts).collect();
+    assert_eq!(
+        got,
+        vec![T0 + 600, T0 + 1200],
+        "a node's rows in time order"
+    );
+    let every = RowQuery {
+        from: T0 + 600,
+        to: T0 + 1200,
+        nodes: vec![],
+    };
+    let got: Vec<(i64, String)> = all_rows(s, &every)
+        .into_iter()
+        .map(|r| (r.ts, r.node))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (T0 + 600, "a".into()),
+            (T0 + 600, "b".into()),
+            (T0 + 1200, "a".into())
+        ],
+        "inclusive bounds, (ts, node) order"
+    );
+    let mut seen = 0;
+    s.scan_rows(&every, &mut |_| {
+        seen += 1;
+        ControlFlow::Break(())
+    })
+    .expect("scan stops");
+    assert_eq!(seen, 1, "a scan stops when asked");
+    let ids = s.node_ids(&["b".into(), "nope".into()]).expect("node_ids");
+    assert_eq!(ids.len(), 1, "unknown names are left out");
+}
+
+/// Sums, maxima and counts per (node, period) computed here from the raw rows.
+type Expected = BTreeMap<(i64, i64), (i64, i64, [Option<f64>; 5], [Option<f64>; 5])>;
+
+fn expected_from_rows(rows: &[Row], ids: &BTreeMap<String, i64>, secs: i64) -> Expected {
+    let mut out = Expected::new();
+    for r in rows {
+        let key = (ids[&r.node], r.ts.div_euclid(secs) * secs);
+        let e = out.entry(key).or_insert((0, 0, [None; 5], [None; 5]));
+        e.0 += 1;
+        if let Some(m) = r.metrics {
+            e.1 += 1;
+            for (i, v) in m.values().into_iter().enumerate() {
+                e.2[i] = Some(e.2[i].unwrap_or(0.0) + v);
+                e.3[i] = Some(e.3[i].map_or(v, |x: f64| x.max(v)));
+            }
+        }
+    }
+    out
+}
+
+fn close(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+fn rollups_agree_with_rows(s: &mut dyn SampleStore) {
+    // Ten days of 10-minute rows for four nodes, some down; written tick by tick for the first
+    // day, then the rest in one large batch (as an import: over 5000 rows), overlapping what is
+    // there.
+    const NODES: [&str; 4] = ["a", "b", "c", "d"];
+    let mut rows = Vec::new();
+    for i in 0..1440i64 {
+        for (k, n) in NODES.iter().enumerate() {
+            let up = (i * 7 + k as i64) % 13 != 0;
+            rows.push(row(T0 + i * 600, n, up.then_some((i % 91) as f64 + 0.25)));
+        }
+    }
+    let day = 144 * NODES.len();
+    for tick in rows[..day].chunks(NODES.len()) {
+        s.insert_rows(tick).expect("tick");
+    }
+    let new = s.insert_rows(&rows[day - 100..]).expect("batch");
+    assert_eq!(new, rows.len() - day, "the batch counts only its new rows");
+    let names: Vec<String> = NODES.iter().map(|n| n.to_string()).collect();
+    let ids: BTreeMap<String, i64> = s.node_ids(&names).expect("ids").into_iter().collect();
+    let id_list: Vec<i64> = ids.values().copied().collect();
+    for (table, secs) in ROLLUPS {
+        let want = expected_from_rows(&rows, &ids, secs);
+        let mut got = Expected::new();
+        s.scan_periods(
+            &id_list,
+            T0,
+            T0 + 11 * 86_400,
+            Some(table),
+            &mut |id, p: &Period| {
+                got.insert((id, p.ts), (p.n_rows, p.n_ok, p.sum, p.max));
+            },
+        )
+        .expect("scan_periods");
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "{table}: one period per node and {secs} s"
+        );
+        for (k, w) in &want {
+            let g = &got[k];
+            assert_eq!((g.0, g.1), (w.0, w.1), "{table} {k:?}: row counts");
+            for i in 0..5 {
+                assert!(
+                    close(g.2[i], w.2[i]),
+                    "{table} {k:?}: sum {i}: {g:?} vs {w:?}"
+                );
+                assert!(
+                    close(g.3[i], w.3[i]),
+                    "{table} {k:?}: max {i}: {g:?} vs {w:?}"
+                );
+            }
+        }
+    }
+    let mut raw = 0;
+    s.scan_periods(&id_list, T0, T0 + 86_400, None, &mut |_, p| {
+        assert_eq!(p.n_rows, 1, "a raw row is a period of one");
+        raw += 1;
+    })
+    .expect("raw periods");
+    assert_eq!(raw, day, "one day of raw rows");
+}
+
+fn identity(email: &str, sub: &str) -> Identity {
+    Identity {
+        sub: sub.into(),
+        email: email.into(),
+        email_verified: true,
+        name: Some(format!("Name of {email}")),
+        hd: email.split('@').nth(1).map(str::to_string),
+        expires_at: T0 + 3600,
+    }
+}
+
+fn users_roles_and_blocks(s: &dyn AuthStore) {
+    assert!(s.user("a@x.org").expect("user").is_none());
+    s.upsert_user(&identity("a@x.org", "1"), T0, true)
+        .expect("upsert");
+    s.upsert_user(&identity("b@x.org", "2"), T0 + 5, false)
+        .expect("upsert");
+    let a = s.user("a@x.org").expect("user").expect("a exists");
+    assert_eq!((a.first_seen, a.last_sign_in), (T0, Some(T0)));
+    assert_eq!(a.hd.as_deref(), Some("x.org"));
+    s.upsert_user(&identity("a@x.org", "1"), T0 + 60, true)
+        .expect("again");
+    let a = s.user("a@x.org").expect("user").expect("a");
+    assert_eq!(
+        (a.first_seen, a.last_sign_in),
+        (T0, Some(T0 + 60)),
+        "first seen kept"
+    );
+    let order: Vec<String> = s
+        .users()
+        .expect("users")
+        .into_iter()
+        .map(|u| u.email)
+        .collect();
+    assert_eq!(
+        order,
+        vec!["a@x.org", "b@x.org"],
+        "signed-in first, newest first"
+    );
+    assert!(s.set_role("b@x.org", Some(Role::Admin)).expect("role"));
+    assert_eq!(
+        s.user("b@x.org").expect("u").and_then(|u| u.role),
+        Some(Role::Admin)
+    );
+    assert!(s.set_role("b@x.org", None).expect("clear"));
+    assert_eq!(s.user("b@x.org").expect("u").and_then(|u| u.role), None);
+    assert!(!s
+        .set_role("nobody@x.org", Some(Role::User))
+        .expect("unknown"));
+    s.create_session("h1", "a@x.org", T0, T0 + 100)
+        .expect("session");
+    assert!(s.set_blocked("a@x.org", true).expect("block"));
+    assert!(s.user("a@x.org").expect("u").is_some_and(|u| u.blocked));
+    assert!(
+        s.session_user("h1", T0 + 1)
+            .expect("session_user")
+            .is_none(),
+        "blocking ends the sessions"
+    );
+    assert!(s.set_blocked("a@x.org", false).expect("unblock"));
+    assert!(!s.set_blocked("nobody@x.org", true).expect("unknown"));
+}
+
+fn sessions_expire_and_end(s: &dyn AuthStore) {
+    s.upsert_user(&identity("a@x.org", "1"), T0, true)
+        .expect("upsert");
+    s.create_session("h1", "a@x.org", T0, T0 + 100).expect("h1");
+    s.create_session("h2", "a@x.org", T0, T0 + 200).expect("h2");
+    s.create_session("h3", "a@x.org", T0, T0 + 200).expect("h3");
+    let u = s
+        .session_user("h1", T0 + 99)
+        .expect("live")
+        .expect("h1 live");
+    assert_eq!(u.email, "a@x.org");
+    assert!(
+        s.session_user("h1", T0 + 100).expect("expired").is_none(),
+        "expired"
+    );
+    assert!(s.session_user("nope", T0).expect("unknown").is_none());
+    s.delete_session("h2").expect("delete");
+    assert!(
+        s.session_user("h2", T0 + 1).expect("h2").is_none(),
+        "signed out"
+    );
+    assert!(
+        s.session_user("h3", T0 + 1).expect("h3").is_some(),
+        "others stay"
+    );
+    s.delete_sessions_of("a@x.org").expect("delete all");
+    assert!(
+        s.session_user("h3", T0 + 1).expect("h3").is_none(),
+        "all of a user's"
+    );
+}
+
+fn audit_pages(s: &dyn AuthStore) {
+    for i in 0..7 {
+        let target = format!("t{i}");
+        s.audit(T0 + i, Some("a@x.org"), "sign_in", Some(&target), None)
+            .expect("audit");
+    }
+    s.audit(T0 + 9, None, "sign_in_refused", None, Some("why"))
+        .expect("anonymous");
+    let (page, total) = s.audit_page(0, 3).expect("page");
+    assert_eq!(total, 8);
+    assert_eq!(page.len(), 3);
+    assert_eq!(page[0].action, "sign_in_refused", "newest first");
+    assert_eq!(page[0].actor, None);
+    assert_eq!(page[1].target.as_deref(), Some("t6"));
+    let (last, _) = s.audit_page(6, 3).expect("last page");
+    assert_eq!(
+        last.iter().map(|e| e.target.clone()).collect::<Vec<_>>(),
+        vec![Some("t1".to_string()), Some("t0".to_string())]
+    );
+}
+
+fn pending_sign_ins(s: &dyn AuthStore) {
+    s.put_pending("k1", "one", T0, T0 + 600, 3).expect("put");
+    s.put_pending("k2", "two", T0 + 1, T0 + 601, 3)
+        .expect("put");
+    assert_eq!(
+        s.take_pending("k1", T0 + 10).expect("take").as_deref(),
+        Some("one")
+    );
+    assert_eq!(
+        s.take_pending("k1", T0 + 10).expect("again"),
+        None,
+        "single use"
+    );
+    assert_eq!(
+        s.take_pending("k2", T0 + 601).expect("expired"),
+        None,
+        "expired"
+    );
+    for (i, k) in ["k3", "k4", "k5", "k6"].iter().enumerate() {
+        s.put_pending(k, k, T0 + 20 + i as i64, T0 + 900, 3)
+            .expect("put");
+    }
+    assert_eq!(
+        s.take_pending("k3", T0 + 30).expect("k3"),
+        None,
+        "oldest gave way"
+    );
+    for k in ["k4", "k5", "k6"] {
+        assert_eq!(
+            s.take_pending(k, T0 + 30).expect(k).as_deref(),
+            Some(k),
+            "{k} kept"
+        );
+    }
+}
+
+fn used_tokens(s: &dyn AuthStore) {
+    assert!(s.mark_used("t1", T0, T0 + 60).expect("first"), "first use");
+    assert!(
+        !s.mark_used("t1", T0 + 1, T0 + 60).expect("second"),
+        "second use refused"
+    );
+    assert!(
+        s.mark_used("t2", T0 + 1, T0 + 60).expect("other"),
+        "another token"
+    );
+    assert!(
+        !s.mark_used("t1", T0 + 60, T0 + 60).expect("at expiry"),
+        "until it expires"
+    );
+}

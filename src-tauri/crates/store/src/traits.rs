@@ -1,0 +1,149 @@
+//! What dsmon needs from a store, as traits: [`SampleStore`] for the logged rows, their roll-ups
+//! and the history read from them; [`AuthStore`] for the sign-in state (users, sessions, the audit
+//! log, started sign-ins, exchanged tokens). SQLite implements both ([`crate::SqliteStore`],
+//! [`crate::SqliteAuthStore`]); a new backend implements them and passes the same conformance suite
+//! ([`crate::conformance`]).
+//!
+//! The methods block: callers on an async runtime run them on its blocking pool.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
+
+use dsmon_core::{Identity, Role, Row};
+
+use crate::auth_db::{AuditEntry, UserRecord};
+use crate::{Period, Result, RowQuery};
+
+/// The logged rows: one per node per tick, and the roll-up tiers kept up to date with them.
+pub trait SampleStore: Send {
+    /// Writes rows in one transaction (all or nothing). A (node, ts) already present is left as it
+    /// is. Returns how many rows were new; the roll-ups count exactly those.
+    fn insert_rows(&mut self, rows: &[Row]) -> Result<usize>;
+
+    /// Names of the nodes that already have a row at `ts`.
+    fn nodes_logged_at(&self, ts: i64) -> Result<HashSet<String>>;
+
+    /// Every node that has ever been logged, by name.
+    fn node_names(&self) -> Result<Vec<String>>;
+
+    /// The newest tick logged for any node.
+    fn latest_ts(&self) -> Result<Option<i64>>;
+
+    /// Node ids by name (names not in the store are left out).
+    fn node_ids(&self, names: &[String]) -> Result<Vec<(String, i64)>>;
+
+    /// Calls `f` for each row matching `q`, in (ts, node) order, without holding them all in
+    /// memory, until `f` breaks.
+    fn scan_rows(&self, q: &RowQuery, f: &mut dyn FnMut(Row) -> ControlFlow<()>) -> Result<()>;
+
+    /// The stored periods of the given nodes with `from <= ts < to`, in (node, ts) order, from the
+    /// raw rows (`rollup = None`, each row a period of one) or a roll-up tier of
+    /// [`crate::ROLLUPS`].
+    fn scan_periods(
+        &self,
+        node_ids: &[i64],
+        from: i64,
+        to: i64,
+        rollup: Option<&str>,
+        f: &mut dyn FnMut(i64, &Period),
+    ) -> Result<()>;
+
+    /// A health check of the store ("ok" when healthy).
+    fn check(&self) -> Result<String>;
+
+    /// Rows logged at one tick, by node name.
+    fn rows_at(&self, ts: i64) -> Result<Vec<Row>> {
+        let mut out = Vec::new();
+        let q = RowQuery {
+            from: ts,
+            to: ts,
+            nodes: vec![],
+        };
+        self.scan_rows(&q, &mut |r| {
+            out.push(r);
+            ControlFlow::Continue(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// A sample store shared between threads (the logger's writer, the application's reader).
+pub type SharedSamples = Arc<Mutex<dyn SampleStore>>;
+
+/// The sign-in state. Methods take `&self`: implementations synchronise inside.
+pub trait AuthStore: Send + Sync {
+    fn user(&self, email: &str) -> Result<Option<UserRecord>>;
+
+    /// Every user, the most recently signed-in first.
+    fn users(&self) -> Result<Vec<UserRecord>>;
+
+    /// Records a verified identity (at every sign-in attempt, also refused ones, so an Admin can
+    /// grant a role to someone who tried); `signed_in` also stamps the last sign-in.
+    fn upsert_user(&self, id: &Identity, now: i64, signed_in: bool) -> Result<()>;
+
+    /// Sets (`None`: clears) the role an Admin gave; false when there is no such user.
+    fn set_role(&self, email: &str, role: Option<Role>) -> Result<bool>;
+
+    /// Blocks or unblocks; blocking also ends the user's sessions. False when no such user.
+    fn set_blocked(&self, email: &str, blocked: bool) -> Result<bool>;
+
+    /// A new session (by the hash of its id); expired sessions go at the same time.
+    fn create_session(&self, id_hash: &str, email: &str, now: i64, expires: i64) -> Result<()>;
+
+    /// The user behind a live session.
+    fn session_user(&self, id_hash: &str, now: i64) -> Result<Option<UserRecord>>;
+
+    fn delete_session(&self, id_hash: &str) -> Result<()>;
+
+    fn delete_sessions_of(&self, email: &str) -> Result<()>;
+
+    fn audit(
+        &self,
+        now: i64,
+        actor: Option<&str>,
+        action: &str,
+        target: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<()>;
+
+    /// A page of the audit log, newest first, and the total number of entries.
+    fn audit_page(&self, offset: i64, limit: i64) -> Result<(Vec<AuditEntry>, i64)>;
+
+    /// Keeps a started sign-in (opaque `data`) under `key_hash` until `expires`. Expired ones go;
+    /// past `cap` pending at once, the oldest give way.
+    fn put_pending(
+        &self,
+        key_hash: &str,
+        data: &str,
+        now: i64,
+        expires: i64,
+        cap: usize,
+    ) -> Result<()>;
+
+    /// Takes a started sign-in out (single use): its data, or `None` when unknown or expired.
+    fn take_pending(&self, key_hash: &str, now: i64) -> Result<Option<String>>;
+
+    /// Marks a token as used until `expires`; false when it was already used (and not expired).
+    fn mark_used(&self, token_hash: &str, now: i64, expires: i64) -> Result<bool>;
+}
+
+impl dyn SampleStore + '_ {
+    /// [`SampleStore::scan_rows`] with a callback that may fail: the scan stops at the first
+    /// error, which is handed back.
+    pub fn for_each_row<E: From<crate::StoreError>>(
+        &self,
+        q: &RowQuery,
+        mut f: impl FnMut(Row) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let mut failed = None;
+        self.scan_rows(q, &mut |row| match f(row) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                failed = Some(e);
+                ControlFlow::Break(())
+            }
+        })?;
+        failed.map_or(Ok(()), Err)
+    }
+}
