@@ -202,7 +202,7 @@ async fn collect_once(cfg: &Config) -> ExitCode {
         Ok(rows) => rows,
         Err(e) => return fail(EXIT_RUNTIME, &e),
     };
-    let configured: Vec<&str> = collector.node_names().collect();
+    let configured = collector.node_names();
     let mut out = io::stdout().lock();
     let res = (|| -> io::Result<()> {
         writeln!(
@@ -304,6 +304,10 @@ async fn serve(cfg: &Config) -> ExitCode {
         listen = %cfg.server.listen,
         "dsmon serve started"
     );
+    tokio::spawn(reload_nodes_on_hangup(
+        cfg.path.clone(),
+        Arc::clone(&collector),
+    ));
     let live = dsmon::engine::live::spawn(Arc::clone(&collector), stop_rx.clone());
     let app = dsmon::app::App::new(
         live,
@@ -331,6 +335,35 @@ async fn serve(cfg: &Config) -> ExitCode {
     match http {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(EXIT_RUNTIME, &e),
+    }
+}
+
+/// On SIGHUP, reads the configuration again and monitors its `[[nodes]]` from then on, without a
+/// restart (the other sections need one). A file that no longer validates is refused with the
+/// error logged, and the running node set is kept.
+async fn reload_nodes_on_hangup(path: PathBuf, collector: Arc<Collector>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let cfg = match config::load(&path) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                tracing::error!(error = %e, "configuration not reloaded: the running node set is kept");
+                continue;
+            }
+        };
+        match collector.replace_nodes(&cfg.nodes) {
+            Ok(c) => tracing::info!(
+                added = c.added.len(),
+                removed = c.removed.len(),
+                changed = c.changed.len(),
+                nodes = cfg.nodes.len(),
+                "configuration reloaded: [[nodes]] applied (other sections take effect at the next start)"
+            ),
+            Err(e) => tracing::error!(error = %e, "configuration not reloaded: the running node set is kept"),
+        }
     }
 }
 
@@ -391,7 +424,7 @@ async fn check(cfg: &Config) -> ExitCode {
                 "down"
             };
             let detail = match (&p.metrics, &p.info) {
-                (Err(e), _) | (Ok(_), Err(e)) => e.clone(),
+                (Err(e), _) | (Ok(_), Err(e)) => e.to_string(),
                 _ => p.url.clone(),
             };
             writeln!(

@@ -42,6 +42,8 @@ pub struct Me {
 pub struct Local {
     pub cfg: Config,
     pub app: App,
+    /// The engine, for its node events (notifications).
+    pub collector: Arc<Collector>,
     stop: watch::Sender<bool>,
     logger: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -241,8 +243,11 @@ impl Local {
         let collector = Arc::new(collector);
         collector.leave_state_to_live_poller();
         let live = dsmon_engine::live::spawn(Arc::clone(&collector), stop_rx.clone());
-        let store = Arc::new(Mutex::new(store));
-        let logger = tokio::spawn(async move { collector.run_logger(store, stop_rx).await });
+        let store: dsmon_store::SharedSamples = Arc::new(Mutex::new(store));
+        let logger = {
+            let collector = Arc::clone(&collector);
+            tokio::spawn(async move { collector.run_logger(store, stop_rx).await })
+        };
         tracing::info!(
             nodes = cfg.nodes.len(),
             database = %cfg.storage.path.display(),
@@ -253,6 +258,7 @@ impl Local {
         Ok(Self {
             cfg,
             app,
+            collector,
             stop,
             logger: Mutex::new(Some(logger)),
         })

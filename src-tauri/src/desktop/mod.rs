@@ -20,7 +20,8 @@ use tokio::sync::RwLock;
 use backend::{Backend, Session};
 use dsmon_config::{self as config, Config};
 use dsmon_core::NodeState;
-use dsmon_engine::LiveSnapshot;
+use dsmon_engine::{LiveSnapshot, NodeEvent, StateChange};
+use tokio::sync::broadcast;
 
 /// Failures of the desktop shell itself (the commands' errors are [`dsmon_app::AppError`]).
 #[derive(Debug, thiserror::Error)]
@@ -314,15 +315,26 @@ fn spawn_forwarder(
         match &*backend {
             Backend::Local(l) => {
                 let mut rx = l.live_updates();
+                let mut events = l.collector.subscribe();
                 loop {
                     tokio::select! {
-                        r = rx.changed() => if r.is_err() { break },
+                        r = rx.changed() => {
+                            if r.is_err() { break }
+                            let snap = rx.borrow_and_update().clone();
+                            if backend.may_view(&session).await {
+                                let _ = app.emit("live", &*snap);
+                            }
+                        }
+                        e = events.recv() => match e {
+                            Ok(NodeEvent::StateChanged(c)) => {
+                                if backend.may_view(&session).await {
+                                    send_notifications(&app, &[c], &notify);
+                                }
+                            }
+                            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                            Err(broadcast::error::RecvError::Closed) => break,
+                        },
                         _ = stopped.changed() => break,
-                    }
-                    let snap = rx.borrow_and_update().clone();
-                    if backend.may_view(&session).await {
-                        let _ = app.emit("live", &*snap);
-                        notify_changes(&app, &snap, &mut last, &notify);
                     }
                 }
             }
@@ -421,21 +433,16 @@ fn notify_changes(
     last: &mut HashMap<String, NodeState>,
     notify: &AtomicBool,
 ) {
-    let changes = dsmon_engine::live::transitions(
-        snap.nodes
-            .iter()
-            .map(|n| (n.name.as_str(), n.state, n.last_error.as_deref())),
-        last,
-    );
-    send_notifications(app, changes, notify);
+    let changes = dsmon_engine::live::changes_between(last, snap);
+    send_notifications(app, &changes, notify);
 }
 
-fn send_notifications(app: &AppHandle, changes: Vec<(String, String)>, notify: &AtomicBool) {
+fn send_notifications(app: &AppHandle, changes: &[StateChange], notify: &AtomicBool) {
     if !notify.load(Ordering::Relaxed) {
         return;
     }
     use tauri_plugin_notification::NotificationExt;
-    for (title, body) in changes {
+    for (title, body) in changes.iter().filter_map(dsmon_engine::live::notification) {
         if let Err(e) = app
             .notification()
             .builder()
