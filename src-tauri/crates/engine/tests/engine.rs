@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use dsmon_core::Clock;
 use dsmon_engine::{counters, Collector, NodeEvent};
-use dsmon_store::{RowQuery, SampleStore, SharedSamples, SqliteStore};
+use dsmon_store::{RowQuery, SharedSamples, SqliteStore};
 
 const T: i64 = 1_800_000_000;
 
