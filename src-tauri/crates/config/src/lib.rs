@@ -1,14 +1,29 @@
 //! The TOML configuration: where it is found, how it is parsed, and every check made on it before
 //! anything runs. A bad file is reported once, naming the file and the key, and nothing is written.
+//!
+//! Each section has a module of its own: its types, the section as written (`Raw*`) and its
+//! checks. This module finds and parses the file and runs the sections' checks in order.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::Deserialize;
 use url::Url;
 
+mod auth;
+mod collector;
+mod desktop;
+mod nodes;
+mod server;
 pub mod settings;
-use serde::Deserialize;
+mod storage;
+
+pub use auth::{AuthConfig, Secret, UserRule};
+pub use collector::CollectorConfig;
+pub use desktop::DesktopMode;
+pub use nodes::NodeConfig;
+pub use server::{Listen, ServerConfig, TlsFiles};
+pub use storage::{default_storage_path, StorageConfig};
 
 /// The file name looked for in the working directory, then in the platform config directory.
 pub const DEFAULT_FILE_NAME: &str = "dsmon.toml";
@@ -55,226 +70,21 @@ pub struct Config {
     pub desktop: DesktopMode,
 }
 
-/// `[desktop] mode`: the desktop app's own collector and database, or a `dsmon serve` server.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum DesktopMode {
-    /// Poll `[[nodes]]` and log to `[storage] path` inside the app.
-    #[default]
-    Local,
-    /// Show the data of the `dsmon serve` at this address (`server_url`), with its roles.
-    Remote(Url),
-}
-
-/// `[auth]`: OpenID Connect sign-in (Google by default) and who gets which role.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuthConfig {
-    /// The provider; every endpoint comes from its discovery document.
-    pub issuer: Url,
-    pub client_id: String,
-    pub client_secret: Secret,
-    /// Where the provider sends the browser back to `dsmon serve`; its path is `/auth/callback`.
-    /// Required by `dsmon serve`; the desktop app signs in through a loopback address of its own.
-    pub redirect_url: Option<Url>,
-    /// `dsmon serve` only: the client id of the desktop app. ID tokens issued to it may be
-    /// exchanged at `POST /auth/token` for a session (the desktop app's remote mode).
-    pub desktop_client_id: Option<String>,
-    /// Always Admin (lowercased emails); cannot be blocked or demoted from the users page.
-    pub admins: Vec<String>,
-    /// Users by exact email, or `*@domain` matched against the verified `hd` claim.
-    pub users: Vec<UserRule>,
-    pub session_ttl: Duration,
-    /// Budget for each request to the provider.
-    pub timeout: Duration,
-}
-
-/// An entry of `[auth] users`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UserRule {
-    Email(String),
-    /// `*@domain`: a Google Workspace domain, matched against the ID token's `hd` claim.
-    Domain(String),
-}
-
-/// A secret that never shows in logs, `Debug` output or error messages.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: String) -> Self {
-        Self(s)
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-/// Where `dsmon serve` answers HTTP.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Listen {
-    Tcp(std::net::SocketAddr),
-    /// A unix socket (for a reverse proxy on the same machine), created mode 0660.
-    Unix(PathBuf),
-}
-
-impl std::fmt::Display for Listen {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Listen::Tcp(a) => write!(f, "http://{a}"),
-            Listen::Unix(p) => write!(f, "unix:{}", p.display()),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServerConfig {
-    pub listen: Listen,
-    /// `tls_cert` / `tls_key`: serve https on the TCP address directly (re-read on SIGHUP).
-    pub tls: Option<TlsFiles>,
-}
-
-/// A PEM certificate chain and its private key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            listen: Listen::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 8080))),
-            tls: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct CollectorConfig {
-    /// One logged row per node per interval, stamped at wall-clock multiples of it.
-    pub log_interval: Duration,
-    /// Live polling period.
-    pub live_interval: Duration,
-    /// Budget for one node's whole poll (all its requests).
-    pub timeout: Duration,
-}
-
-impl CollectorConfig {
-    /// Connect timeout: at most one second, and never more than the whole budget.
-    pub fn connect_timeout(&self) -> Duration {
-        self.timeout.min(Duration::from_secs(1))
-    }
-}
-
-impl Default for CollectorConfig {
-    fn default() -> Self {
-        Self {
-            log_interval: Duration::from_secs(600),
-            live_interval: Duration::from_secs(2),
-            timeout: Duration::from_secs(3),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct StorageConfig {
-    pub path: PathBuf,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeConfig {
-    pub name: String,
-    /// Base URL of the agent; may carry a path prefix (a proxy, or a streaming parent's `/host/NAME`).
-    pub url: Url,
-    /// Mount point whose disk use is reported.
-    pub disk: String,
-    /// Network interface; `None` means all physical interfaces (`system.net`).
-    pub interface: Option<String>,
-    /// Extra CA certificate (PEM) trusted for this agent's https.
-    pub ca_file: Option<PathBuf>,
-}
-
 // ---- the file as written -------------------------------------------------------------------
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
-    collector: RawCollector,
+    collector: collector::RawCollector,
     #[serde(default)]
-    storage: RawStorage,
+    storage: storage::RawStorage,
     #[serde(default)]
-    server: RawServer,
+    server: server::RawServer,
     #[serde(default)]
-    nodes: Vec<RawNode>,
-    auth: Option<RawAuth>,
-    desktop: Option<RawDesktop>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawDesktop {
-    mode: Option<String>,
-    server_url: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAuth {
-    issuer: Option<String>,
-    client_id: String,
-    client_secret: Option<String>,
-    client_secret_file: Option<PathBuf>,
-    redirect_url: Option<String>,
-    desktop_client_id: Option<String>,
-    #[serde(default)]
-    admins: Vec<String>,
-    #[serde(default)]
-    users: Vec<String>,
-    #[serde(default, deserialize_with = "de_duration")]
-    session_ttl: Option<Duration>,
-    #[serde(default, deserialize_with = "de_duration")]
-    timeout: Option<Duration>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    listen: Option<String>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawCollector {
-    #[serde(default, deserialize_with = "de_duration")]
-    log_interval: Option<Duration>,
-    #[serde(default, deserialize_with = "de_duration")]
-    live_interval: Option<Duration>,
-    #[serde(default, deserialize_with = "de_duration")]
-    timeout: Option<Duration>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawStorage {
-    path: Option<PathBuf>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNode {
-    name: String,
-    url: String,
-    disk: Option<String>,
-    interface: Option<String>,
-    ca_file: Option<PathBuf>,
+    nodes: Vec<nodes::RawNode>,
+    auth: Option<auth::RawAuth>,
+    desktop: Option<desktop::RawDesktop>,
 }
 
 fn de_duration<'de, D: serde::Deserializer<'de>>(
@@ -293,6 +103,34 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     })
 }
 
+/// What a section's check finds wrong: the key (`section.key`) and the message. [`validate`] adds
+/// the file's path to make it a [`ConfigError::Invalid`].
+#[derive(Debug)]
+struct KeyError {
+    key: String,
+    message: String,
+}
+
+impl KeyError {
+    /// `key` of `section`, e.g. `auth` and `issuer` make `auth.issuer`.
+    fn at(section: impl std::fmt::Display, key: &str, message: impl Into<String>) -> Self {
+        Self {
+            key: format!("{section}.{key}"),
+            message: message.into(),
+        }
+    }
+}
+
+/// Whether `u`'s host is `localhost` or a loopback address.
+fn is_loopback(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 // ---- finding and loading -------------------------------------------------------------------
 
 /// Where the configuration is looked for when `--config` is not given.
@@ -302,14 +140,6 @@ pub fn default_locations() -> Vec<PathBuf> {
         v.push(dir.join("dsmon").join(DEFAULT_FILE_NAME));
     }
     v
-}
-
-/// The platform data directory's default database path.
-pub fn default_storage_path() -> PathBuf {
-    dirs::data_dir()
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("dsmon")
-        .join("dsmon.sqlite3")
 }
 
 /// Finds the file (the explicit one, or the first default location that exists) and loads it.
@@ -343,7 +173,11 @@ pub fn load(path: &Path) -> Result<Config> {
 /// Parses and validates `text` as if read from `path` (used for messages and relative paths).
 pub fn parse(text: &str, path: &Path) -> Result<Config> {
     let raw = parse_raw(text, path)?;
-    validate(raw, path)
+    validate(raw, path).map_err(|e| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        key: e.key,
+        message: e.message,
+    })
 }
 
 fn parse_raw(text: &str, path: &Path) -> Result<RawConfig> {
@@ -380,182 +214,26 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-fn validate(raw: RawConfig, path: &Path) -> Result<Config> {
-    let invalid = |key: String, message: String| ConfigError::Invalid {
-        path: path.to_path_buf(),
-        key,
-        message,
-    };
+/// The directory relative paths in the file at `path` are taken from, made absolute.
+fn base_dir(path: &Path) -> PathBuf {
     let base_dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let base_dir = std::path::absolute(&base_dir).unwrap_or(base_dir);
+    std::path::absolute(&base_dir).unwrap_or(base_dir)
+}
 
-    let defaults = CollectorConfig::default();
-    let collector = CollectorConfig {
-        log_interval: raw.collector.log_interval.unwrap_or(defaults.log_interval),
-        live_interval: raw
-            .collector
-            .live_interval
-            .unwrap_or(defaults.live_interval),
-        timeout: raw.collector.timeout.unwrap_or(defaults.timeout),
-    };
-    let whole_seconds = |d: Duration| d.subsec_nanos() == 0 && d.as_secs() >= 1;
-    if !whole_seconds(collector.log_interval) {
-        return Err(invalid(
-            "collector.log_interval".into(),
-            "must be a whole number of seconds, at least 1s".into(),
-        ));
-    }
-    if collector.log_interval > Duration::from_secs(86_400) {
-        return Err(invalid(
-            "collector.log_interval".into(),
-            "must be at most 24h".into(),
-        ));
-    }
-    if collector.live_interval < Duration::from_millis(100) {
-        return Err(invalid(
-            "collector.live_interval".into(),
-            "must be at least 100ms".into(),
-        ));
-    }
-    if collector.timeout < Duration::from_millis(10) {
-        return Err(invalid(
-            "collector.timeout".into(),
-            "must be at least 10ms".into(),
-        ));
-    }
-    if collector.timeout >= collector.log_interval {
-        return Err(invalid(
-            "collector.timeout".into(),
-            format!(
-                "must be shorter than collector.log_interval ({} >= {})",
-                humantime::format_duration(collector.timeout),
-                humantime::format_duration(collector.log_interval)
-            ),
-        ));
-    }
-
-    let storage = StorageConfig {
-        path: match raw.storage.path {
-            Some(p) if p.as_os_str().is_empty() => {
-                return Err(invalid("storage.path".into(), "must not be empty".into()))
-            }
-            Some(p) => base_dir.join(p),
-            None => default_storage_path(),
-        },
-    };
-
-    let auth = match raw.auth {
-        Some(a) => {
-            Some(validate_auth(a, &base_dir).map_err(|(k, m)| invalid(format!("auth.{k}"), m))?)
-        }
-        None => None,
-    };
-
-    let mut server = match raw.server.listen {
-        None => ServerConfig::default(),
-        Some(text) => ServerConfig {
-            listen: parse_listen(&text, &base_dir)
-                .map_err(|m| invalid("server.listen".into(), m))?,
-            tls: None,
-        },
-    };
-    server.tls = validate_tls(
-        raw.server.tls_cert,
-        raw.server.tls_key,
-        &server.listen,
-        &base_dir,
-    )
-    .map_err(|(k, m)| invalid(format!("server.{k}"), m))?;
-    if auth.is_none() {
-        match &server.listen {
-            Listen::Tcp(a) if a.ip().is_loopback() => {}
-            Listen::Tcp(a) => {
-                return Err(invalid(
-                    "server.listen".into(),
-                    format!("\"{a}\" is not a loopback address: without [auth] (sign-in) dsmon is a single-user local tool and serves only on loopback"),
-                ))
-            }
-            Listen::Unix(_) => {
-                return Err(invalid(
-                    "server.listen".into(),
-                    "a unix socket is for a reverse proxy, which could expose dsmon beyond this machine: configure [auth] (sign-in) first, or listen on loopback".into(),
-                ))
-            }
-        }
-    }
-
-    let mut names = HashSet::new();
-    let mut nodes = Vec::with_capacity(raw.nodes.len());
-    for (i, n) in raw.nodes.into_iter().enumerate() {
-        let key = |field: &str| format!("nodes[{i}].{field}");
-        let name = n.name.trim().to_string();
-        if name.is_empty() {
-            return Err(invalid(key("name"), "must not be empty".into()));
-        }
-        if name.len() > 128 || name.chars().any(|c| c.is_control() || c == ',') {
-            return Err(invalid(
-                key("name"),
-                format!("{name:?}: at most 128 characters, no commas or control characters"),
-            ));
-        }
-        if !names.insert(name.clone()) {
-            return Err(invalid(
-                key("name"),
-                format!("duplicate node name {name:?}"),
-            ));
-        }
-        let url = parse_node_url(&n.url).map_err(|m| invalid(key("url"), m))?;
-        let disk = n.disk.unwrap_or_else(|| "/".to_string());
-        if !disk.starts_with('/') {
-            return Err(invalid(
-                key("disk"),
-                format!("{disk:?}: must be an absolute mount point such as \"/\" or \"/data\""),
-            ));
-        }
-        let interface = match n.interface {
-            Some(s) if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '/') => {
-                return Err(invalid(
-                    key("interface"),
-                    format!("{s:?}: not an interface name"),
-                ))
-            }
-            other => other,
-        };
-        let ca_file = match n.ca_file {
-            Some(p) => {
-                let p = base_dir.join(p);
-                if url.scheme() != "https" {
-                    return Err(invalid(
-                        key("ca_file"),
-                        "only meaningful with an https url".into(),
-                    ));
-                }
-                if !p.is_file() {
-                    return Err(invalid(
-                        key("ca_file"),
-                        format!("{}: no such file", p.display()),
-                    ));
-                }
-                Some(p)
-            }
-            None => None,
-        };
-        nodes.push(NodeConfig {
-            name,
-            url,
-            disk,
-            interface,
-            ca_file,
-        });
-    }
-
-    let desktop = validate_desktop(raw.desktop.unwrap_or_default(), auth.is_some())
-        .map_err(|(k, m)| invalid(format!("desktop.{k}"), m))?;
-
+/// Checks the sections in a fixed order (the first problem found is the one reported): some
+/// depend on others (`[server]` and `[desktop]` on whether `[auth]` is there).
+fn validate(raw: RawConfig, path: &Path) -> std::result::Result<Config, KeyError> {
+    let base_dir = base_dir(path);
+    let collector = collector::validate(raw.collector)?;
+    let storage = storage::validate(raw.storage, &base_dir)?;
+    let auth = raw.auth.map(|a| auth::validate(a, &base_dir)).transpose()?;
+    let server = server::validate(raw.server, &base_dir, auth.is_some())?;
+    let nodes = nodes::validate(raw.nodes, &base_dir)?;
+    let desktop = desktop::validate(raw.desktop.unwrap_or_default(), auth.is_some())?;
     Ok(Config {
         path: path.to_path_buf(),
         collector,
@@ -565,265 +243,6 @@ fn validate(raw: RawConfig, path: &Path) -> Result<Config> {
         auth,
         desktop,
     })
-}
-
-fn is_loopback(u: &Url) -> bool {
-    match u.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
-/// Checks `[desktop]`; an error is (key under `desktop.`, message).
-fn validate_desktop(
-    d: RawDesktop,
-    has_auth: bool,
-) -> std::result::Result<DesktopMode, (String, String)> {
-    let err = |k: &str, m: String| (k.to_string(), m);
-    match d.mode.as_deref().map(str::trim).unwrap_or("local") {
-        "local" => {
-            if d.server_url.is_some() {
-                return Err(err("server_url", "only used with mode = \"remote\"".into()));
-            }
-            Ok(DesktopMode::Local)
-        }
-        "remote" => {
-            let text = d.server_url.as_deref().map(str::trim).unwrap_or("");
-            if text.is_empty() {
-                return Err(err(
-                    "server_url",
-                    "mode = \"remote\" needs the server's address, e.g. \"https://monitor.example.com\"".into(),
-                ));
-            }
-            let u = Url::parse(text)
-                .map_err(|e| err("server_url", format!("{text:?}: not a URL ({e})")))?;
-            let scheme_ok = u.scheme() == "https" || (u.scheme() == "http" && is_loopback(&u));
-            if !scheme_ok
-                || u.query().is_some()
-                || u.fragment().is_some()
-                || !u.username().is_empty()
-            {
-                return Err(err(
-                    "server_url",
-                    format!("{text:?}: must be an https address without query or credentials (plain http only on loopback)"),
-                ));
-            }
-            if !has_auth {
-                return Err(err(
-                    "mode",
-                    "remote mode signs in to the server: configure [auth] with the desktop client"
-                        .into(),
-                ));
-            }
-            Ok(DesktopMode::Remote(u))
-        }
-        other => Err(err(
-            "mode",
-            format!("{other:?}: write \"local\" or \"remote\""),
-        )),
-    }
-}
-
-/// Checks `[auth]`; an error is (key under `auth.`, message). The secret never appears in a message.
-fn validate_auth(a: RawAuth, base_dir: &Path) -> std::result::Result<AuthConfig, (String, String)> {
-    let err = |k: &str, m: String| (k.to_string(), m);
-    let issuer_text = a.issuer.as_deref().unwrap_or("https://accounts.google.com");
-    let issuer = Url::parse(issuer_text.trim())
-        .map_err(|e| err("issuer", format!("{issuer_text:?}: not a URL ({e})")))?;
-    let loopback = is_loopback;
-    match issuer.scheme() {
-        "https" => {}
-        "http" if loopback(&issuer) => {}
-        _ => {
-            return Err(err(
-                "issuer",
-                format!("{issuer_text:?}: the issuer must use https (plain http only on loopback, for tests)"),
-            ))
-        }
-    }
-    if issuer.query().is_some() || issuer.fragment().is_some() {
-        return Err(err(
-            "issuer",
-            format!("{issuer_text:?}: an issuer has no query or fragment"),
-        ));
-    }
-    let client_id = a.client_id.trim().to_string();
-    if client_id.is_empty() {
-        return Err(err("client_id", "must not be empty".into()));
-    }
-    let client_secret = match (a.client_secret, a.client_secret_file) {
-        (Some(_), Some(_)) => {
-            return Err(err(
-                "client_secret_file",
-                "give either client_secret or client_secret_file, not both".into(),
-            ))
-        }
-        (None, None) => {
-            return Err(err(
-                "client_secret_file",
-                "missing: give client_secret_file (a file holding the secret) or client_secret"
-                    .into(),
-            ))
-        }
-        (Some(s), None) => s.trim().to_string(),
-        (None, Some(p)) => {
-            let p = base_dir.join(p);
-            std::fs::read_to_string(&p)
-                .map_err(|e| {
-                    err(
-                        "client_secret_file",
-                        format!("{}: cannot read ({e})", p.display()),
-                    )
-                })?
-                .trim()
-                .to_string()
-        }
-    };
-    if client_secret.is_empty() {
-        return Err(err("client_secret", "the client secret is empty".into()));
-    }
-    let redirect_url = match a.redirect_url.as_deref() {
-        None => None,
-        Some(text) => {
-            let u = Url::parse(text.trim())
-                .map_err(|e| err("redirect_url", format!("{text:?}: not a URL ({e})")))?;
-            if !matches!(u.scheme(), "http" | "https") || u.path() != "/auth/callback" {
-                return Err(err(
-                    "redirect_url",
-                    format!(
-                        "{text:?}: must be this server's http(s) address ending in /auth/callback, e.g. \"https://monitor.example.com/auth/callback\""
-                    ),
-                ));
-            }
-            if u.scheme() == "http" && !loopback(&u) {
-                return Err(err(
-                    "redirect_url",
-                    format!("{text:?}: sign-in cookies need https (plain http only on loopback)"),
-                ));
-            }
-            Some(u)
-        }
-    };
-    let desktop_client_id = match a.desktop_client_id.as_deref().map(str::trim) {
-        Some("") => return Err(err("desktop_client_id", "must not be empty".into())),
-        Some(id) => Some(id.to_string()),
-        None => None,
-    };
-    let email_ok = |e: &str| {
-        let mut parts = e.splitn(2, '@');
-        matches!((parts.next(), parts.next()), (Some(l), Some(d)) if !l.is_empty() && d.contains('.') && !d.contains('@') && !e.contains(char::is_whitespace))
-    };
-    let mut admins = Vec::new();
-    for (i, e) in a.admins.iter().enumerate() {
-        let e = e.trim().to_lowercase();
-        if !email_ok(&e) || e.starts_with("*@") {
-            return Err(err(
-                &format!("admins[{i}]"),
-                format!(
-                    "{e:?}: write one email address per admin (domains are not allowed for admins)"
-                ),
-            ));
-        }
-        admins.push(e);
-    }
-    let mut users = Vec::new();
-    for (i, e) in a.users.iter().enumerate() {
-        let e = e.trim().to_lowercase();
-        if let Some(domain) = e.strip_prefix("*@") {
-            if !email_ok(&format!("x@{domain}")) {
-                return Err(err(&format!("users[{i}]"), format!("{e:?}: not a domain")));
-            }
-            users.push(UserRule::Domain(domain.to_string()));
-        } else if email_ok(&e) {
-            users.push(UserRule::Email(e));
-        } else {
-            return Err(err(
-                &format!("users[{i}]"),
-                format!("{e:?}: write an email address or \"*@domain\""),
-            ));
-        }
-    }
-    let session_ttl = a.session_ttl.unwrap_or(Duration::from_secs(12 * 3600));
-    if session_ttl < Duration::from_secs(60) || session_ttl > Duration::from_secs(90 * 86_400) {
-        return Err(err("session_ttl", "must be between 1m and 90d".into()));
-    }
-    let timeout = a.timeout.unwrap_or(Duration::from_secs(10));
-    if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(60) {
-        return Err(err("timeout", "must be between 100ms and 60s".into()));
-    }
-    Ok(AuthConfig {
-        issuer,
-        client_id,
-        client_secret: Secret::new(client_secret),
-        redirect_url,
-        desktop_client_id,
-        admins,
-        users,
-        session_ttl,
-        timeout,
-    })
-}
-
-/// `tls_cert` and `tls_key`: both or neither, existing files, on a TCP address (behind a proxy on a
-/// unix socket, the proxy terminates TLS).
-fn validate_tls(
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
-    listen: &Listen,
-    base_dir: &Path,
-) -> std::result::Result<Option<TlsFiles>, (String, String)> {
-    let (cert, key) = match (cert, key) {
-        (None, None) => return Ok(None),
-        (Some(c), Some(k)) => (base_dir.join(c), base_dir.join(k)),
-        (Some(_), None) => return Err(("tls_key".into(), "tls_cert needs tls_key too".into())),
-        (None, Some(_)) => return Err(("tls_cert".into(), "tls_key needs tls_cert too".into())),
-    };
-    if let Listen::Unix(_) = listen {
-        return Err((
-            "tls_cert".into(),
-            "TLS is for a TCP listen address; on a unix socket the reverse proxy terminates TLS"
-                .into(),
-        ));
-    }
-    for (k, p) in [("tls_cert", &cert), ("tls_key", &key)] {
-        if !p.is_file() {
-            return Err((k.into(), format!("{}: no such file", p.display())));
-        }
-    }
-    Ok(Some(TlsFiles { cert, key }))
-}
-
-fn parse_listen(text: &str, base_dir: &Path) -> std::result::Result<Listen, String> {
-    if let Some(path) = text.strip_prefix("unix:") {
-        if path.is_empty() {
-            return Err(
-                "\"unix:\" needs a socket path, e.g. \"unix:/run/dsmon/dsmon.sock\"".into(),
-            );
-        }
-        return Ok(Listen::Unix(base_dir.join(path)));
-    }
-    let addr: std::net::SocketAddr = text
-        .parse()
-        .map_err(|_| format!("{text:?}: write an address and port such as \"127.0.0.1:8080\", or \"unix:/path/to.sock\""))?;
-    Ok(Listen::Tcp(addr))
-}
-
-fn parse_node_url(text: &str) -> std::result::Result<Url, String> {
-    let url = Url::parse(text.trim()).map_err(|e| format!("{text:?}: not a URL ({e})"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{text:?}: scheme must be http or https"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{text:?}: has no host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(format!(
-            "{text:?}: must not carry a query, fragment or credentials"
-        ));
-    }
-    Ok(url)
 }
 
 impl Config {

@@ -209,8 +209,15 @@ pub fn apply(text: &str, path: &Path, s: &Settings) -> Result<String, SettingsEr
     set_or_remove(c, "log_interval", &s.log_interval);
     set_or_remove(c, "live_interval", &s.live_interval);
     set_or_remove(c, "timeout", &s.timeout);
+    apply_desktop(&mut doc, &s.mode, &s.server_url);
+    apply_nodes(&mut doc, &s.nodes)?;
+    apply_auth(&mut doc, s.auth.as_ref());
+    Ok(doc.to_string())
+}
 
-    match s.mode.trim() {
+/// `[desktop]`: local mode is the default, so it leaves no keys (nor an empty table) behind.
+fn apply_desktop(doc: &mut DocumentMut, mode: &str, server_url: &str) {
+    match mode.trim() {
         "" | "local" => {
             if let Some(d) = doc.get_mut("desktop").and_then(Item::as_table_mut) {
                 d.remove("mode");
@@ -218,9 +225,9 @@ pub fn apply(text: &str, path: &Path, s: &Settings) -> Result<String, SettingsEr
             }
         }
         mode => {
-            let d = table(&mut doc, "desktop");
+            let d = table(doc, "desktop");
             d["mode"] = value(mode);
-            set_or_remove(d, "server_url", &s.server_url);
+            set_or_remove(d, "server_url", server_url);
         }
     }
     if doc
@@ -230,15 +237,17 @@ pub fn apply(text: &str, path: &Path, s: &Settings) -> Result<String, SettingsEr
     {
         doc.remove("desktop");
     }
+}
 
-    // Nodes in the form's order; an entry that keeps its name keeps its other keys.
+/// `[[nodes]]` in the form's order; an entry that keeps its name keeps its other keys.
+fn apply_nodes(doc: &mut DocumentMut, form: &[NodeSetting]) -> Result<(), SettingsError> {
     let old: Vec<Table> = doc
         .get("nodes")
         .and_then(Item::as_array_of_tables)
         .map(|a| a.iter().cloned().collect())
         .unwrap_or_default();
     let mut nodes = ArrayOfTables::new();
-    for (i, n) in s.nodes.iter().enumerate() {
+    for (i, n) in form.iter().enumerate() {
         if n.name.trim().is_empty() && n.url.trim().is_empty() {
             continue;
         }
@@ -264,26 +273,26 @@ pub fn apply(text: &str, path: &Path, s: &Settings) -> Result<String, SettingsEr
     } else {
         doc["nodes"] = Item::ArrayOfTables(nodes);
     }
+    Ok(())
+}
 
-    match &s.auth {
-        None => {
-            doc.remove("auth");
-        }
-        Some(a) => {
-            let t = table(&mut doc, "auth");
-            set_or_remove(t, "issuer", &a.issuer);
-            t["client_id"] = value(a.client_id.trim());
-            if let Some(secret) = a.client_secret.as_deref().map(str::trim) {
-                if !secret.is_empty() {
-                    t.remove("client_secret_file");
-                    t["client_secret"] = value(secret);
-                }
-            }
-            t["admins"] = array(&a.admins);
-            t["users"] = array(&a.users);
+/// `[auth]`: removed without sign-in; an empty secret in the form keeps the file's.
+fn apply_auth(doc: &mut DocumentMut, auth: Option<&AuthSetting>) {
+    let Some(a) = auth else {
+        doc.remove("auth");
+        return;
+    };
+    let t = table(doc, "auth");
+    set_or_remove(t, "issuer", &a.issuer);
+    t["client_id"] = value(a.client_id.trim());
+    if let Some(secret) = a.client_secret.as_deref().map(str::trim) {
+        if !secret.is_empty() {
+            t.remove("client_secret_file");
+            t["client_secret"] = value(secret);
         }
     }
-    Ok(doc.to_string())
+    t["admins"] = array(&a.admins);
+    t["users"] = array(&a.users);
 }
 
 /// Applies `s` to the file at `path`, validates the result with the configuration's own checks,

@@ -11,7 +11,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use url::Url;
 
 use dsmon_config::NodeConfig;
 
@@ -197,7 +197,6 @@ pub async fn probe(node: &NodeConfig, timeout: Duration) -> Exposure {
     let Ok(monitors) = monitor_addresses(node).await else {
         return Exposure { warnings };
     };
-    let host = node.url.host_str().unwrap_or_default();
     for target in targets.iter().take(1) {
         // Addresses of this host that the lines would not admit, tried at once (one that has no
         // route to the node costs the timeout, not more).
@@ -208,7 +207,7 @@ pub async fn probe(node: &NodeConfig, timeout: Duration) -> Exposure {
         let answers = futures_util::future::join_all(
             sources
                 .iter()
-                .map(|from| get(*target, Some(*from), host, "/api/v1/info", timeout)),
+                .map(|from| get(&node.url, *target, Some(*from), "/api/v1/info", timeout)),
         )
         .await;
         if let Some(from) = sources
@@ -221,7 +220,7 @@ pub async fn probe(node: &NodeConfig, timeout: Duration) -> Exposure {
                 node.name
             ));
         }
-        if let Some((200, conf)) = get(*target, None, host, "/netdata.conf", timeout).await {
+        if let Some((200, conf)) = get(&node.url, *target, None, "/netdata.conf", timeout).await {
             if monitors.iter().any(|m| !m.is_loopback()) {
                 warnings.push(format!(
                     "{}: the agent shows its netdata.conf to this host ({}); only the node itself should read it (dsmon netdata-acl)",
@@ -266,69 +265,51 @@ fn other_sources(target: IpAddr, monitors: &[IpAddr]) -> Vec<IpAddr> {
         .collect()
 }
 
-/// This host's interface addresses.
+/// This host's interface addresses (none when they cannot be listed).
 fn interface_addresses() -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `list` with a linked list that we only read and then free once.
-    unsafe {
-        if libc::getifaddrs(&mut list) != 0 {
-            return out;
-        }
-        let mut cur = list;
-        while !cur.is_null() {
-            let addr = (*cur).ifa_addr;
-            if !addr.is_null() {
-                match i32::from((*addr).sa_family) {
-                    libc::AF_INET => {
-                        let sin = &*(addr as *const libc::sockaddr_in);
-                        out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
-                            sin.sin_addr.s_addr,
-                        ))));
-                    }
-                    libc::AF_INET6 => {
-                        let sin6 = &*(addr as *const libc::sockaddr_in6);
-                        out.push(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
-                    }
-                    _ => {}
-                }
-            }
-            cur = (*cur).ifa_next;
-        }
-        libc::freeifaddrs(list);
-    }
-    out
+    if_addrs::get_if_addrs()
+        .map(|list| list.iter().map(if_addrs::Interface::ip).collect())
+        .unwrap_or_default()
 }
 
-/// A plain HTTP/1.0 GET to `target` (from `from` when given): the status and body, or `None` when
-/// the agent closed, refused or did not answer in time.
+/// The most of a response body read (an agent's `netdata.conf` is far smaller).
+const MAX_BODY: usize = 1 << 20;
+
+/// A GET of `path` on the agent at `base` (an http URL without a path), connecting to `target`
+/// (one of its host's addresses) from `from` when given, without a proxy and without following a
+/// redirect: the status and the body (at most [`MAX_BODY`] bytes), or `None` when the agent
+/// closed, refused or did not answer in time.
 async fn get(
+    base: &Url,
     target: SocketAddr,
     from: Option<IpAddr>,
-    host: &str,
     path: &str,
     timeout: Duration,
 ) -> Option<(u16, String)> {
-    let exchange = async {
-        let socket = match target {
-            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
-            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    let mut url = base.clone();
+    url.set_path(path);
+    let mut client = reqwest::Client::builder()
+        .local_address(from)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        // Plain http only: no root certificates to load.
+        .tls_built_in_root_certs(false)
+        .user_agent("dsmon")
+        .timeout(timeout);
+    if let Some(url::Host::Domain(domain)) = url.host() {
+        client = client.resolve(domain, target);
+    }
+    let mut response = client.build().ok()?.get(url).send().await.ok()?;
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    while body.len() < MAX_BODY {
+        match response.chunk().await.ok()? {
+            Some(chunk) => body.extend_from_slice(&chunk),
+            None => break,
         }
-        .ok()?;
-        if let Some(ip) = from {
-            socket.bind(SocketAddr::new(ip, 0)).ok()?;
-        }
-        let mut s = socket.connect(target).await.ok()?;
-        let req = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: dsmon\r\n\r\n");
-        s.write_all(req.as_bytes()).await.ok()?;
-        let mut buf = Vec::new();
-        s.take(1 << 20).read_to_end(&mut buf).await.ok()?;
-        let text = String::from_utf8_lossy(&buf);
-        let status = text.split(' ').nth(1)?.parse().ok()?;
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
-        Some((status, body.unwrap_or_default()))
-    };
-    tokio::time::timeout(timeout, exchange).await.ok().flatten()
+    }
+    body.truncate(MAX_BODY);
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// The value in effect for `key` in a `netdata.conf` as the agent serves it (a default is shown

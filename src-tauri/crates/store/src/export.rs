@@ -111,12 +111,14 @@ pub fn write_rows(
     let mut n = 0usize;
     match format {
         Format::Csv => {
-            writeln!(out, "{CSV_HEADER}")?;
+            let mut w = csv_writer(&mut *out);
+            w.write_record(CSV_HEADER.split(',')).map_err(io_error)?;
             store.for_each_row::<ExportError>(q, |row| {
-                write_csv_row(out, &row)?;
+                write_csv_record(&mut w, &row).map_err(io_error)?;
                 n += 1;
                 Ok(())
             })?;
+            w.flush()?;
         }
         Format::Json => {
             out.write_all(b"[")?;
@@ -134,29 +136,45 @@ pub fn write_rows(
     Ok(n)
 }
 
-/// One row in CSV, fields quoted only where needed (RFC 4180).
-pub fn write_csv_row(out: &mut dyn Write, row: &Row) -> std::io::Result<()> {
-    let m = row.metrics.as_ref();
-    let num = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
-    writeln!(
-        out,
-        "{},{},{},{},{},{},{},{}",
-        format_ts(row.ts),
-        csv_field(&row.node),
-        num(m.map(|m| m.cpu_pct)),
-        num(m.map(|m| m.mem_pct)),
-        num(m.map(|m| m.disk_pct)),
-        num(m.map(|m| m.net_in_kbps)),
-        num(m.map(|m| m.net_out_kbps)),
-        csv_field(row.error.as_deref().unwrap_or("")),
-    )
+/// The CSV dialect of exports (and of `dsmon import`): comma-separated, fields quoted only where
+/// needed (RFC 4180), records ended by "\n".
+fn csv_writer<W: Write>(out: W) -> csv::Writer<W> {
+    csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Necessary)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(out)
 }
 
-fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\"")).into()
-    } else {
-        s.into()
+/// One row in CSV, fields quoted only where needed (RFC 4180).
+pub fn write_csv_row(out: &mut dyn Write, row: &Row) -> std::io::Result<()> {
+    let mut w = csv_writer(out);
+    write_csv_record(&mut w, row).map_err(io_error)?;
+    w.flush()
+}
+
+/// The fields of `row` in [`CSV_HEADER`]'s order: numbers as Rust prints an `f64`, an empty field
+/// for a node that was down.
+fn write_csv_record<W: Write>(w: &mut csv::Writer<W>, row: &Row) -> csv::Result<()> {
+    let m = row.metrics.as_ref();
+    let num = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+    w.write_record([
+        format_ts(row.ts).as_str(),
+        &row.node,
+        &num(m.map(|m| m.cpu_pct)),
+        &num(m.map(|m| m.mem_pct)),
+        &num(m.map(|m| m.disk_pct)),
+        &num(m.map(|m| m.net_in_kbps)),
+        &num(m.map(|m| m.net_out_kbps)),
+        row.error.as_deref().unwrap_or(""),
+    ])
+}
+
+/// The writer's I/O error as it was (a closed pipe stays [`std::io::ErrorKind::BrokenPipe`]);
+/// its other errors (uneven records, which the fixed columns rule out) as an I/O error.
+fn io_error(e: csv::Error) -> std::io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => std::io::Error::other(format!("CSV: {other:?}")),
     }
 }
 
