@@ -55,6 +55,17 @@ impl Metrics {
         }
     }
 
+    /// From values in [`METRICS`] order when all five are there (a row of an unreachable node has
+    /// none).
+    pub fn from_options(v: [Option<f64>; 5]) -> Option<Self> {
+        match v {
+            [Some(a), Some(b), Some(c), Some(d), Some(e)] => {
+                Some(Self::from_values([a, b, c, d, e]))
+            }
+            _ => None,
+        }
+    }
+
     /// Rounded to 3 decimals: Netdata keeps about 7 significant digits, so more is noise.
     pub fn rounded(self) -> Self {
         let r = |x: f64| (x * 1000.0).round() / 1000.0;

@@ -128,23 +128,10 @@ fn parse_record(r: &csv::StringRecord) -> Result<Row, String> {
         *v = Some(x);
     }
     let error = Some(r[7].to_string()).filter(|e| !e.is_empty());
-    let metrics = match values {
-        [Some(cpu_pct), Some(mem_pct), Some(disk_pct), Some(net_in_kbps), Some(net_out_kbps)] => {
-            Some(Metrics {
-                cpu_pct,
-                mem_pct,
-                disk_pct,
-                net_in_kbps,
-                net_out_kbps,
-            })
-        }
-        [None, None, None, None, None] => None,
-        _ => {
-            return Err(
-                "either all five metrics or none (an unreachable node) must be given".into(),
-            )
-        }
-    };
+    let metrics = Metrics::from_options(values);
+    if metrics.is_none() && values.iter().any(Option::is_some) {
+        return Err("either all five metrics or none (an unreachable node) must be given".into());
+    }
     if metrics.is_none() && error.is_none() {
         return Err("a row without metrics needs the error that explains it".into());
     }

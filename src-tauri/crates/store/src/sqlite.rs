@@ -506,23 +506,11 @@ fn recompute_rollups(
 }
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    let cpu: Option<f64> = r.get(2)?;
-    let mem: Option<f64> = r.get(3)?;
-    let disk: Option<f64> = r.get(4)?;
-    let rx: Option<f64> = r.get(5)?;
-    let tx: Option<f64> = r.get(6)?;
-    let metrics = match (cpu, mem, disk, rx, tx) {
-        (Some(cpu_pct), Some(mem_pct), Some(disk_pct), Some(net_in_kbps), Some(net_out_kbps)) => {
-            Some(Metrics {
-                cpu_pct,
-                mem_pct,
-                disk_pct,
-                net_in_kbps,
-                net_out_kbps,
-            })
-        }
-        _ => None,
-    };
+    let mut values = [None; 5];
+    for (i, v) in values.iter_mut().enumerate() {
+        *v = r.get(2 + i)?;
+    }
+    let metrics = Metrics::from_options(values);
     Ok(Row {
         ts: r.get(0)?,
         node: r.get(1)?,
