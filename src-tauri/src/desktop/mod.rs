@@ -104,7 +104,18 @@ fn ensure_config(path: &Path) -> Result<(), AppError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    std::fs::write(path, STARTER).map_err(err)?;
+    // It will hold the desktop client's secret: owner-only from creation.
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(err)?;
+        f.write_all(STARTER.as_bytes()).map_err(err)?;
+    }
     tracing::info!(path = %path.display(), "created a starter configuration");
     Ok(())
 }

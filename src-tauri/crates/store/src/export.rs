@@ -152,20 +152,36 @@ pub fn write_csv_row(out: &mut dyn Write, row: &Row) -> std::io::Result<()> {
     w.flush()
 }
 
+/// A text field as a spreadsheet will not run it: one that starts like a formula (`=`, `+`, `-`,
+/// `@`, a tab or a carriage return) gets a leading `'` (OWASP's advice for CSV injection); so does
+/// one that starts with `'`, so that [`crate::import`] can take exactly one off again and a
+/// round trip keeps every name and error text as it was.
+pub fn neutralise(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\'') => format!("'{text}").into(),
+        _ => text.into(),
+    }
+}
+
+/// The inverse of [`neutralise`].
+pub fn unneutralise(text: &str) -> &str {
+    text.strip_prefix('\'').unwrap_or(text)
+}
+
 /// The fields of `row` in [`CSV_HEADER`]'s order: numbers as Rust prints an `f64`, an empty field
-/// for a node that was down.
+/// for a node that was down, text fields [`neutralise`]d.
 fn write_csv_record<W: Write>(w: &mut csv::Writer<W>, row: &Row) -> csv::Result<()> {
     let m = row.metrics.as_ref();
     let num = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     w.write_record([
         format_ts(row.ts).as_str(),
-        &row.node,
+        &neutralise(&row.node),
         &num(m.map(|m| m.cpu_pct)),
         &num(m.map(|m| m.mem_pct)),
         &num(m.map(|m| m.disk_pct)),
         &num(m.map(|m| m.net_in_kbps)),
         &num(m.map(|m| m.net_out_kbps)),
-        row.error.as_deref().unwrap_or(""),
+        &neutralise(row.error.as_deref().unwrap_or("")),
     ])
 }
 
@@ -208,6 +224,24 @@ impl<'a> From<&'a Row> for JsonRow<'a> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn formula_cells_are_neutralised_and_come_back() {
+        for (text, csv) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+1", "'+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("'quoted", "''quoted"),
+            ("web-1", "web-1"),
+            ("connection failed: refused", "connection failed: refused"),
+            ("", ""),
+        ] {
+            assert_eq!(super::neutralise(text), csv, "{text:?}");
+            assert_eq!(super::unneutralise(&super::neutralise(text)), text);
+        }
+    }
+
     use super::*;
     use dsmon_core::Metrics;
 

@@ -106,7 +106,7 @@ fn parse_record(r: &csv::StringRecord) -> Result<Row, String> {
     let ts = chrono::DateTime::parse_from_rfc3339(&r[0])
         .map_err(|_| format!("ts {:?} is not an RFC 3339 time", &r[0]))?
         .timestamp();
-    let node = r[1].trim();
+    let node = crate::export::unneutralise(r[1].trim());
     if node.is_empty() {
         return Err("empty node name".into());
     }
@@ -127,7 +127,7 @@ fn parse_record(r: &csv::StringRecord) -> Result<Row, String> {
         }
         *v = Some(x);
     }
-    let error = Some(r[7].to_string()).filter(|e| !e.is_empty());
+    let error = Some(crate::export::unneutralise(&r[7]).to_string()).filter(|e| !e.is_empty());
     let metrics = Metrics::from_options(values);
     if metrics.is_none() && values.iter().any(Option::is_some) {
         return Err("either all five metrics or none (an unreachable node) must be given".into());

@@ -88,6 +88,11 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path}: cannot create the database file: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: no database there (run `dsmon collect --once` or `dsmon serve` first)")]
     Missing { path: PathBuf },
     #[error("{path}: cannot open the database: {source}")]
@@ -141,6 +146,10 @@ impl SqliteStore {
                 source,
             })?;
         }
+        create_private(path).map_err(|source| StoreError::Create {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::open_with(path, OpenFlags::default())
     }
 
@@ -399,6 +408,23 @@ impl SqliteStore {
         self.conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .map_err(self.sql_err())
+    }
+}
+
+/// Creates the database file readable and writable by its owner only (0600) from the start, if it
+/// is not there yet: SQLite would create it with the umask's mode, and gives its -wal and -shm files
+/// the database file's mode.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -747,6 +773,22 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, 99);
+    }
+
+    #[test]
+    fn database_files_are_created_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let mut s = SqliteStore::open(&path).unwrap();
+        s.insert_rows(&[row(600, "a", Some(1.0))]).unwrap();
+        for f in ["db.sqlite3", "db.sqlite3-wal"] {
+            let mode = std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}: {mode:o}");
+        }
     }
 
     #[test]
