@@ -173,6 +173,25 @@ async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
     );
     b.screenshot_area("desktop-live-window", Some("460x640+0+0"))
         .await;
+    // Its size is saved as soon as it changes (tauri-plugin-window-state's file; restored below).
+    b.client
+        .set_window_size(500, 600)
+        .await
+        .expect("resize the live window");
+    b.wait("the live window's size saved", WAIT, || async {
+        let live = &home.window_state()["live"];
+        live["width"] == 500 && live["height"] == 600
+    })
+    .await;
+    // The page itself has no use for the plugin's commands, and the capability grants none.
+    let e = invoke(
+        &b,
+        "plugin:window-state|save_window_state",
+        json!({ "flags": 3 }),
+    )
+    .await
+    .expect_err("the window-state plugin's commands from the page");
+    assert!(e.to_string().contains("not allowed"), "{e}");
 
     // A stopped agent turns its card down (here in the live window).
     agents[1].kill();
@@ -220,6 +239,21 @@ async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
     );
     assert!(entries.contains("stranger@other.org"), "{entries}");
     assert!(entries.contains("desktop app"), "{entries}");
+    b.close().await;
+    drop(b);
+
+    // The live window's size is restored: the app started with `--live` opens it as it was left.
+    let config = home.config();
+    let b = home
+        .launch(&["--config", config.to_str().expect("utf-8"), "--live"])
+        .await;
+    b.wait("the live window at its saved size", WAIT, || async {
+        b.client
+            .execute("return [window.innerWidth, window.innerHeight];", vec![])
+            .await
+            .is_ok_and(|v| v == json!([500, 600]))
+    })
+    .await;
     b.close().await;
 }
 

@@ -13,9 +13,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use eventsource_stream::{EventStreamError, Eventsource};
 use tauri::menu::{MenuBuilder, MenuItemBuilder, SubmenuBuilder};
+use tauri::plugin::TauriPlugin;
 use tauri::{AppHandle, Emitter, Manager, WebviewUrl, WebviewWindow, WebviewWindowBuilder};
+use tauri_plugin_window_state::{AppHandleExt, StateFlags};
 use tokio::sync::RwLock;
+use tokio_stream::StreamExt;
 
 use backend::{Backend, Session};
 use dsmon_config::{self as config, Config};
@@ -176,6 +180,12 @@ pub fn run(opts: Options) -> Result<(), AppError> {
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_store::Builder::default().build())
         .plugin(tauri_plugin_notification::init())
+        .plugin(
+            tauri_plugin_window_state::Builder::default()
+                .with_state_flags(GEOMETRY)
+                .build(),
+        )
+        .plugin(save_geometry_at_once())
         .manage(state)
         .invoke_handler(tauri::generate_handler![
             commands::me,
@@ -248,14 +258,12 @@ fn main_window(app: &AppHandle) -> tauri::Result<WebviewWindow> {
         .item(&settings)
         .build()?;
     let menu = MenuBuilder::new(app).items(&[&file, &view]).build()?;
-    let w = WebviewWindowBuilder::new(app, "main", WebviewUrl::App("live".into()))
+    WebviewWindowBuilder::new(app, "main", WebviewUrl::App("live".into()))
         .title("dsmon")
         .inner_size(1100.0, 760.0)
         .min_inner_size(420.0, 320.0)
         .menu(menu)
-        .build()?;
-    remember_geometry(app, &w);
-    Ok(w)
+        .build()
 }
 
 /// The compact live-view window (only the node cards); focused if already open.
@@ -264,50 +272,39 @@ pub fn open_live_window(app: &AppHandle) -> tauri::Result<()> {
         w.show()?;
         return w.set_focus();
     }
-    let w = WebviewWindowBuilder::new(app, "live", WebviewUrl::App("compact".into()))
+    WebviewWindowBuilder::new(app, "live", WebviewUrl::App("compact".into()))
         .title("dsmon · live")
         .inner_size(460.0, 640.0)
         .min_inner_size(280.0, 200.0)
         .build()?;
-    remember_geometry(app, &w);
     Ok(())
 }
 
-/// Puts a window where it was last time, and saves its size and position whenever they change.
-fn remember_geometry(app: &AppHandle, w: &WebviewWindow) {
-    let key = format!("window.{}", w.label());
-    if let Some(g) = prefs::get(app, &key) {
-        let num = |k: &str| g.get(k).and_then(serde_json::Value::as_f64);
-        if let (Some(width), Some(height)) = (num("width"), num("height")) {
-            if width >= 100.0 && height >= 100.0 {
-                let _ = w.set_size(tauri::PhysicalSize::new(width as u32, height as u32));
-            }
-        }
-        if let (Some(x), Some(y)) = (num("x"), num("y")) {
-            let _ = w.set_position(tauri::PhysicalPosition::new(x as i32, y as i32));
-        }
-    }
-    let app = app.clone();
-    let win = w.clone();
-    w.on_window_event(move |e| {
-        if matches!(
-            e,
-            tauri::WindowEvent::Moved(_) | tauri::WindowEvent::Resized(_)
-        ) {
-            let (Ok(pos), Ok(size)) = (win.outer_position(), win.inner_size()) else {
-                return;
-            };
-            if size.width == 0 || size.height == 0 {
-                return; // minimised
-            }
-            let g = serde_json::json!({
-                "x": pos.x, "y": pos.y, "width": size.width, "height": size.height
+/// What tauri-plugin-window-state keeps of each window: its size and position, as before the
+/// plugin (not maximised, fullscreen, visibility or decorations).
+const GEOMETRY: StateFlags = StateFlags::SIZE.union(StateFlags::POSITION);
+
+/// tauri-plugin-window-state restores each window's size and position when it opens, but writes its
+/// file only when the app exits normally. This hook writes it whenever a window is moved or
+/// resized, so a killed or crashed app keeps them too. It is a plugin only for its place in the
+/// order: its `on_window_ready` runs after the window-state plugin's (registered before it) has
+/// restored the window, so a window's first size never overwrites the saved one.
+fn save_geometry_at_once() -> TauriPlugin<tauri::Wry> {
+    tauri::plugin::Builder::new("geometry-autosave")
+        .on_window_ready(|w| {
+            let app = w.app_handle().clone();
+            w.on_window_event(move |e| {
+                if matches!(
+                    e,
+                    tauri::WindowEvent::Moved(_) | tauri::WindowEvent::Resized(_)
+                ) {
+                    if let Err(e) = app.save_window_state(GEOMETRY) {
+                        tracing::warn!(error = %e, "cannot save the windows' size and position");
+                    }
+                }
             });
-            if let Err(e) = prefs::put(&app, &key, g) {
-                tracing::warn!(error = %e, "cannot save the window's geometry");
-            }
-        }
-    });
+        })
+        .build()
 }
 
 /// Sends every live snapshot to the windows as the `live` event (only while someone with a role is
@@ -389,7 +386,7 @@ async fn remote_stream(
     notify: &AtomicBool,
 ) -> Result<(), String> {
     let url = r.base.join("/api/live/stream").map_err(|e| e.to_string())?;
-    let mut resp = r
+    let resp = r
         .http
         .get(url)
         .bearer_auth(token)
@@ -401,37 +398,29 @@ async fn remote_stream(
         return Err(format!("the server answered {}", resp.status()));
     }
     let _ = app.emit("live-status", "live");
-    let mut buf = String::new();
-    let (mut event, mut data) = (String::new(), String::new());
     // The stream sends keep-alive comments every 15 s: silence for much longer means it is gone.
-    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(45), resp.chunk())
-        .await
-        .map_err(|_| "the live stream went silent".to_string())?
-        .map_err(|e| e.to_string())?
-    {
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(nl) = buf.find('\n') {
-            let line: String = buf.drain(..=nl).collect();
-            let line = line.trim_end_matches(['\n', '\r']);
-            if line.is_empty() {
-                if event == "snapshot" && !data.is_empty() {
-                    if let Ok(snap) = serde_json::from_str::<serde_json::Value>(&data) {
-                        let _ = app.emit("live", &snap);
-                        // The server's snapshot is the same type as the local one.
-                        if let Ok(s) = serde_json::from_value::<LiveSnapshot>(snap) {
-                            notify_changes(app, &s, last, notify);
-                        }
-                    }
-                }
-                event.clear();
-                data.clear();
-            } else if let Some(v) = line.strip_prefix("event:") {
-                event = v.trim().to_string();
-            } else if let Some(v) = line.strip_prefix("data:") {
-                if !data.is_empty() {
-                    data.push('\n');
-                }
-                data.push_str(v.strip_prefix(' ').unwrap_or(v));
+    // The timeout is on the bytes, not the events, so that the comments count.
+    let bytes = resp
+        .bytes_stream()
+        .timeout(Duration::from_secs(45))
+        .map(|chunk| match chunk {
+            Ok(read) => read.map_err(|e| e.to_string()),
+            Err(_) => Err("the live stream went silent".to_string()),
+        });
+    let mut events = std::pin::pin!(bytes.eventsource());
+    while let Some(event) = events.next().await {
+        let event = event.map_err(|e| match e {
+            EventStreamError::Transport(e) => e,
+            e => e.to_string(),
+        })?;
+        if event.event != "snapshot" || event.data.is_empty() {
+            continue;
+        }
+        if let Ok(snap) = serde_json::from_str::<serde_json::Value>(&event.data) {
+            let _ = app.emit("live", &snap);
+            // The server's snapshot is the same type as the local one.
+            if let Ok(s) = serde_json::from_value::<LiveSnapshot>(snap) {
+                notify_changes(app, &s, last, notify);
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The desktop app's preferences (tauri-plugin-store, `prefs.json` in the app data dir): theme, the
-//! history page's last range, notifications on/off, and each window's size and position. Every
-//! write is saved at once (the store's own autosave is debounced and a quick exit would lose it).
+//! history page's last range and notifications on/off. Every write is saved at once (the store's
+//! own autosave is debounced and a quick exit would lose it). The windows' sizes and positions are
+//! tauri-plugin-window-state's (see `save_geometry_at_once` in the parent module).
 
 use serde_json::Value;
 use tauri::AppHandle;
@@ -42,11 +43,6 @@ pub fn all(app: &AppHandle) -> Result<Value, String> {
 /// Sets a preference from the page (validated).
 pub fn set(app: &AppHandle, key: &str, v: Value) -> Result<(), String> {
     valid(key, &v)?;
-    put(app, key, v)
-}
-
-/// Sets any key (the shell's own, such as window geometry) and saves at once.
-pub fn put(app: &AppHandle, key: &str, v: Value) -> Result<(), String> {
     let store = app.store(FILE).map_err(|e| e.to_string())?;
     store.set(key, v);
     store.save().map_err(|e| e.to_string())

@@ -193,6 +193,15 @@ impl DesktopHome {
             .status()
     }
 
+    /// tauri-plugin-window-state's file (in the app config dir): each window's size and position
+    /// by label, or `Null` while there is none.
+    pub fn window_state(&self) -> serde_json::Value {
+        std::fs::read(self.dir.join("config/io.github.dsmon/.window-state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("app.log")).unwrap_or_default()
     }
