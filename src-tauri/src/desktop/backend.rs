@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use dsmon_app::{App, AppError, ErrorKind, Request, Who};
 use dsmon_auth::oidc::Oidc;
 use dsmon_auth::Auth;
+use dsmon_config::settings::{Settings, SettingsView};
 use dsmon_config::{Config, DesktopMode};
 use dsmon_core::Role;
 use dsmon_engine::{Collector, LiveSnapshot};
@@ -198,28 +199,65 @@ impl Backend {
         Ok(())
     }
 
-    /// Whether settings may be changed by this caller: an Admin (checked by the application layer,
-    /// locally or on the server), or anyone while the file is broken (the workstation's owner, who
-    /// can edit the file anyway).
-    pub async fn may_change_settings(&self, session: &Session) -> Result<()> {
+    /// What of the settings this caller may see and change: everything for an Admin (checked by
+    /// the application layer, locally or on the server) or while the file is broken (the
+    /// workstation's owner, who can edit the file anyway); in remote mode while the server cannot
+    /// say (not signed in, unreachable) only the connection (mode, server address), so that a
+    /// wrong address stays fixable without opening the rest to whoever sits at the screen.
+    pub async fn settings_scope(&self, session: &Session) -> Result<SettingsScope> {
         match self {
-            Backend::Broken(_) => Ok(()),
+            Backend::Broken(_) => Ok(SettingsScope::All),
             Backend::Local(l) => {
                 let access = l.access(session, "settings").await?;
-                l.app.may_change_settings(&access)
+                l.app
+                    .may_change_settings(&access)
+                    .map(|()| SettingsScope::All)
             }
             Backend::Remote(_) => match self.me(session).await {
-                Ok(me) if me.me.role == Role::Admin => Ok(()),
+                Ok(me) if me.me.role == Role::Admin => Ok(SettingsScope::All),
                 Ok(_) => Err(AppError::new(
                     ErrorKind::Forbidden,
                     "settings need the Admin role",
                 )),
-                // Not signed in to the server (or it is down): the workstation's settings
-                // (e.g. a wrong server address) must stay fixable.
                 Err(e) if matches!(e.kind, ErrorKind::NotSignedIn | ErrorKind::Unavailable) => {
-                    Ok(())
+                    Ok(SettingsScope::Connection)
                 }
                 Err(e) => Err(e),
+            },
+        }
+    }
+}
+
+/// See [`Backend::settings_scope`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingsScope {
+    All,
+    /// Only `mode` and `server_url`.
+    Connection,
+}
+
+impl SettingsScope {
+    /// What of `view` this scope shows.
+    pub fn view(self, mut view: SettingsView) -> SettingsView {
+        if self == SettingsScope::Connection {
+            view.settings = Settings {
+                mode: view.settings.mode,
+                server_url: view.settings.server_url,
+                ..Settings::default()
+            };
+        }
+        view
+    }
+
+    /// The settings to write: `wanted`, or in the connection scope the file's `current` settings
+    /// with only the connection taken from `wanted`.
+    pub fn apply(self, wanted: Settings, current: Settings) -> Settings {
+        match self {
+            SettingsScope::All => wanted,
+            SettingsScope::Connection => Settings {
+                mode: wanted.mode,
+                server_url: wanted.server_url,
+                ..current
             },
         }
     }

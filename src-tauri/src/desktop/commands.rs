@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tauri::{AppHandle, State};
 
-use super::backend::Me;
+use super::backend::{Me, SettingsScope};
 use super::{prefs, Desktop};
 use dsmon_app::{AppError, ErrorKind, HistoryRequest, Request};
 use dsmon_config::settings::{self, Settings, SettingsView};
@@ -79,26 +79,32 @@ fn config_error(e: impl std::fmt::Display) -> AppError {
 
 #[tauri::command]
 pub async fn settings_get(state: State<'_, Desktop>) -> R<SettingsView> {
-    let backend = state.backend().await;
-    backend.may_change_settings(&state.session).await?;
-    settings::load(&state.config_path).map_err(config_error)
+    let scope = state.backend().await.settings_scope(&state.session).await?;
+    Ok(scope.view(settings::load(&state.config_path).map_err(config_error)?))
 }
 
-/// Validates and writes the settings, then restarts the backend on the new configuration.
+/// Validates and writes the settings (what the caller may change of them), then restarts the
+/// backend on the new configuration.
 #[tauri::command]
 pub async fn settings_save(
     app: AppHandle,
     state: State<'_, Desktop>,
     settings: Settings,
 ) -> R<SettingsView> {
-    let backend = state.backend().await;
-    backend.may_change_settings(&state.session).await?;
+    let scope = state.backend().await.settings_scope(&state.session).await?;
+    let wanted = match scope {
+        SettingsScope::All => settings,
+        SettingsScope::Connection => {
+            let current = settings::load(&state.config_path).map_err(config_error)?;
+            scope.apply(settings, current.settings)
+        }
+    };
     let path = state.config_path.clone();
-    let cfg = tokio::task::spawn_blocking(move || settings::save(&path, &settings))
+    let cfg = tokio::task::spawn_blocking(move || settings::save(&path, &wanted))
         .await?
         .map_err(|e| AppError::bad_request(e.to_string()))?;
     state.replace_backend(&app, cfg).await;
-    settings::load(&state.config_path).map_err(config_error)
+    Ok(scope.view(settings::load(&state.config_path).map_err(config_error)?))
 }
 
 #[tauri::command]
