@@ -9,7 +9,7 @@ use std::time::Duration;
 use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::Locator;
 
-use harness::browser::Browser;
+use harness::browser::{Browser, Shows};
 use harness::oidc::{dsmon_with_auth, Provider};
 use harness::{Dsmon, Machine, NetdataAgent, Serve};
 
@@ -316,7 +316,22 @@ async fn screenshots_of_every_page_light_and_dark() {
         .await;
         // A few snapshots for the rolling charts.
         tokio::time::sleep(Duration::from_secs(4)).await;
-        b.screenshot(&format!("live-{theme}")).await;
+        b.screenshot(
+            &format!("live-{theme}"),
+            &[
+                Shows::Dark(dark),
+                Shows::Text("main h1", "Live"),
+                Shows::Text(".summary", "2 up, 1 down (gamma), 3 nodes"),
+                Shows::Text("#conn", "live"),
+                Shows::Count(".card.state-up", 2),
+                Shows::Count(".card.state-down", 1),
+                Shows::Text(".card[data-node=alpha] .values", "40.0 %"),
+                Shows::Text(".card[data-node=beta] .values", "20.0 %"),
+                Shows::Text(".card[data-node=gamma] .status", "connection failed"),
+                Shows::Drawn(".card.state-up .spark canvas", 2),
+            ],
+        )
+        .await;
         b.client
             .goto(&url(&serve, "history?range=24h"))
             .await
@@ -325,7 +340,21 @@ async fn screenshots_of_every_page_light_and_dark() {
             b.text(".status-line").await.contains("points of")
         })
         .await;
-        b.screenshot(&format!("history-{theme}")).await;
+        b.screenshot(
+            &format!("history-{theme}"),
+            &[
+                Shows::Dark(dark),
+                Shows::Text("main h1", "History"),
+                Shows::Count("button.active[data-range='24h']", 1),
+                Shows::Text(".status-line", "points of 10 min (logged rows)"),
+                Shows::Text(".availability tr[data-node=web]", "100.0 %"),
+                Shows::Text(".availability tr[data-node=db]", "87.5 %"),
+                Shows::Count(".availability tbody tr", 5),
+                Shows::Drawn("[data-metric=cpu_pct] canvas", 1),
+                Shows::Drawn("[data-metric=mem_pct] canvas", 1),
+            ],
+        )
+        .await;
         b.client
             .goto(&url(&serve, "nodes/alpha"))
             .await
@@ -336,7 +365,21 @@ async fn screenshots_of_every_page_light_and_dark() {
         })
         .await;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        b.screenshot(&format!("node-{theme}")).await;
+        b.screenshot(
+            &format!("node-{theme}"),
+            &[
+                Shows::Dark(dark),
+                Shows::Text(".crumbs", "Live / alpha"),
+                Shows::Text("main h1", "alpha"),
+                Shows::Count(".card.big.state-up", 1),
+                Shows::Text(".card.big .values", "40.0 %"),
+                Shows::Drawn(".card.big .spark canvas", 1),
+                Shows::Text("main h2", "Last 24 hours"),
+                Shows::Text(".status-line", "Solid: average · dashed: peak"),
+                Shows::Drawn("[data-metric=cpu_pct] canvas", 1),
+            ],
+        )
+        .await;
         // Phone width.
         if !dark {
             b.client.set_window_size(390, 844).await.expect("resize");
@@ -346,7 +389,19 @@ async fn screenshots_of_every_page_light_and_dark() {
             })
             .await;
             tokio::time::sleep(Duration::from_secs(2)).await;
-            b.screenshot("live-phone").await;
+            b.screenshot(
+                "live-phone",
+                &[
+                    Shows::Text("main h1", "Live"),
+                    Shows::Text(".summary", "2 up, 1 down (gamma), 3 nodes"),
+                    Shows::Text(".card[data-node=alpha] .values", "40.0 %"),
+                    Shows::Text(".card[data-node=beta] .badge", "UP"),
+                    // One column: the cards in view fit the phone's width.
+                    Shows::Fits(".card"),
+                    Shows::Drawn(".card[data-node=alpha] .spark canvas", 1),
+                ],
+            )
+            .await;
         }
         b.close().await;
     }
@@ -415,13 +470,41 @@ async fn sign_in_as_admin_and_as_user_shows_what_each_role_may_see() {
         b.text("table.users").await.contains("alice@example.com")
     })
     .await;
-    b.screenshot("users-light").await;
+    b.screenshot(
+        "users-light",
+        &[
+            Shows::Text("main h1", "Users"),
+            Shows::Count("[data-nav=users].active", 1),
+            Shows::Text("#me", "alice@example.com"),
+            Shows::Text("#role", "Admin"),
+            Shows::Text(".status-line", "1 user"),
+            Shows::Text(
+                "table.users tr[data-email='alice@example.com']",
+                "alice@example.com (you)",
+            ),
+            Shows::Text(
+                "table.users tr[data-email='alice@example.com']",
+                "(configuration file)",
+            ),
+        ],
+    )
+    .await;
     click(&b, "[data-nav=audit]").await;
     b.wait("audit table", Duration::from_secs(10), || async {
         b.text("table.audit").await.contains("sign in")
     })
     .await;
-    b.screenshot("audit-light").await;
+    b.screenshot(
+        "audit-light",
+        &[
+            Shows::Text("main h1", "Audit log"),
+            Shows::Count("[data-nav=audit].active", 1),
+            Shows::Text(".status-line", "Entries 1–1 of 1"),
+            Shows::Text("table.audit tbody tr", "alice@example.com"),
+            Shows::Text("table.audit tbody tr", "sign in"),
+        ],
+    )
+    .await;
     // Sign out: the server forgets the session.
     click(&b, "#signout").await;
     b.wait("signed out", Duration::from_secs(10), || async {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use fantoccini::Locator;
 use serde_json::json;
 
-use harness::browser::Browser;
+use harness::browser::{Browser, Shows};
 use harness::desktop::{invoke, DesktopHome};
 use harness::oidc::{dsmon_with_auth, Provider, DESKTOP_CLIENT_ID, DESKTOP_CLIENT_SECRET};
 use harness::{Machine, NetdataAgent};
@@ -102,7 +102,17 @@ async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
         shown(&b, "#sign-in").await
     })
     .await;
-    b.screenshot("desktop-sign-in").await;
+    b.screenshot(
+        "desktop-sign-in",
+        &[
+            Shows::Text("main h1", "Sign in"),
+            Shows::Text("main", "Your browser opens to sign in with Google"),
+            Shows::Text("#sign-in", "Sign in with Google"),
+            Shows::Nothing("#role"),
+            Shows::Nothing(".card"),
+        ],
+    )
+    .await;
     let e = invoke(&b, "live", json!({}))
         .await
         .expect_err("live while signed out");
@@ -144,7 +154,19 @@ async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
             && b.content(".availability tbody").await.contains('%')
     })
     .await;
-    b.screenshot("desktop-history").await;
+    b.screenshot(
+        "desktop-history",
+        &[
+            Shows::Text("main h1", "History"),
+            Shows::Text("#role", "Admin"),
+            Shows::Count("button.active[data-range='1h']", 1),
+            Shows::Text(".status-line", "(logged rows)"),
+            Shows::Text(".availability tr[data-node=alpha]", " %"),
+            Shows::Text(".availability tr[data-node=beta]", " %"),
+            Shows::Drawn("[data-metric=cpu_pct] canvas", 1),
+        ],
+    )
+    .await;
 
     // The live-view window: only the node cards, from the View menu's command.
     click(&b, "a[data-nav=live]").await;
@@ -171,8 +193,19 @@ async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
         !shown(&b, "a[data-nav=history]").await,
         "no navigation in the live window"
     );
-    b.screenshot_area("desktop-live-window", Some("460x640+0+0"))
-        .await;
+    b.screenshot_area(
+        "desktop-live-window",
+        Some("460x640+0+0"),
+        &[
+            Shows::Text(".summary", "2 up, 0 down, 2 nodes"),
+            Shows::Count(".card.state-up", 2),
+            Shows::Text(".card[data-node=alpha] .values", "40.0 %"),
+            Shows::Fits(".card"),
+            Shows::Nothing("header.top nav"),
+            Shows::Nothing("main h1"),
+        ],
+    )
+    .await;
     // Its size is saved as soon as it changes (tauri-plugin-window-state's file; restored below).
     b.client
         .set_window_size(500, 600)
@@ -199,6 +232,16 @@ async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
         b.count(".card[data-node=beta].state-down").await == 1
     })
     .await;
+    // Out of the way, or it would cover the main window in the screenshots below (closing its
+    // web view through WebDriver leaves its empty window on the display).
+    b.client
+        .set_window_rect(1600, 0, 460, 640)
+        .await
+        .expect("move the live window off the display");
+    b.client
+        .close_window()
+        .await
+        .expect("close the live window");
     b.client.switch_to_window(main).await.expect("back");
 
     // User: the live view only; the history and users commands are refused by the backend.
@@ -218,7 +261,19 @@ async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
         .await
         .expect_err("users as User");
     assert_eq!(e["kind"], "forbidden", "{e}");
-    b.screenshot("desktop-user").await;
+    b.screenshot(
+        "desktop-user",
+        &[
+            Shows::Text("main h1", "Live"),
+            Shows::Text("#me", "bob@example.org"),
+            Shows::Text("#role", "User"),
+            Shows::Nothing("a[data-nav=history]"),
+            Shows::Text(".summary", "1 up, 1 down (beta), 2 nodes"),
+            Shows::Text(".card[data-node=alpha].state-up .values", "40.0 %"),
+            Shows::Text(".card[data-node=beta].state-down .status", "down since"),
+        ],
+    )
+    .await;
 
     // Anyone else: not authorized, and no session.
     sign_out(&b).await;
@@ -297,7 +352,18 @@ async fn desktop_remote_mode_shows_the_servers_data_under_its_roles() {
         rows.contains("gamma") && rows.contains('%')
     })
     .await;
-    b.screenshot("desktop-remote").await;
+    let server = format!("server http://127.0.0.1:{}", serve.port);
+    b.screenshot(
+        "desktop-remote",
+        &[
+            Shows::Text("main h1", "History"),
+            Shows::Text("#remote", &server),
+            Shows::Text("#role", "Admin"),
+            Shows::Text(".availability tr[data-node=gamma]", " %"),
+            Shows::Drawn("[data-metric=cpu_pct] canvas", 1),
+        ],
+    )
+    .await;
 
     sign_out(&b).await;
     sign_in(&home, &b, 2, "bob@example.org").await;
@@ -364,7 +430,22 @@ async fn desktop_settings_are_validated_saved_and_applied() {
         text.contains("# the admin's workstation") && text.contains("name = \"delta\""),
         "{text}"
     );
-    b.screenshot("desktop-settings").await;
+    // The page as it opens (saving scrolled it down to the button).
+    b.client
+        .execute("window.scrollTo(0, 0);", vec![])
+        .await
+        .expect("scroll");
+    b.screenshot(
+        "desktop-settings",
+        &[
+            Shows::Text("main h1", "Settings"),
+            Shows::Text("#banner", "Local mode"),
+            Shows::Count("a.active[data-nav=settings]", 1),
+            Shows::Value("#nodes tr:last-child .node-name", "delta"),
+            Shows::Value("#nodes tr:last-child .node-url", &agent.url()),
+        ],
+    )
+    .await;
 
     // The app runs on the new settings at once: the new node's card comes up.
     click(&b, "a[data-nav=live]").await;

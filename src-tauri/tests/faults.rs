@@ -209,27 +209,45 @@ fn a_full_disk_keeps_rows_in_memory_and_writes_them_when_space_returns() {
     assert!(!serve.text().contains("they are lost"), "{}", serve.text());
 }
 
+/// Ticks a `serve` running from `up` to `end` (wall clock, seconds) must have logged: those that
+/// began while it ran with a whole interval left before `end` to be polled and written (the poll
+/// times out well within one).
+fn due_ticks(up: f64, end: f64, interval: i64) -> Vec<i64> {
+    let first = (up / interval as f64).ceil() as i64 * interval;
+    (first..)
+        .step_by(interval as usize)
+        .take_while(|b| (b + interval) as f64 <= end)
+        .collect()
+}
+
 #[test]
 fn kill_9_around_writes_leaves_an_intact_database_missing_at_most_the_tick_in_flight() {
     let agents = two_agents();
     let nodes: String = agents.iter().map(NetdataAgent::node_toml).collect();
+    let interval = 1;
     let d = Dsmon::new(&format!(
-        "[collector]\nlog_interval = \"1s\"\nlive_interval = \"1s\"\ntimeout = \"800ms\"\n\n{nodes}"
+        "[collector]\nlog_interval = \"{interval}s\"\nlive_interval = \"1s\"\ntimeout = \"800ms\"\n\n{nodes}"
     ));
     let kills = [5u64, 20, 60, 150, 400];
+    // Each run of serve: from /healthz answering to the kill (or the last run's SIGTERM).
+    let mut runs: Vec<(f64, f64)> = Vec::new();
     for offset_ms in kills {
         let serve = Serve::start(&d);
-        // Let it log a tick or two, then kill it just after a tick starts (while it polls or writes).
-        std::thread::sleep(Duration::from_millis(1500));
+        let up = unix_now();
+        // Let it log a few ticks, then kill it just after a tick starts (while it polls or writes).
+        std::thread::sleep(Duration::from_millis(2500));
         let now = unix_now();
         let wait = now.ceil() - now + offset_ms as f64 / 1000.0;
         std::thread::sleep(Duration::from_secs_f64(wait));
         let mut serve = serve;
+        runs.push((up, unix_now()));
         serve.child.kill().expect("SIGKILL");
         let _ = serve.child.wait();
     }
     let serve = Serve::start(&d);
-    std::thread::sleep(Duration::from_millis(2500));
+    let up = unix_now();
+    std::thread::sleep(Duration::from_millis(3500));
+    runs.push((up, unix_now()));
     assert!(serve.stop().success());
 
     let conn = rusqlite::Connection::open(&d.db).expect("open");
@@ -244,11 +262,25 @@ fn kill_9_around_writes_leaves_an_intact_database_missing_at_most_the_tick_in_fl
     for (ts, n) in &t {
         assert_eq!(n.len(), 2, "tick {ts} is partial: {n:?}");
     }
-    let missing = missing_ticks(&t, 1, &["alpha", "beta"]);
+    let missing = missing_ticks(&t, interval, &["alpha", "beta"]);
     assert!(
         missing.len() <= kills.len(),
         "at most the tick in flight per kill is missing: {missing:?} of {t:?}"
     );
+    // Before and after every kill, the run logged the ticks its time allowed (so a logger that
+    // logs nothing, or next to nothing, fails here); on a slow machine one of them may be late and
+    // cut off by the kill. Every run lasts at least 2.5 s: at least two ticks are due in each.
+    for (i, (up, end)) in runs.iter().enumerate() {
+        let due = due_ticks(*up, *end, interval);
+        let logged: Vec<i64> = due.iter().copied().filter(|b| t.contains_key(b)).collect();
+        assert!(due.len() >= 2, "run {i} of serve: {due:?}");
+        let floor = due.len() - 1;
+        assert!(
+            logged.len() >= floor,
+            "run {i} of serve ({:.1} s): {logged:?} of the ticks due {due:?} logged, want at least {floor}: {t:?}",
+            end - up
+        );
+    }
 }
 
 #[test]

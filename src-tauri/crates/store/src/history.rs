@@ -301,6 +301,72 @@ mod tests {
         }
     }
 
+    /// One node's buckets computed straight from the rows written, without the store, the planner
+    /// or the accumulator under test: per bucket `[t, t + step)` the average and the maximum of
+    /// every metric over the rows with values, and availability = answered rows / logged rows.
+    struct Reference {
+        availability: Option<f64>,
+        availability_series: Vec<Option<f64>>,
+        avg: std::collections::BTreeMap<&'static str, Vec<Option<f64>>>,
+        max: std::collections::BTreeMap<&'static str, Vec<Option<f64>>>,
+    }
+
+    impl Reference {
+        fn of(rows: &[Row], node: &str, t: &[i64], step: i64) -> Self {
+            let keys = [
+                "cpu_pct",
+                "disk_pct",
+                "mem_pct",
+                "net_in_kbps",
+                "net_out_kbps",
+            ];
+            let value = |m: &Metrics, key: &str| match key {
+                "cpu_pct" => m.cpu_pct,
+                "mem_pct" => m.mem_pct,
+                "disk_pct" => m.disk_pct,
+                "net_in_kbps" => m.net_in_kbps,
+                "net_out_kbps" => m.net_out_kbps,
+                _ => unreachable!("{key}"),
+            };
+            let mut r = Reference {
+                availability: None,
+                availability_series: Vec::new(),
+                avg: keys.iter().map(|k| (*k, Vec::new())).collect(),
+                max: keys.iter().map(|k| (*k, Vec::new())).collect(),
+            };
+            let (mut logged, mut answered) = (0usize, 0usize);
+            for start in t {
+                let inside: Vec<&Row> = rows
+                    .iter()
+                    .filter(|row| row.node == node && row.ts >= *start && row.ts < start + step)
+                    .collect();
+                let with_values: Vec<&Metrics> = inside
+                    .iter()
+                    .filter_map(|row| row.metrics.as_ref())
+                    .collect();
+                logged += inside.len();
+                answered += with_values.len();
+                r.availability_series.push(
+                    (!inside.is_empty()).then(|| with_values.len() as f64 / inside.len() as f64),
+                );
+                for k in keys {
+                    let values: Vec<f64> = with_values.iter().map(|m| value(m, k)).collect();
+                    let n = values.len() as f64;
+                    r.avg
+                        .get_mut(k)
+                        .unwrap()
+                        .push((n > 0.0).then(|| values.iter().sum::<f64>() / n));
+                    r.max
+                        .get_mut(k)
+                        .unwrap()
+                        .push(values.iter().copied().reduce(f64::max));
+                }
+            }
+            r.availability = (logged > 0).then(|| answered as f64 / logged as f64);
+            r
+        }
+    }
+
     /// Three days of 10-minute rows for two nodes, one with an outage; every tier must agree with a
     /// computation over the raw rows.
     #[test]
@@ -331,27 +397,6 @@ mod tests {
 
         let configured = vec!["a".to_string(), "b".to_string()];
         let (from, to) = (start, start + 3 * 86_400 - 1);
-        // The same buckets computed from the raw rows, whatever tier the query chose.
-        let raw = |step: i64| {
-            let p = Plan {
-                rollup: None,
-                step,
-                first: from.div_euclid(step) * step,
-                count: ((to - from.div_euclid(step) * step) / step + 1) as usize,
-            };
-            let end = p.first + p.count as i64 * p.step;
-            let ids = s.node_ids(&configured).unwrap();
-            ids.iter()
-                .map(|(name, id)| {
-                    let mut a = Acc::new(p.count);
-                    s.scan_periods(&[*id], p.first, end, None, |_, period| {
-                        a.add(((period.ts - p.first) / p.step) as usize, period)
-                    })
-                    .unwrap();
-                    a.finish(name, false)
-                })
-                .collect::<Vec<_>>()
-        };
         for points in [72, 12, 3] {
             let h = query(
                 &s,
@@ -366,19 +411,35 @@ mod tests {
             )
             .unwrap();
             assert_ne!(h.tier, "raw", "{points} points should use a roll-up");
-            let want = raw(h.step);
-            for (got, want) in h.nodes.iter().zip(&want) {
-                assert_eq!(got.availability, want.availability);
-                assert_eq!(got.availability_series, want.availability_series);
+            // The bucket width is the planner's choice (tested above); everything else is
+            // recomputed from the rows themselves.
+            let want_t: Vec<i64> = (from.div_euclid(h.step) * h.step..=to)
+                .step_by(h.step as usize)
+                .collect();
+            assert_eq!(h.t, want_t, "bucket starts at {points} points");
+            assert_eq!(
+                h.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+                ["a", "b"]
+            );
+            for got in &h.nodes {
+                let want = Reference::of(&rows, &got.name, &h.t, h.step);
+                let at = format!("{} at {points} points", got.name);
+                assert_eq!(got.availability, want.availability, "{at}");
+                assert_eq!(got.availability_series, want.availability_series, "{at}");
+                assert_eq!(
+                    got.metrics.keys().copied().collect::<Vec<_>>(),
+                    want.avg.keys().copied().collect::<Vec<_>>(),
+                    "{at}"
+                );
                 for (k, g) in &got.metrics {
-                    let w = &want.metrics[k];
-                    assert_eq!(g.max, w.max, "{k} max at {points} points");
-                    for (a, b) in g.avg.iter().zip(&w.avg) {
+                    assert_eq!(g.max, want.max[k], "{k} max of {at}");
+                    assert_eq!(g.avg.len(), want.avg[k].len(), "{k} avg of {at}");
+                    for (a, b) in g.avg.iter().zip(&want.avg[k]) {
                         match (a, b) {
                             (Some(a), Some(b)) => {
-                                assert!((a - b).abs() < 1e-9, "{k} avg {a} vs {b}")
+                                assert!((a - b).abs() < 1e-9, "{k} avg of {at}: {a} vs {b}")
                             }
-                            _ => assert_eq!(a, b),
+                            _ => assert_eq!(a, b, "{k} avg of {at}"),
                         }
                     }
                 }
