@@ -9,6 +9,9 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum_extra::extract::CookieJar;
+use axum_extra::headers::authorization::Bearer;
+use axum_extra::headers::{Authorization, HeaderMapExt};
 use tokio::sync::Mutex;
 
 use dsmon_app::{Access, App, AppError, ErrorKind};
@@ -18,30 +21,23 @@ use super::{ApiError, AppState};
 pub const SESSION_COOKIE: &str = "dsmon_session";
 pub const LOGIN_COOKIE: &str = "dsmon_login";
 
-/// A cookie's value from the request headers.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"'))
+/// A cookie's value from the request headers, found by its exact name (surrounding quotes removed).
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    CookieJar::from_headers(headers)
+        .get(name)
+        .map(|c| c.value_trimmed().to_string())
 }
 
 /// The `Authorization: Bearer` token (the desktop app's remote mode sends its session so).
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub fn bearer(headers: &HeaderMap) -> Option<String> {
     headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .typed_get::<Authorization<Bearer>>()
+        .map(|a| a.token().trim().to_string())
         .filter(|t| !t.is_empty())
 }
 
 /// The session of a request: a bearer token, else the session cookie.
-pub fn session_token(headers: &HeaderMap) -> Option<&str> {
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
     bearer(headers).or_else(|| cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty()))
 }
 
@@ -52,7 +48,9 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
         let token = session_token(&parts.headers);
-        Ok(Caller(s.app.access(token, parts.uri.path()).await?))
+        Ok(Caller(
+            s.app.access(token.as_deref(), parts.uri.path()).await?,
+        ))
     }
 }
 
@@ -170,11 +168,16 @@ mod tests {
             header::COOKIE,
             "a=1; dsmon_session=abc; b=2".parse().unwrap(),
         );
-        assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("abc"));
         assert_eq!(cookie(&h, LOGIN_COOKIE), None);
-        assert_eq!(session_token(&h), Some("abc"));
+        assert_eq!(cookie(&h, "dsmon_sess"), None, "exact names only");
+        assert_eq!(session_token(&h).as_deref(), Some("abc"));
+        h.insert(header::COOKIE, "dsmon_session=\"q\"".parse().unwrap());
+        assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("q"));
         h.insert(header::AUTHORIZATION, "Bearer xyz".parse().unwrap());
-        assert_eq!(session_token(&h), Some("xyz"));
+        assert_eq!(session_token(&h).as_deref(), Some("xyz"));
+        h.insert(header::AUTHORIZATION, "Bearer ".parse().unwrap());
+        assert_eq!(bearer(&h), None);
         h.insert(header::AUTHORIZATION, "Basic xyz".parse().unwrap());
         assert_eq!(bearer(&h), None);
     }

@@ -145,7 +145,7 @@ async fn callback(
     let result = auth
         .finish(
             q.state.as_deref(),
-            access::cookie(&headers, LOGIN_COOKIE),
+            access::cookie(&headers, LOGIN_COOKIE).as_deref(),
             q.code.as_deref(),
             q.error.as_deref(),
         )
@@ -214,7 +214,7 @@ async fn logout(
     headers: HeaderMap,
 ) -> Response {
     if let (Some(auth), Some(token)) = (s.app.auth(), access::session_token(&headers)) {
-        let (auth, token, caller) = (auth.clone(), token.to_string(), c.0.caller());
+        let (auth, caller) = (auth.clone(), c.0.caller());
         let r = tokio::task::spawn_blocking(move || auth.logout(&token, caller.as_ref())).await;
         match r {
             Ok(Ok(())) => {}

@@ -1,23 +1,24 @@
 //! Defences around every route: security headers on every response, a per-client rate limit on
 //! `/auth/*`, and a limit on request bodies.
 //!
-//! - Headers: a Content-Security-Policy that allows scripts, styles and connections from this site
-//!   only (no inline script or style: the UI and the server's message pages have none), framing by
-//!   nobody; `X-Content-Type-Options: nosniff`, `Referrer-Policy: same-origin`, and
-//!   `Strict-Transport-Security` when the site is reached over https (the public address in
-//!   `[auth] redirect_url` is https, the connection is direct TLS, or a proxy on the unix socket
-//!   says so with `X-Forwarded-Proto`).
-//! - Rate limit: [`AUTH_BURST`] requests to `/auth/*` at once per client, then one per
-//!   [`AUTH_REFILL`]; more answer 429 JSON with `Retry-After`. The client is the TCP peer's address
-//!   (an IPv6 address counts by its /64). On a unix socket the peer is the reverse proxy, so there
-//!   the address it puts in `X-Real-IP` (else the last `X-Forwarded-For` entry) is the client;
-//!   those headers are never trusted over TCP, where any caller could set them.
+//! - Headers (tower-http's `SetResponseHeaderLayer`): a Content-Security-Policy that allows
+//!   scripts, styles and connections from this site only (no inline script or style: the UI and
+//!   the server's message pages have none), framing by nobody; `X-Content-Type-Options: nosniff`,
+//!   `Referrer-Policy: same-origin`, and `Strict-Transport-Security` when the site is reached over
+//!   https (the public address in `[auth] redirect_url` is https, the connection is direct TLS, or
+//!   a proxy on the unix socket says so with `X-Forwarded-Proto`).
+//! - Rate limit ([`governor`]): [`AUTH_BURST`] requests to `/auth/*` at once per client, then one
+//!   per [`AUTH_REFILL`]; more answer 429 JSON with `Retry-After`. The client is the TCP peer's
+//!   address (an IPv6 address counts by its /64). On a unix socket the peer is the reverse proxy,
+//!   so there the address it puts in `X-Real-IP` (else the last `X-Forwarded-For` entry) is the
+//!   client; those headers are never trusted over TCP, where any caller could set them.
 //! - Bodies: at most [`BODY_LIMIT`] bytes (the API takes small JSON bodies); more answer 413.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv6Addr};
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -26,6 +27,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::serve::IncomingStream;
 use axum::{Json, Router};
+use governor::clock::{Clock, MonotonicClock};
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::keyed::{HashMapStateStore, ShrinkableKeyedStateStore};
+use governor::state::StateStore;
+use governor::{Quota, RateLimiter};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::AppState;
 
@@ -40,6 +48,18 @@ const MAX_CLIENTS: usize = 10_000;
 
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 pub const HSTS: &str = "max-age=31536000";
+
+/// The headers every response carries.
+const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
+    (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "same-origin"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    ),
+];
 
 /// Who is at the other end of a connection (axum's connect info for both kinds of listener).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +97,10 @@ pub struct Defence {
     limiter: Limiter,
 }
 
+/// Marks a response to a request that came over https (the HSTS layer reads it).
+#[derive(Clone, Copy)]
+struct ViaHttps;
+
 impl Defence {
     pub fn new(state: &AppState) -> Self {
         let https = state.app.auth().is_some_and(|a| {
@@ -87,15 +111,39 @@ impl Defence {
         });
         Self {
             https,
-            limiter: Limiter::new(AUTH_BURST, AUTH_REFILL),
+            limiter: Limiter::new(auth_quota(), MonotonicClock),
         }
     }
 
     /// `app` behind the defences.
     pub fn wrap(self, app: Router) -> Router {
-        app.layer(DefaultBodyLimit::max(BODY_LIMIT))
+        let mut app = app
+            .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .layer(middleware::from_fn_with_state(Arc::new(self), guard))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::STRICT_TRANSPORT_SECURITY,
+                |r: &Response| {
+                    r.extensions()
+                        .get::<ViaHttps>()
+                        .map(|_| HeaderValue::from_static(HSTS))
+                },
+            ));
+        for (name, value) in SECURITY_HEADERS {
+            app = app.layer(SetResponseHeaderLayer::overriding(
+                name,
+                HeaderValue::from_static(value),
+            ));
+        }
+        app
     }
+}
+
+/// [`AUTH_BURST`] at once, then one per [`AUTH_REFILL`].
+fn auth_quota() -> Quota {
+    let burst = NonZeroU32::new(AUTH_BURST).unwrap_or(NonZeroU32::MIN);
+    Quota::with_period(AUTH_REFILL)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst)
 }
 
 async fn guard(State(d): State<Arc<Defence>>, req: Request, next: Next) -> Response {
@@ -116,8 +164,7 @@ async fn guard(State(d): State<Arc<Defence>>, req: Request, next: Next) -> Respo
             format!("the request body is larger than {} KiB", BODY_LIMIT / 1024),
         )
     } else if req.uri().path().starts_with("/auth/") {
-        let client = client_ip(peer, req.headers());
-        match d.limiter.check(client, Instant::now()) {
+        match d.limiter.check(client_ip(peer, req.headers())) {
             Ok(()) => next.run(req).await,
             Err(retry) => {
                 let mut r = refusal(
@@ -135,7 +182,9 @@ async fn guard(State(d): State<Arc<Defence>>, req: Request, next: Next) -> Respo
     } else {
         next.run(req).await
     };
-    add_headers(resp.headers_mut(), https);
+    if https {
+        resp.extensions_mut().insert(ViaHttps);
+    }
     resp
 }
 
@@ -149,24 +198,6 @@ fn too_large(h: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .is_some_and(|n| n > BODY_LIMIT as u64)
-}
-
-fn add_headers(h: &mut HeaderMap, https: bool) {
-    let set = |h: &mut HeaderMap, name: HeaderName, value: &'static str| {
-        h.insert(name, HeaderValue::from_static(value));
-    };
-    set(h, header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY);
-    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(h, header::REFERRER_POLICY, "same-origin");
-    set(h, header::X_FRAME_OPTIONS, "DENY");
-    set(
-        h,
-        HeaderName::from_static("cross-origin-opener-policy"),
-        "same-origin",
-    );
-    if https {
-        set(h, header::STRICT_TRANSPORT_SECURITY, HSTS);
-    }
 }
 
 /// The client's address: the TCP peer, or behind the proxy on the unix socket the address it
@@ -185,65 +216,102 @@ fn client_ip(peer: Option<Peer>, h: &HeaderMap) -> Option<IpAddr> {
     }
 }
 
-/// A token bucket per client.
-struct Limiter {
-    burst: f64,
-    refill: Duration,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+/// The key of requests whose client cannot be told, and of newcomers while the table is full.
+const SHARED: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+
+/// The per-client rate limit: governor's GCRA over [`Clients`].
+struct Limiter<C: Clock = MonotonicClock> {
+    limiter: RateLimiter<IpAddr, Clients, C, NoOpMiddleware<C::Instant>>,
+    clock: C,
+    /// Clients refused since they were last let through, so that a run of refusals is logged
+    /// once (governor keeps no per-client data of ours; this set holds only refused clients).
+    refused: Mutex<HashSet<IpAddr>>,
 }
 
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-    /// Whether the refusal was logged since the bucket last had tokens (one log line per episode).
-    logged: bool,
-}
-
-impl Limiter {
-    fn new(burst: u32, refill: Duration) -> Self {
+impl<C: Clock + Clone> Limiter<C> {
+    fn new(quota: Quota, clock: C) -> Self {
         Self {
-            burst: f64::from(burst),
-            refill,
-            buckets: Mutex::new(HashMap::new()),
+            limiter: RateLimiter::new(quota, Clients::default(), clock.clone()),
+            clock,
+            refused: Mutex::new(HashSet::new()),
         }
     }
 
-    /// Takes one token for `client`, or says how long until one is there.
-    fn check(&self, client: Option<IpAddr>, now: Instant) -> Result<(), Duration> {
-        const SHARED: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
-        let mut key = client.map_or(SHARED, bucket_key);
-        let Ok(mut buckets) = self.buckets.lock() else {
-            // A poisoned lock must not lock everyone out of signing in.
-            return Ok(());
+    /// Lets one request of `client` through, or says how long until one may come.
+    fn check(&self, client: Option<IpAddr>) -> Result<(), Duration> {
+        let key = client.map_or(SHARED, bucket_key);
+        if self.limiter.len() >= MAX_CLIENTS {
+            // Forget the clients whose allowance is whole again before newcomers are turned to
+            // the shared one.
+            self.limiter.retain_recent();
+        }
+        let result = self
+            .limiter
+            .check_key(&key)
+            .map(|_| ())
+            .map_err(|n| wait_secs(n.wait_time_from(self.clock.now())));
+        self.log_refusal(key, result.is_err());
+        result
+    }
+
+    /// Logs the first refusal of a run of them (of one client); a request let through ends it.
+    fn log_refusal(&self, key: IpAddr, refused_now: bool) {
+        // A poisoned lock only costs the log line.
+        let Ok(mut refused) = self.refused.lock() else {
+            return;
         };
-        if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(&key) {
-            let (burst, refill) = (self.burst, self.refill.as_secs_f64());
-            buckets
-                .retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() / refill < burst);
-            if buckets.len() >= MAX_CLIENTS {
-                // Too many active clients at once: the newcomers share one allowance.
-                key = SHARED;
-            }
+        if !refused_now {
+            refused.remove(&key);
+            return;
         }
-        let b = buckets.entry(key).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
-            logged: false,
-        });
-        let refilled = now.duration_since(b.at).as_secs_f64() / self.refill.as_secs_f64();
-        b.tokens = (b.tokens + refilled).min(self.burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            b.logged = false;
-            return Ok(());
+        if refused.len() >= MAX_CLIENTS {
+            refused.clear();
         }
-        if !b.logged {
-            b.logged = true;
+        if refused.insert(key) {
             tracing::warn!(client = %key, "rate limit: too many requests to /auth/*, refusing for now");
         }
-        let wait = (1.0 - b.tokens) * self.refill.as_secs_f64();
-        Err(Duration::from_secs(wait.ceil().max(1.0) as u64))
+    }
+}
+
+/// A wait as whole seconds for `Retry-After`, at least one.
+fn wait_secs(wait: Duration) -> Duration {
+    Duration::from_secs(wait.as_secs_f64().ceil().max(1.0) as u64)
+}
+
+/// governor's keyed state in a `HashMap`, bounded: while [`MAX_CLIENTS`] clients are tracked, a
+/// client not among them shares the allowance of [`SHARED`] (governor itself never refuses a new
+/// key, so a flood of addresses would grow its table without end).
+#[derive(Default)]
+struct Clients(HashMapStateStore<IpAddr>);
+
+impl StateStore for Clients {
+    type Key = IpAddr;
+
+    fn measure_and_replace<T, F, E>(&self, key: &IpAddr, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        let key = {
+            let map = self.0.lock();
+            if map.len() >= MAX_CLIENTS && !map.contains_key(key) {
+                SHARED
+            } else {
+                *key
+            }
+        };
+        self.0.measure_and_replace(&key, f)
+    }
+}
+
+impl ShrinkableKeyedStateStore<IpAddr> for Clients {
+    fn retain_recent(&self, drop_below: Nanos) {
+        self.0.retain_recent(drop_below)
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -262,59 +330,82 @@ fn bucket_key(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use governor::clock::FakeRelativeClock;
 
     fn ip(s: &str) -> Option<IpAddr> {
         s.parse().ok()
     }
 
+    fn limiter(burst: u32, refill: Duration) -> (Limiter<FakeRelativeClock>, FakeRelativeClock) {
+        let quota = Quota::with_period(refill)
+            .expect("a refill period")
+            .allow_burst(NonZeroU32::new(burst).expect("a burst"));
+        let clock = FakeRelativeClock::default();
+        (Limiter::new(quota, clock.clone()), clock)
+    }
+
     #[test]
     fn burst_then_one_per_refill_per_client() {
-        let l = Limiter::new(3, Duration::from_secs(2));
-        let t0 = Instant::now();
+        let (l, clock) = limiter(3, Duration::from_secs(2));
         for _ in 0..3 {
-            assert!(l.check(ip("10.0.0.1"), t0).is_ok());
+            assert!(l.check(ip("10.0.0.1")).is_ok());
         }
         assert_eq!(
-            l.check(ip("10.0.0.1"), t0),
+            l.check(ip("10.0.0.1")),
             Err(Duration::from_secs(2)),
             "the fourth at once waits one refill"
         );
         // Another client has its own allowance.
-        assert!(l.check(ip("10.0.0.2"), t0).is_ok());
-        // One token back after a refill period, not two.
-        let t1 = t0 + Duration::from_secs(2);
-        assert!(l.check(ip("10.0.0.1"), t1).is_ok());
-        assert!(l.check(ip("10.0.0.1"), t1).is_err());
+        assert!(l.check(ip("10.0.0.2")).is_ok());
+        // One request back after a refill period, not two.
+        clock.advance(Duration::from_secs(2));
+        assert!(l.check(ip("10.0.0.1")).is_ok());
+        assert!(l.check(ip("10.0.0.1")).is_err());
         // Full again after long enough, and never more than the burst.
-        let t2 = t1 + Duration::from_secs(3600);
+        clock.advance(Duration::from_secs(3600));
         for _ in 0..3 {
-            assert!(l.check(ip("10.0.0.1"), t2).is_ok());
+            assert!(l.check(ip("10.0.0.1")).is_ok());
         }
-        assert!(l.check(ip("10.0.0.1"), t2).is_err());
+        assert!(l.check(ip("10.0.0.1")).is_err());
     }
 
     #[test]
     fn ipv6_counts_by_its_64_and_mapped_v4_as_v4() {
-        let l = Limiter::new(1, Duration::from_secs(60));
-        let t = Instant::now();
-        assert!(l.check(ip("2001:db8:1:2::1"), t).is_ok());
-        assert!(l.check(ip("2001:db8:1:2::ffff"), t).is_err());
-        assert!(l.check(ip("2001:db8:1:3::1"), t).is_ok());
-        assert!(l.check(ip("192.0.2.7"), t).is_ok());
-        assert!(l.check(ip("::ffff:192.0.2.7"), t).is_err());
+        let (l, _clock) = limiter(1, Duration::from_secs(60));
+        assert!(l.check(ip("2001:db8:1:2::1")).is_ok());
+        assert!(l.check(ip("2001:db8:1:2::ffff")).is_err());
+        assert!(l.check(ip("2001:db8:1:3::1")).is_ok());
+        assert!(l.check(ip("192.0.2.7")).is_ok());
+        assert!(l.check(ip("::ffff:192.0.2.7")).is_err());
     }
 
     #[test]
     fn idle_clients_are_forgotten_when_the_table_is_full() {
-        let l = Limiter::new(2, Duration::from_millis(10));
-        let t = Instant::now();
+        let (l, clock) = limiter(2, Duration::from_millis(10));
         for i in 0..MAX_CLIENTS as u32 {
-            let _ = l.check(Some(IpAddr::V4(i.into())), t);
+            let _ = l.check(Some(IpAddr::V4(i.into())));
         }
-        assert_eq!(l.buckets.lock().map(|b| b.len()).unwrap_or(0), MAX_CLIENTS);
-        let later = t + Duration::from_secs(1);
-        assert!(l.check(ip("203.0.113.9"), later).is_ok());
-        assert_eq!(l.buckets.lock().map(|b| b.len()).unwrap_or(0), 1);
+        assert_eq!(l.limiter.len(), MAX_CLIENTS);
+        clock.advance(Duration::from_secs(1));
+        assert!(l.check(ip("203.0.113.9")).is_ok());
+        assert_eq!(l.limiter.len(), 1);
+    }
+
+    #[test]
+    fn newcomers_share_one_allowance_while_the_table_is_full_of_active_clients() {
+        let (l, _clock) = limiter(2, Duration::from_secs(60));
+        for i in 0..MAX_CLIENTS as u32 {
+            let _ = l.check(Some(IpAddr::V4(i.into())));
+        }
+        // Every tracked client is still active: the newcomers share the allowance of SHARED.
+        assert!(l.check(ip("203.0.113.9")).is_ok());
+        assert!(l.check(ip("203.0.113.10")).is_ok());
+        assert!(l.check(ip("203.0.113.11")).is_err());
+        assert_eq!(
+            l.limiter.len(),
+            MAX_CLIENTS + 1,
+            "the tracked ones and the shared one"
+        );
     }
 
     #[test]

@@ -15,8 +15,8 @@ use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::{RawQuery, State};
-use axum::http::{header, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -25,6 +25,7 @@ use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use dsmon_app::{App, AppError, ErrorKind, HistoryRequest, NodeStatus};
 use dsmon_config::{Listen, ServerConfig};
@@ -62,6 +63,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/history", get(history_json))
         .route("/api/history.csv", get(history_csv))
         .merge(account::routes())
+        // The routes' answers (the API's data, sign-in outcomes) are never cached; the fallback
+        // serves the UI's files, which may be, and sets it for its pages and errors itself.
+        .route_layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .fallback(static_file)
         .with_state(state);
     defence.wrap(app)
@@ -240,7 +247,8 @@ async fn live_stream(
     let stopped = async move {
         let _ = stop.wait_for(|v| *v).await;
     };
-    let recheck = access::Recheck::new(s.app.clone(), c, access::session_token(&headers));
+    let token = access::session_token(&headers);
+    let recheck = access::Recheck::new(s.app.clone(), c, token.as_deref());
     let events = WatchStream::new(s.app.live_updates())
         .then(move |snap| {
             let recheck = recheck.clone();
@@ -260,28 +268,30 @@ async fn live_stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-/// The query's key/value pairs, repeated keys kept.
-fn query_pairs(raw: Option<String>) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect()
+/// The query's key/value pairs in order, repeated keys kept (`node=a&node=b`).
+type QueryPairs =
+    Result<axum_extra::extract::Query<Vec<(String, String)>>, axum_extra::extract::QueryRejection>;
+
+fn history_request(q: QueryPairs) -> Result<HistoryRequest, ApiError> {
+    let axum_extra::extract::Query(pairs) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    Ok(HistoryRequest::from_pairs(pairs))
 }
 
 async fn history_json(
     c: Caller,
     State(s): State<AppState>,
-    RawQuery(raw): RawQuery,
+    q: QueryPairs,
 ) -> Result<Response, ApiError> {
-    let req = HistoryRequest::from_pairs(query_pairs(raw));
+    let req = history_request(q)?;
     Ok(Json(s.app.history(&c.0, req).await?).into_response())
 }
 
 async fn history_csv(
     c: Caller,
     State(s): State<AppState>,
-    RawQuery(raw): RawQuery,
+    q: QueryPairs,
 ) -> Result<Response, ApiError> {
-    let req = HistoryRequest::from_pairs(query_pairs(raw));
+    let req = history_request(q)?;
     let body = s.app.history_csv(&c.0, req).await?;
     Ok((
         [
@@ -297,9 +307,11 @@ async fn history_csv(
         .into_response())
 }
 
-mod ui {
-    include!(concat!(env!("OUT_DIR"), "/ui_files.rs"));
-}
+/// The built web UI (`ui/dist`, built by `npm ci --prefix ui && npm run build --prefix ui`; the
+/// build script says so when it is missing), embedded in every build.
+#[derive(rust_embed::RustEmbed)]
+#[folder = "../../../ui/dist"]
+struct Ui;
 
 /// The UI: its pages (`/`, `/live`, `/nodes/NAME`, and for Admins `/history`, `/users`, `/audit`)
 /// are `index.html` once the application layer lets the caller see them; its scripts, styles and
@@ -312,7 +324,7 @@ async fn static_file(State(s): State<AppState>, req: axum::extract::Request) -> 
     if dsmon_app::page_role(&path).is_some() {
         let (parts, _) = req.into_parts();
         let token = access::session_token(&parts.headers);
-        let access = match s.app.access(token, parts.uri.path()).await {
+        let access = match s.app.access(token.as_deref(), parts.uri.path()).await {
             Ok(a) => a,
             Err(e) => return ApiError::from(e).into_response(),
         };
@@ -321,8 +333,8 @@ async fn static_file(State(s): State<AppState>, req: axum::extract::Request) -> 
             Err(e) => page_refusal(&parts, &access, e),
         };
     }
-    match ui::UI_FILES.iter().find(|(p, _)| *p == path) {
-        Some((p, body)) => ([(header::CONTENT_TYPE, mime(p))], *body).into_response(),
+    match Ui::get(&path) {
+        Some(file) => ([(header::CONTENT_TYPE, mime(&path))], file.data).into_response(),
         None => not_found().into_response(),
     }
 }
@@ -357,24 +369,18 @@ fn page_refusal(
     }
 }
 
-fn mime(path: &str) -> &'static str {
-    match path.rsplit('.').next().unwrap_or("") {
-        "html" => "text/html; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "png" => "image/png",
-        "svg" => "image/svg+xml",
-        "json" => "application/json",
-        _ => "application/octet-stream",
+/// The file's MIME type by its extension; text is UTF-8.
+fn mime(path: &str) -> String {
+    let m = mime_guess::from_path(path).first_or_octet_stream();
+    if m.type_() == mime_guess::mime::TEXT {
+        format!("{m}; charset=utf-8")
+    } else {
+        m.to_string()
     }
 }
 
-fn ui_file(path: &str) -> &'static [u8] {
-    ui::UI_FILES
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map(|(_, b)| *b)
-        .unwrap_or(b"")
+fn ui_file(path: &str) -> std::borrow::Cow<'static, [u8]> {
+    Ui::get(path).map(|f| f.data).unwrap_or_default()
 }
 
 fn html(body: impl IntoResponse) -> Response {

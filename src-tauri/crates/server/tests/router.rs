@@ -1,0 +1,687 @@
+//! The router in-process (`tower::ServiceExt::oneshot`, no socket): every route for every kind of
+//! caller, the history parameters' 400s, error bodies, headers, the Origin check on POSTs and the
+//! defences. The state is real: a SQLite store in a tempdir with a few rows, a live snapshot of two
+//! nodes, sign-in with a provider that is never reached (its sessions are minted with
+//! `Auth::admit`). Runs in seconds, without root, agents or network.
+//!
+//! The defences read the connection's peer from `ConnectInfo` when a listener provides it; a
+//! oneshot request has none, so it counts as a client that cannot be told (one shared rate-limit
+//! allowance) and as plain http. Each request gets its own router, hence its own allowance.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::Router;
+use serde_json::Value;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use dsmon_app::App;
+use dsmon_auth::Auth;
+use dsmon_core::{unix_now, Identity, Metrics, NodeState, Row};
+use dsmon_engine::{LiveSnapshot, NodeLive};
+use dsmon_server::AppState;
+use dsmon_store::Store;
+
+const ADMIN: &str = "alice@example.com";
+const USER: &str = "bob@example.org";
+/// The origin of the signed-in site's pages (its `redirect_url`).
+const SITE: &str = "http://127.0.0.1:8080";
+/// Requests to `/auth/*` a client may make at once.
+const AUTH_BURST: u32 = 30;
+
+/// Who calls: signed out, signed in with either role, or anyone when dsmon runs without `[auth]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Who {
+    Anonymous,
+    User,
+    Admin,
+    Local,
+}
+use Who::*;
+
+const EVERYONE: [Who; 4] = [Anonymous, User, Admin, Local];
+
+/// Headers to add to a request.
+type Headers = Vec<(header::HeaderName, String)>;
+
+/// A server's state: with `[auth]` (at `redirect` origin) or without.
+struct Site {
+    state: AppState,
+    auth: Option<Arc<Auth>>,
+    _dir: tempfile::TempDir,
+    _live: watch::Sender<Arc<LiveSnapshot>>,
+    _stop: watch::Sender<bool>,
+}
+
+fn node(name: &str, state: NodeState, metrics: Option<Metrics>) -> NodeLive {
+    NodeLive {
+        name: name.into(),
+        state,
+        since: Some(unix_now() - 300),
+        last_seen: metrics.map(|_| unix_now()),
+        last_error: metrics.is_none().then(|| "connection refused".into()),
+        metrics,
+    }
+}
+
+impl Site {
+    fn new(redirect_origin: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("dsmon.db");
+        let mut store = Store::open(&db).expect("store");
+        let m = Metrics {
+            cpu_pct: 12.5,
+            mem_pct: 40.0,
+            disk_pct: 55.0,
+            net_in_kbps: 8.0,
+            net_out_kbps: 4.0,
+        };
+        let now = unix_now() / 60 * 60;
+        let rows: Vec<Row> = (1..=5)
+            .flat_map(|i| {
+                ["alpha", "beta"].map(|n| Row {
+                    ts: now - i * 60,
+                    node: n.into(),
+                    metrics: (n == "alpha").then_some(m),
+                    error: (n == "beta").then(|| "connection refused".into()),
+                })
+            })
+            .collect();
+        store.insert_rows(&rows).expect("seed rows");
+        let snapshot = LiveSnapshot {
+            seq: 1,
+            ts: now,
+            interval_ms: 1000,
+            nodes: vec![
+                node("alpha", NodeState::Up, Some(m)),
+                node("beta", NodeState::Down, None),
+            ],
+        };
+        let (live_tx, live) = watch::channel(Arc::new(snapshot));
+        let auth = redirect_origin.map(|origin| {
+            let text = format!(
+                "[auth]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"dsmon-test\"\nclient_secret = \"not-used-here\"\nredirect_url = \"{origin}/auth/callback\"\nadmins = [\"{ADMIN}\"]\nusers = [\"{USER}\"]\n"
+            );
+            let cfg = dsmon_config::parse(&text, Path::new("/tmp/router-test.toml"))
+                .expect("config")
+                .auth
+                .expect("[auth]");
+            Arc::new(Auth::new(cfg, &db).expect("auth"))
+        });
+        let (stop_tx, shutdown) = watch::channel(false);
+        let app = App::new(live, Arc::new(Mutex::new(store)), 60, auth.clone());
+        let site = Site {
+            state: AppState { app, shutdown },
+            auth,
+            _dir: dir,
+            _live: live_tx,
+            _stop: stop_tx,
+        };
+        if site.auth.is_some() {
+            // Both are known users before any Admin changes one.
+            site.session(ADMIN);
+            site.session(USER);
+        }
+        site
+    }
+
+    /// A fresh session of `email` (one per request, so a logout ends no other request's).
+    fn session(&self, email: &str) -> String {
+        let id = Identity {
+            sub: format!("sub-{email}"),
+            email: email.into(),
+            email_verified: true,
+            name: Some("Test".into()),
+            hd: None,
+            expires_at: unix_now() + 3600,
+        };
+        let auth = self.auth.as_ref().expect("a site with sign-in");
+        auth.admit(id, "test").expect("admitted").session
+    }
+
+    fn router(&self) -> Router {
+        dsmon_server::router(self.state.clone())
+    }
+
+    async fn send(&self, req: Request<Body>) -> Answer {
+        send(self.router(), req).await
+    }
+
+    async fn get(&self, who: Who, path: &str) -> Answer {
+        self.send(request(self, who, "GET", path, "")).await
+    }
+}
+
+/// A response, its body read unless it is an event stream (which does not end).
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+async fn send(router: Router, req: Request<Body>) -> Answer {
+    let resp = router.oneshot(req).await.expect("infallible");
+    let (parts, body) = resp.into_parts();
+    let streaming = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let body = if streaming {
+        String::new()
+    } else {
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.expect("body");
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    Answer {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// The request `who` makes: the session as a cookie, the site's own Origin on a POST.
+fn request(site: &Site, who: Who, method: &str, path: &str, body: &str) -> Request<Body> {
+    let mut r = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, "localhost");
+    match who {
+        User => {
+            r = r.header(
+                header::COOKIE,
+                format!("a=1; dsmon_session={}", site.session(USER)),
+            )
+        }
+        Admin => {
+            r = r.header(
+                header::COOKIE,
+                format!("dsmon_session={}", site.session(ADMIN)),
+            )
+        }
+        Anonymous | Local => {}
+    }
+    if method == "POST" {
+        let origin = if who == Local {
+            "http://localhost"
+        } else {
+            SITE
+        };
+        r = r.header(header::ORIGIN, origin);
+    }
+    r.body(Body::from(body.to_string())).expect("request")
+}
+
+/// The error kind each status stands for (`status_of`'s mapping, read backwards).
+fn kind_of(status: u16) -> &'static str {
+    match status {
+        400 => "bad_request",
+        401 => "not_signed_in",
+        403 => "forbidden",
+        404 => "not_found",
+        409 => "conflict",
+        502 => "unavailable",
+        503 => "config",
+        _ => "internal",
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_every_kind_of_caller() {
+    let signed = Site::new(Some(SITE));
+    let local = Site::new(None);
+    const CHANGE: &str = r#"{"blocked": false}"#;
+    const TOKEN: &str = r#"{"id_token": "not-a-token"}"#;
+    // (method, path, body, [Anonymous, User, Admin, Local])
+    let routes: &[(&str, &str, &str, [u16; 4])] = &[
+        ("GET", "/healthz", "", [200, 200, 200, 200]),
+        ("GET", "/api/me", "", [401, 200, 200, 200]),
+        ("GET", "/api/nodes", "", [401, 200, 200, 200]),
+        ("GET", "/api/live", "", [401, 200, 200, 200]),
+        ("GET", "/api/live/stream", "", [401, 200, 200, 200]),
+        ("GET", "/api/history?from=-1h", "", [401, 403, 200, 200]),
+        ("GET", "/api/history.csv?from=-1h", "", [401, 403, 200, 200]),
+        ("GET", "/api/users", "", [401, 403, 200, 404]),
+        (
+            "POST",
+            "/api/users/bob@example.org",
+            CHANGE,
+            [401, 403, 200, 404],
+        ),
+        ("GET", "/api/audit", "", [401, 403, 200, 404]),
+        ("GET", "/api/nope", "", [404, 404, 404, 404]),
+        // The provider (port 9) refuses the connection: sign-in is unavailable.
+        ("GET", "/auth/login?next=/live", "", [503, 503, 503, 303]),
+        ("GET", "/auth/callback", "", [400, 400, 400, 303]),
+        ("POST", "/auth/logout", "", [200, 200, 200, 200]),
+        // No `desktop_client_id`: the server takes no desktop sign-in.
+        ("POST", "/auth/token", TOKEN, [401, 401, 401, 404]),
+        ("POST", "/auth/token", "{", [400, 400, 400, 404]),
+        ("GET", "/auth/signed-out", "", [200, 200, 200, 200]),
+        ("GET", "/auth/nope", "", [404, 404, 404, 404]),
+        ("GET", "/", "", [303, 200, 200, 200]),
+        ("GET", "/index.html", "", [303, 200, 200, 200]),
+        ("GET", "/live", "", [303, 200, 200, 200]),
+        ("GET", "/nodes/x", "", [303, 200, 200, 200]),
+        ("GET", "/history?from=-6h", "", [303, 403, 200, 200]),
+        ("GET", "/users", "", [303, 403, 200, 200]),
+        ("GET", "/audit", "", [303, 403, 200, 200]),
+        ("GET", "/app.js", "", [200, 200, 200, 200]),
+        ("GET", "/vendor/uPlot.min.css", "", [200, 200, 200, 200]),
+        ("GET", "/favicon.png", "", [200, 200, 200, 200]),
+        ("GET", "/nope.js", "", [404, 404, 404, 404]),
+    ];
+    let mut failures = Vec::new();
+    for &(method, path, body, want) in routes {
+        for (who, want) in EVERYONE.into_iter().zip(want) {
+            let site = if who == Local { &local } else { &signed };
+            let a = site.send(request(site, who, method, path, body)).await;
+            let case = format!("{who:?} {method} {path}");
+            if a.status != want {
+                failures.push(format!("{case}: {} (want {want}) {}", a.status, a.body));
+                continue;
+            }
+            check_answer(&case, path, &a);
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// What every answer of its kind carries, beyond its status.
+fn check_answer(case: &str, path: &str, a: &Answer) {
+    assert!(
+        a.header("content-security-policy")
+            .contains("default-src 'self'"),
+        "{case}: CSP"
+    );
+    assert_eq!(a.header("x-content-type-options"), "nosniff", "{case}");
+    assert_eq!(a.header("strict-transport-security"), "", "{case}: http");
+    if path.starts_with("/api/") || path.starts_with("/auth/") {
+        // An event stream is revalidated (axum's SSE answer), everything else never stored.
+        let want = match a.header("content-type") {
+            "text/event-stream" => "no-cache",
+            _ => "no-store",
+        };
+        assert_eq!(a.header("cache-control"), want, "{case}");
+    }
+    let json = a.header("content-type").starts_with("application/json");
+    if a.status >= 400 && (path.starts_with("/api/") || json) {
+        let body = a.json();
+        assert!(body["error"].is_string(), "{case}: {body}");
+        assert_eq!(body["kind"], kind_of(a.status), "{case}: {body}");
+    }
+    let page = dsmon_app::page_role(path.split('?').next().unwrap_or(path)).is_some();
+    match a.status {
+        303 if page => {
+            let next = path
+                .replace('/', "%2F")
+                .replace('?', "%3F")
+                .replace('=', "%3D");
+            assert_eq!(
+                a.header("location"),
+                format!("/auth/login?next={next}"),
+                "{case}"
+            );
+        }
+        403 if page => {
+            assert!(a.body.contains("Not authorized"), "{case}: {}", a.body);
+            assert!(a.body.contains(USER), "{case}: names the caller");
+        }
+        200 if page => {
+            assert_eq!(
+                a.header("content-type"),
+                "text/html; charset=utf-8",
+                "{case}"
+            );
+            assert_eq!(a.header("cache-control"), "no-store", "{case}");
+            assert!(a.body.contains("<script"), "{case}: the UI's index.html");
+        }
+        200 => {
+            let want = match path.rsplit('.').next() {
+                Some("js") => "text/javascript; charset=utf-8",
+                Some("css") => "text/css; charset=utf-8",
+                Some("png") => "image/png",
+                _ => return,
+            };
+            assert_eq!(a.header("content-type"), want, "{case}");
+        }
+        _ => {}
+    }
+}
+
+/// `key` of each element of the array `v`.
+fn each<'a>(v: &'a Value, key: &str) -> Vec<&'a str> {
+    let items = v.as_array().unwrap_or_else(|| panic!("not an array: {v}"));
+    items.iter().filter_map(|i| i[key].as_str()).collect()
+}
+
+#[tokio::test]
+async fn answers_carry_the_callers_data() {
+    let signed = Site::new(Some(SITE));
+    let local = Site::new(None);
+    for (site, who, email, role, auth) in [
+        (&signed, User, Some(USER), "user", true),
+        (&signed, Admin, Some(ADMIN), "admin", true),
+        (&local, Local, None, "admin", false),
+    ] {
+        let me = site.get(who, "/api/me").await.json();
+        assert_eq!(me["email"].as_str(), email, "{me}");
+        assert_eq!(
+            (me["role"].as_str(), me["auth"].as_bool()),
+            (Some(role), Some(auth))
+        );
+    }
+
+    let nodes = local.get(Local, "/api/nodes").await.json();
+    assert_eq!(each(&nodes, "name"), ["alpha", "beta"]);
+    assert_eq!(each(&nodes, "state"), ["up", "down"]);
+    let live = local.get(Local, "/api/live").await.json();
+    assert_eq!(live["nodes"][0]["metrics"]["cpu_pct"], 12.5, "{live}");
+    let stream = local.get(Local, "/api/live/stream").await;
+    assert_eq!(stream.header("content-type"), "text/event-stream");
+
+    let h = local
+        .get(Local, "/api/history?from=-1h&node=alpha")
+        .await
+        .json();
+    assert_eq!(each(&h["nodes"], "name"), ["alpha"], "{h}");
+    assert!(h["nodes"][0]["availability"].as_f64() > Some(0.0), "{h}");
+    // Repeated keys are all kept.
+    let csv = local
+        .get(Local, "/api/history.csv?from=-1h&node=alpha&node=beta")
+        .await;
+    assert!(csv.header("content-type").starts_with("text/csv"));
+    assert!(csv
+        .header("content-disposition")
+        .contains("dsmon-history.csv"));
+    let rows: Vec<&str> = csv.body.lines().skip(1).collect();
+    assert_eq!(rows.len(), 10, "every seeded row: {}", csv.body);
+    assert!(rows.iter().any(|l| l.contains("alpha")) && rows.iter().any(|l| l.contains("beta")));
+
+    let users = signed.get(Admin, "/api/users").await.json();
+    let emails = each(&users, "email");
+    assert!(emails.contains(&ADMIN) && emails.contains(&USER), "{users}");
+    let audit = signed.get(Admin, "/api/audit?limit=5").await.json();
+    assert!(!each(&audit["entries"], "action").is_empty(), "{audit}");
+    let a = signed.get(Admin, "/api/audit?limit=0").await;
+    assert_eq!(
+        (a.status, a.json()["kind"].as_str()),
+        (400, Some("bad_request"))
+    );
+}
+
+#[tokio::test]
+async fn bad_history_parameters_are_a_400_naming_the_problem() {
+    let site = Site::new(Some(SITE));
+    for (path, expect) in [
+        ("/api/history?from=now&to=-1h", "is after"),
+        ("/api/history?from=tomorrowish", "is not a time"),
+        (
+            "/api/history?from=-1h&points=0",
+            "points must be between 1 and 5000",
+        ),
+        (
+            "/api/history?from=-1h&points=5001",
+            "points must be between 1 and 5000",
+        ),
+        (
+            "/api/history?from=-1h&points=many",
+            "points must be between 1 and 5000",
+        ),
+        ("/api/history?from=-1h&node=nope", "unknown node \"nope\""),
+        (
+            "/api/history?from=-1h&colour=red",
+            "unknown parameter \"colour\"",
+        ),
+        ("/api/history.csv?from=now&to=-1h", "is after"),
+        (
+            "/api/history.csv?from=-1h&node=nope",
+            "unknown node \"nope\"",
+        ),
+        (
+            "/api/history.csv?from=-1h&points=5",
+            "points does not apply",
+        ),
+    ] {
+        let a = site.get(Admin, path).await;
+        assert_eq!(a.status, 400, "{path}: {}", a.body);
+        assert_eq!(a.header("cache-control"), "no-store", "{path}");
+        let body = a.json();
+        assert_eq!(body["kind"], "bad_request", "{path}: {body}");
+        let e = body["error"].as_str().unwrap_or_default();
+        assert!(e.contains(expect), "{path}: want {expect:?} in {body}");
+    }
+}
+
+#[tokio::test]
+async fn posts_from_a_browser_need_this_sites_origin() {
+    let signed = Site::new(Some(SITE));
+    let local = Site::new(None);
+    let post = |site: &Site, path: &str, headers: &[(header::HeaderName, String)]| {
+        let mut r = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header(header::HOST, "localhost");
+        for (k, v) in headers {
+            r = r.header(k, v);
+        }
+        let body = if path.starts_with("/api/users/") {
+            r#"{"blocked": false}"#
+        } else {
+            ""
+        };
+        let req = r.body(Body::from(body)).expect("request");
+        let router = site.router();
+        async move { send(router, req).await }
+    };
+    for path in ["/auth/logout", "/api/users/bob@example.org"] {
+        let cookie = || {
+            (
+                header::COOKIE,
+                format!("dsmon_session={}", signed.session(ADMIN)),
+            )
+        };
+        let bearer = || {
+            (
+                header::AUTHORIZATION,
+                format!("Bearer {}", signed.session(ADMIN)),
+            )
+        };
+        let origin = |o: &str| (header::ORIGIN, o.to_string());
+        let cases: Vec<(&str, &Site, Headers, u16)> = vec![
+            ("cookie, no Origin", &signed, vec![cookie()], 403),
+            (
+                "cookie, foreign Origin",
+                &signed,
+                vec![cookie(), origin("http://evil.example")],
+                403,
+            ),
+            (
+                "cookie, Host's origin",
+                &signed,
+                vec![cookie(), origin("http://localhost")],
+                403,
+            ),
+            (
+                "cookie, same origin",
+                &signed,
+                vec![cookie(), origin(SITE)],
+                200,
+            ),
+            ("bearer, no Origin", &signed, vec![bearer()], 200),
+            (
+                "bearer and cookie, no Origin",
+                &signed,
+                vec![bearer(), cookie()],
+                403,
+            ),
+            ("local, no Origin", &local, vec![], 403),
+            (
+                "local, foreign Origin",
+                &local,
+                vec![origin("http://evil.example")],
+                403,
+            ),
+            (
+                "local, Host's origin",
+                &local,
+                vec![origin("http://localhost")],
+                if path.starts_with("/api/") { 404 } else { 200 },
+            ),
+        ];
+        for (what, site, headers, want) in cases {
+            let a = post(site, path, &headers).await;
+            assert_eq!(a.status, want, "{path}: {what}: {}", a.body);
+            if want == 403 {
+                let body = a.json();
+                assert_eq!(body["kind"], "forbidden", "{path}: {what}");
+                assert!(
+                    body["error"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("cross-site"),
+                    "{path}: {what}: {body}"
+                );
+            }
+        }
+    }
+    // The desktop app's token exchange carries no ambient credential: no Origin needed.
+    let a = post(&signed, "/auth/token", &[]).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+}
+
+#[tokio::test]
+async fn sessions_come_as_a_bearer_token_or_the_cookie() {
+    let site = Site::new(Some(SITE));
+    let me = |headers: Headers| {
+        let mut r = Request::builder().uri("/api/me");
+        for (k, v) in headers {
+            r = r.header(k, v);
+        }
+        let router = site.router();
+        let req = r.body(Body::empty()).expect("request");
+        async move { send(router, req).await }
+    };
+    let (admin, user) = (site.session(ADMIN), site.session(USER));
+    let cases = [
+        (
+            vec![(header::AUTHORIZATION, format!("Bearer {user}"))],
+            Some(USER),
+        ),
+        (
+            vec![(header::COOKIE, format!("x=1; dsmon_session={admin}; y=2"))],
+            Some(ADMIN),
+        ),
+        // The bearer token wins over the cookie.
+        (
+            vec![
+                (header::AUTHORIZATION, format!("Bearer {user}")),
+                (header::COOKIE, format!("dsmon_session={admin}")),
+            ],
+            Some(USER),
+        ),
+        (
+            vec![(header::AUTHORIZATION, "Bearer not-a-session".into())],
+            None,
+        ),
+        (
+            vec![(header::AUTHORIZATION, format!("Basic {admin}"))],
+            None,
+        ),
+        (
+            vec![(header::COOKIE, format!("dsmon_session_old={admin}"))],
+            None,
+        ),
+        (vec![(header::COOKIE, "dsmon_session=".into())], None),
+    ];
+    for (headers, want) in cases {
+        let what = format!("{headers:?}");
+        let a = me(headers).await;
+        match want {
+            Some(email) => {
+                assert_eq!(a.status, 200, "{what}: {}", a.body);
+                assert_eq!(a.json()["email"], email, "{what}");
+            }
+            None => assert_eq!(a.status, 401, "{what}: {}", a.body),
+        }
+    }
+    // A session signed out is over.
+    let token = site.session(USER);
+    let out = Request::builder()
+        .method("POST")
+        .uri("/auth/logout")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .expect("request");
+    let a = site.send(out).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.header("set-cookie").starts_with("dsmon_session=;"));
+    let a = me(vec![(header::AUTHORIZATION, format!("Bearer {token}"))]).await;
+    assert_eq!(a.status, 401);
+}
+
+#[tokio::test]
+async fn sign_in_routes_are_rate_limited_and_bodies_bounded() {
+    let site = Site::new(Some(SITE));
+    let router = site.router();
+    let get = |path: &str| Request::get(path).body(Body::empty()).expect("request");
+    for i in 0..AUTH_BURST {
+        let a = send(router.clone(), get("/auth/signed-out")).await;
+        assert_eq!(a.status, 200, "request {i}");
+    }
+    let a = send(router.clone(), get("/auth/signed-out")).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS.as_u16());
+    let retry: u64 = a.header("retry-after").parse().expect("Retry-After");
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    assert!(a.json()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("too many"));
+    assert_eq!(a.header("x-frame-options"), "DENY");
+    // Other routes are not limited.
+    assert_eq!(send(router.clone(), get("/api/live")).await.status, 401);
+
+    let big = Request::post("/api/users/bob@example.org")
+        .header(header::CONTENT_LENGTH, "1048576")
+        .body(Body::empty())
+        .expect("request");
+    let a = send(router, big).await;
+    assert_eq!(a.status, 413);
+    assert!(a.json()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("16 KiB"));
+}
+
+#[tokio::test]
+async fn hsts_only_when_the_public_address_is_https() {
+    for (site, hsts) in [
+        (Site::new(Some("https://monitor.example.com")), true),
+        (Site::new(Some(SITE)), false),
+        (Site::new(None), false),
+    ] {
+        for path in ["/healthz", "/api/nope", "/app.js"] {
+            let a = site
+                .send(Request::get(path).body(Body::empty()).expect("request"))
+                .await;
+            let want = if hsts { "max-age=31536000" } else { "" };
+            assert_eq!(a.header("strict-transport-security"), want, "{path}");
+        }
+    }
+}
