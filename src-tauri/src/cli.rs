@@ -315,10 +315,10 @@ async fn serve(cfg: &Config) -> ExitCode {
         cfg.collector.log_interval.as_secs() as i64,
         auth,
     );
-    let state = dsmon::server::AppState {
-        app,
-        shutdown: stop_rx.clone(),
-    };
+    let mut state = dsmon::server::AppState::new(app, stop_rx.clone());
+    if let dsmon::config::Listen::Tcp(addr) = &cfg.server.listen {
+        state = state.on_port(addr.port());
+    }
     let logger = {
         let collector = Arc::clone(&collector);
         let stop = stop_rx.clone();

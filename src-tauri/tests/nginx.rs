@@ -259,11 +259,14 @@ async fn pages_api_stream_and_sign_in_work_through_nginx() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(h[LOCATION], "/auth/login?next=%2Flive");
 
-    // Sign in through nginx: the session cookie is Secure, HttpOnly, SameSite=Lax.
+    // Sign in through nginx: over https the session cookie carries the __Host- prefix (Secure,
+    // Path=/, no Domain: no sibling subdomain or http page can plant or shadow it), HttpOnly,
+    // SameSite=Lax.
     let r = a.sign_in("alice@example.com").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "{:?}", r.headers());
     assert_eq!(r.headers()[LOCATION], "/live");
-    let cookie = set_cookie(r.headers(), "dsmon_session").expect("session cookie");
+    let cookie = set_cookie(r.headers(), "__Host-dsmon_session").expect("session cookie");
+    assert!(!cookie.contains("Domain"), "{cookie}");
     for attr in ["; Secure", "; HttpOnly", "; SameSite=Lax", "; Path=/"] {
         assert!(cookie.contains(attr), "{attr} missing: {cookie}");
     }

@@ -25,6 +25,8 @@ pub enum ErrorKind {
     NotFound,
     /// The change conflicts with the configuration (e.g. demoting a configuration admin).
     Conflict,
+    /// Too many at once (live streams of a session, or in total): try again later.
+    TooMany,
     /// The configuration does not load (the desktop app's Settings page can fix it).
     Config,
     /// A service this depends on failed: the sign-in provider, a remote server, the browser.
@@ -100,7 +102,15 @@ impl From<AuthError> for AppError {
                 ErrorKind::NotAuthorized
             }
             AuthError::Refused(_) | AuthError::InvalidToken(_) => ErrorKind::NotSignedIn,
-            AuthError::Provider(_) | AuthError::Browser(_) => ErrorKind::Unavailable,
+            AuthError::Provider(_) => {
+                // Its chain (DNS, TLS details) is for the log, not for whoever asks.
+                tracing::warn!(error = %e, "the sign-in provider failed");
+                return Self::new(
+                    ErrorKind::Unavailable,
+                    "the sign-in provider is unavailable (see the server log)",
+                );
+            }
+            AuthError::Browser(_) => ErrorKind::Unavailable,
             AuthError::Db(_) | AuthError::Poisoned => return Self::internal(e),
             _ => ErrorKind::BadRequest,
         };

@@ -21,8 +21,61 @@ use super::{ApiError, AppState};
 pub const SESSION_COOKIE: &str = "dsmon_session";
 pub const LOGIN_COOKIE: &str = "dsmon_login";
 
-/// A cookie's value from the request headers, found by its exact name (surrounding quotes removed).
+/// The cookies' names and attributes. Over https they carry the `__Host-` prefix, which browsers
+/// accept only from a secure page with `Path=/` and no `Domain`, so a sibling subdomain or a plain
+/// http page cannot plant or shadow them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cookies {
+    pub session: &'static str,
+    pub login: &'static str,
+    pub https: bool,
+}
+
+impl Cookies {
+    pub fn new(https: bool) -> Self {
+        if https {
+            Self {
+                session: "__Host-dsmon_session",
+                login: "__Host-dsmon_login",
+                https,
+            }
+        } else {
+            Self {
+                session: SESSION_COOKIE,
+                login: LOGIN_COOKIE,
+                https,
+            }
+        }
+    }
+
+    /// `Set-Cookie` for `name` (a value, or `None` to clear it) living `max_age` seconds.
+    pub fn set(&self, name: &str, value: Option<&str>, max_age: u64) -> String {
+        // `__Host-` needs Path=/; over plain http the login cookie stays on /auth/.
+        let path = if self.https || name == self.session {
+            "/"
+        } else {
+            "/auth/"
+        };
+        let (value, max_age) = value.map_or(("", 0), |v| (v, max_age));
+        let secure = if self.https { "; Secure" } else { "" };
+        format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")
+    }
+}
+
+/// A cookie's value from the request headers, found by its exact name (surrounding quotes
+/// removed). Sent more than once (a planted duplicate beside the real one), it counts as absent:
+/// there is no telling which is ours.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    let sent = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter(|pair| pair.split('=').next().map(str::trim) == Some(name))
+        .count();
+    if sent != 1 {
+        return None;
+    }
     CookieJar::from_headers(headers)
         .get(name)
         .map(|c| c.value_trimmed().to_string())
@@ -37,8 +90,8 @@ pub fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The session of a request: a bearer token, else the session cookie.
-pub fn session_token(headers: &HeaderMap) -> Option<String> {
-    bearer(headers).or_else(|| cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty()))
+pub fn session_token(headers: &HeaderMap, cookies: &Cookies) -> Option<String> {
+    bearer(headers).or_else(|| cookie(headers, cookies.session).filter(|t| !t.is_empty()))
 }
 
 /// The caller of a request, as the application layer resolved it.
@@ -47,7 +100,7 @@ pub struct Caller(pub Access);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
-        let token = session_token(&parts.headers);
+        let token = session_token(&parts.headers, &s.cookies);
         Ok(Caller(
             s.app.access(token.as_deref(), parts.uri.path()).await?,
         ))
@@ -133,7 +186,7 @@ pub struct SameOrigin;
 impl FromRequestParts<AppState> for SameOrigin {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
-        if bearer(&parts.headers).is_some() && cookie(&parts.headers, SESSION_COOKIE).is_none() {
+        if bearer(&parts.headers).is_some() && cookie(&parts.headers, s.cookies.session).is_none() {
             return Ok(SameOrigin);
         }
         let origin = parts
@@ -171,11 +224,19 @@ mod tests {
         assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("abc"));
         assert_eq!(cookie(&h, LOGIN_COOKIE), None);
         assert_eq!(cookie(&h, "dsmon_sess"), None, "exact names only");
-        assert_eq!(session_token(&h).as_deref(), Some("abc"));
+        let plain = Cookies::new(false);
+        assert_eq!(session_token(&h, &plain).as_deref(), Some("abc"));
+        assert_eq!(
+            session_token(&h, &Cookies::new(true)),
+            None,
+            "https: __Host- only"
+        );
         h.insert(header::COOKIE, "dsmon_session=\"q\"".parse().unwrap());
         assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("q"));
+        h.append(header::COOKIE, "dsmon_session=planted".parse().unwrap());
+        assert_eq!(cookie(&h, SESSION_COOKIE), None, "a duplicate: neither");
         h.insert(header::AUTHORIZATION, "Bearer xyz".parse().unwrap());
-        assert_eq!(session_token(&h).as_deref(), Some("xyz"));
+        assert_eq!(session_token(&h, &plain).as_deref(), Some("xyz"));
         h.insert(header::AUTHORIZATION, "Bearer ".parse().unwrap());
         assert_eq!(bearer(&h), None);
         h.insert(header::AUTHORIZATION, "Basic xyz".parse().unwrap());

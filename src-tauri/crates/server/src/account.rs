@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use dsmon_app::AppError;
 use dsmon_auth::{AuthError, Role};
 
-use super::access::{self, Caller, SameOrigin, LOGIN_COOKIE, SESSION_COOKIE};
+use super::access::{self, Caller, SameOrigin};
 use super::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -73,20 +73,6 @@ pub fn message_page(
         .into_response()
 }
 
-fn secure(s: &AppState) -> &'static str {
-    match s.app.auth() {
-        Some(a)
-            if a.config()
-                .redirect_url
-                .as_ref()
-                .is_some_and(|u| u.scheme() == "https") =>
-        {
-            "; Secure"
-        }
-        _ => "",
-    }
-}
-
 #[derive(Deserialize)]
 struct LoginQuery {
     next: Option<String>,
@@ -100,11 +86,7 @@ async fn login(State(s): State<AppState>, Query(q): Query<LoginQuery>) -> Respon
     };
     match auth.begin(&next).await {
         Ok(started) => {
-            let cookie = format!(
-                "{LOGIN_COOKIE}={}; Path=/auth/; Max-Age=600; HttpOnly; SameSite=Lax{}",
-                started.state,
-                secure(&s)
-            );
+            let cookie = s.cookies.set(s.cookies.login, Some(&started.state), 600);
             (
                 [(header::SET_COOKIE, cookie)],
                 Redirect::to(started.url.as_str()),
@@ -112,11 +94,12 @@ async fn login(State(s): State<AppState>, Query(q): Query<LoginQuery>) -> Respon
                 .into_response()
         }
         Err(e) => {
+            // The provider's error chain (DNS, TLS details) is for the log, not for whoever asks.
             tracing::error!(error = %e, "cannot start a sign-in");
             message_page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sign-in is unavailable",
-                &format!("{e}. Try again in a moment."),
+                "The sign-in provider cannot be reached. Try again in a moment.",
                 Some(("/auth/login", "Try again")),
             )
         }
@@ -138,25 +121,21 @@ async fn callback(
     let Some(auth) = s.app.auth() else {
         return Redirect::to("/").into_response();
     };
-    let clear_login = format!(
-        "{LOGIN_COOKIE}=; Path=/auth/; Max-Age=0; HttpOnly; SameSite=Lax{}",
-        secure(&s)
-    );
+    let clear_login = s.cookies.set(s.cookies.login, None, 0);
     let result = auth
         .finish(
             q.state.as_deref(),
-            access::cookie(&headers, LOGIN_COOKIE).as_deref(),
+            access::cookie(&headers, s.cookies.login).as_deref(),
             q.code.as_deref(),
             q.error.as_deref(),
         )
         .await;
     match result {
         Ok(signed) => {
-            let session = format!(
-                "{SESSION_COOKIE}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",
-                signed.session,
+            let session = s.cookies.set(
+                s.cookies.session,
+                Some(&signed.session),
                 signed.expires_in.as_secs(),
-                secure(&s)
             );
             let mut r = Redirect::to(&signed.next).into_response();
             let h = r.headers_mut();
@@ -196,6 +175,11 @@ async fn callback(
                     tracing::error!(error = %e, "sign-in failed");
                     "An internal error occurred (see the server log).".to_string()
                 }
+                // The provider's error chain (DNS, TLS details) is for the log only.
+                AuthError::Provider(_) => {
+                    tracing::error!(error = %e, "sign-in failed at the provider");
+                    "The sign-in provider cannot be reached. Try again in a moment.".to_string()
+                }
                 _ => e.to_string(),
             };
             let mut r = message_page(status, title, &text, Some(link));
@@ -213,7 +197,7 @@ async fn logout(
     State(s): State<AppState>,
     headers: HeaderMap,
 ) -> Response {
-    if let (Some(auth), Some(token)) = (s.app.auth(), access::session_token(&headers)) {
+    if let (Some(auth), Some(token)) = (s.app.auth(), access::session_token(&headers, &s.cookies)) {
         let (auth, caller) = (auth.clone(), c.0.caller());
         let r = tokio::task::spawn_blocking(move || auth.logout(&token, caller.as_ref())).await;
         match r {
@@ -222,10 +206,7 @@ async fn logout(
             Err(e) => return ApiError::internal(e).into_response(),
         }
     }
-    let clear = format!(
-        "{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{}",
-        secure(&s)
-    );
+    let clear = s.cookies.set(s.cookies.session, None, 0);
     (
         [(header::SET_COOKIE, clear)],
         Json(serde_json::json!({ "signed_out": true })),

@@ -95,6 +95,10 @@ pub struct Defence {
     /// The public address is https.
     https: bool,
     limiter: Limiter,
+    /// Without sign-in (every caller is the local Admin): answer only requests whose Host is a
+    /// loopback name or address (and, when it names a port, this port), so a web page that
+    /// rebinds its name to 127.0.0.1 gets nothing. `Some(port)`: on; the port when known.
+    loopback_only: Option<Option<u16>>,
 }
 
 /// Marks a response to a request that came over https (the HSTS layer reads it).
@@ -110,8 +114,9 @@ impl Defence {
                 .is_some_and(|u| u.scheme() == "https")
         });
         Self {
-            https,
+            https: state.cookies.https || https,
             limiter: Limiter::new(auth_quota(), MonotonicClock),
+            loopback_only: state.app.auth().is_none().then_some(state.port),
         }
     }
 
@@ -146,6 +151,58 @@ fn auth_quota() -> Quota {
         .allow_burst(burst)
 }
 
+impl Defence {
+    /// A 421 for a request whose Host is not this loopback server's (no-auth mode only).
+    /// `/healthz` (which says only "ok") stays open to health checkers of any kind.
+    fn misdirected(&self, req: &Request) -> Option<Response> {
+        let port = self.loopback_only?;
+        if req.uri().path() == "/healthz" {
+            return None;
+        }
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        if host.is_some_and(|h| loopback_host(h, port)) {
+            return None;
+        }
+        tracing::warn!(
+            host,
+            "request for another host refused (no sign-in: loopback only)"
+        );
+        Some(refusal(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this dsmon runs without sign-in and answers only to a loopback address \
+             (localhost, 127.0.0.1, [::1])"
+                .into(),
+        ))
+    }
+}
+
+/// Whether a Host header names this machine's loopback: `localhost`, an address in 127.0.0.0/8
+/// or `[::1]`, with no port or `port`.
+pub fn loopback_host(host: &str, port: Option<u16>) -> bool {
+    let host = host.trim();
+    let (name, given) = match host.rsplit_once(':') {
+        Some((n, p)) if !n.ends_with(':') && (n.starts_with('[') || !n.contains(':')) => {
+            (n, Some(p))
+        }
+        _ => (host, None),
+    };
+    let port_ok = match (given, port) {
+        (None, _) => true,
+        (Some(g), Some(p)) => g.parse::<u16>() == Ok(p),
+        (Some(g), None) => g.parse::<u16>().is_ok(),
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let name_ok = name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    port_ok && name_ok
+}
+
 async fn guard(State(d): State<Arc<Defence>>, req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
@@ -158,7 +215,9 @@ async fn guard(State(d): State<Arc<Defence>>, req: Request, next: Next) -> Respo
                 .headers()
                 .get("x-forwarded-proto")
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")));
-    let mut resp = if too_large(req.headers()) {
+    let mut resp = if let Some(refused) = d.misdirected(&req) {
+        refused
+    } else if too_large(req.headers()) {
         refusal(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the request body is larger than {} KiB", BODY_LIMIT / 1024),
@@ -330,6 +389,33 @@ fn bucket_key(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_hosts_only() {
+        for ok in [
+            "localhost",
+            "LOCALHOST:8080",
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "127.1.2.3:8080",
+            "[::1]",
+            "[::1]:8080",
+        ] {
+            assert!(loopback_host(ok, Some(8080)), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:8080",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io",
+            "10.0.0.1:8080",
+            "127.0.0.1:8081",
+            "[::2]:8080",
+            "",
+        ] {
+            assert!(!loopback_host(bad, Some(8080)), "{bad}");
+        }
+    }
     use governor::clock::FakeRelativeClock;
 
     fn ip(s: &str) -> Option<IpAddr> {

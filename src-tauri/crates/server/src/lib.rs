@@ -7,6 +7,7 @@ mod access;
 mod account;
 mod defence;
 pub mod loopback;
+mod streams;
 mod tls;
 
 pub use access::Caller;
@@ -46,11 +47,49 @@ pub enum ServerError {
     Tls { path: PathBuf, reason: String },
 }
 
-/// What the handlers share: the application layer and the shutdown signal.
+/// What the handlers share: the application layer, the shutdown signal, and the server's own
+/// settings (cookie names, the bound port, the live stream caps).
 #[derive(Clone)]
 pub struct AppState {
     pub app: App,
     pub shutdown: watch::Receiver<bool>,
+    pub(crate) cookies: access::Cookies,
+    /// The TCP port served (without sign-in, the Host header must name it, if it names one).
+    pub(crate) port: Option<u16>,
+    pub(crate) streams: Arc<streams::StreamLimits>,
+}
+
+impl AppState {
+    pub fn new(app: App, shutdown: watch::Receiver<bool>) -> Self {
+        let https = app.auth().is_some_and(|a| {
+            a.config()
+                .redirect_url
+                .as_ref()
+                .is_some_and(|u| u.scheme() == "https")
+        });
+        Self {
+            app,
+            shutdown,
+            cookies: access::Cookies::new(https),
+            port: None,
+            streams: Arc::new(streams::StreamLimits::new(
+                streams::PER_SESSION,
+                streams::TOTAL,
+            )),
+        }
+    }
+
+    /// Serving on this TCP port.
+    pub fn on_port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Other live stream caps (per session, in total).
+    pub fn with_stream_limits(mut self, per_session: usize, total: usize) -> Self {
+        self.streams = Arc::new(streams::StreamLimits::new(per_session, total));
+        self
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -175,6 +214,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::TooMany => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Config => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Unavailable => StatusCode::BAD_GATEWAY,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -243,11 +283,12 @@ async fn live_stream(
     headers: axum::http::HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     s.app.live(&c.0)?;
+    let token = access::session_token(&headers, &s.cookies);
+    let slot = s.streams.open(token.as_deref().unwrap_or("local"))?;
     let mut stop = s.shutdown.clone();
     let stopped = async move {
         let _ = stop.wait_for(|v| *v).await;
     };
-    let token = access::session_token(&headers);
     let recheck = access::Recheck::new(s.app.clone(), c, token.as_deref());
     let events = WatchStream::new(s.app.live_updates())
         .then(move |snap| {
@@ -256,7 +297,9 @@ async fn live_stream(
         })
         .take_while(|snap| std::future::ready(snap.is_some()))
         .filter_map(std::future::ready)
-        .map(|snap| {
+        .map(move |snap| {
+            // The stream's place under the caps is given back when the stream is dropped.
+            let _held = &slot;
             let event = Event::default()
                 .event("snapshot")
                 .id(snap.seq.to_string())
@@ -323,7 +366,7 @@ async fn static_file(State(s): State<AppState>, req: axum::extract::Request) -> 
     }
     if dsmon_app::page_role(&path).is_some() {
         let (parts, _) = req.into_parts();
-        let token = access::session_token(&parts.headers);
+        let token = access::session_token(&parts.headers, &s.cookies);
         let access = match s.app.access(token.as_deref(), parts.uri.path()).await {
             Ok(a) => a,
             Err(e) => return ApiError::from(e).into_response(),

@@ -34,6 +34,8 @@ type Outcome = Result<String, String>;
 #[derive(Clone)]
 struct Listener {
     state: String,
+    /// The listener's port: the Host of a callback must be this loopback address.
+    port: u16,
     tx: mpsc::Sender<Outcome>,
 }
 
@@ -55,7 +57,26 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response {
         .into_response()
 }
 
-async fn callback(State(l): State<Listener>, Query(q): Query<CallbackQuery>) -> Response {
+async fn callback(
+    State(l): State<Listener>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    if !host.is_some_and(|h| crate::defence::loopback_host(h, Some(l.port))) {
+        // A page that rebound its name to 127.0.0.1 must not reach the listener.
+        tracing::warn!(
+            host,
+            "sign-in listener: a request for another host was refused"
+        );
+        return page(
+            StatusCode::MISDIRECTED_REQUEST,
+            "Not this address",
+            "This sign-in listener answers only to its loopback address.",
+        );
+    }
     if q.state.as_deref() != Some(l.state.as_str()) {
         // Not this attempt (a stray or forged request): refuse it and keep waiting.
         tracing::warn!("sign-in listener: a callback without this attempt's state was ignored");
@@ -118,6 +139,7 @@ pub async fn sign_in(
         .route("/callback", get(callback))
         .with_state(Listener {
             state: attempt.state.clone(),
+            port,
             tx,
         });
     let (stop_tx, mut stop_rx) = watch::channel(false);

@@ -23,7 +23,7 @@ use dsmon_auth::Auth;
 use dsmon_core::{unix_now, Identity, Metrics, NodeState, Row};
 use dsmon_engine::{LiveSnapshot, NodeLive};
 use dsmon_server::AppState;
-use dsmon_store::Store;
+use dsmon_store::{SqliteAuthStore, SqliteStore};
 
 const ADMIN: &str = "alice@example.com";
 const USER: &str = "bob@example.org";
@@ -71,7 +71,7 @@ impl Site {
     fn new(redirect_origin: Option<&str>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("dsmon.db");
-        let mut store = Store::open(&db).expect("store");
+        let mut store = SqliteStore::open(&db).expect("store");
         let m = Metrics {
             cpu_pct: 12.5,
             mem_pct: 40.0,
@@ -109,12 +109,12 @@ impl Site {
                 .expect("config")
                 .auth
                 .expect("[auth]");
-            Arc::new(Auth::new(cfg, &db).expect("auth"))
+            Arc::new(Auth::new(cfg, Arc::new(SqliteAuthStore::open(&db).expect("auth db"))).expect("auth"))
         });
         let (stop_tx, shutdown) = watch::channel(false);
         let app = App::new(live, Arc::new(Mutex::new(store)), 60, auth.clone());
         let site = Site {
-            state: AppState { app, shutdown },
+            state: AppState::new(app, shutdown),
             auth,
             _dir: dir,
             _live: live_tx,
