@@ -1,5 +1,6 @@
-// The audit log (Admins only): sign-ins, refused sign-ins with the reason, access denials and
-// role changes, newest first, a page at a time.
+// The audit log (Admins only): sign-ins, refused sign-ins with the reason, access denials, role
+// changes and re-binds, newest first, a page at a time. A refusal repeated by no known actor within
+// an hour is one entry with its count and the last time it was seen.
 import * as api from './api.js';
 import { dateTime, el } from './format.js';
 
@@ -23,9 +24,9 @@ export function auditPage(main) {
       const p = await api.audit(offset, PAGE);
       if (!alive) return;
       body.replaceChildren(...p.entries.map((e) => el('tr', { class: `action-${e.action}` },
-        el('td', { text: dateTime(e.ts) }),
+        el('td', { text: e.count > 1 ? `${dateTime(e.ts)} to ${dateTime(e.last_seen)}` : dateTime(e.ts) }),
         el('td', { text: e.actor || '—' }),
-        el('td', { text: e.action.replace(/_/g, ' ') }),
+        el('td', { text: e.action.replace(/_/g, ' ') + (e.count > 1 ? ` (${e.count} times)` : '') }),
         el('td', { text: e.target || '' }),
         el('td', { text: e.detail || '' }))));
       status.className = 'status-line';

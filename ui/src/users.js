@@ -1,5 +1,6 @@
 // Users (Admins only): everyone who has signed in or tried to, their role and last sign-in; an
-// Admin can set a role or block a user. The backend decides and re-checks; this page only asks.
+// Admin can set a role or block a user, and re-bind an address to the other account that last
+// tried it. The backend decides and re-checks; this page only asks.
 import * as api from './api.js';
 import { dateTime, el } from './format.js';
 
@@ -40,12 +41,26 @@ export function usersPage(main, me) {
     return el('td', {}, select);
   }
 
+  // Another account signed in with this address and was refused: offer to bind the address to it.
+  function rebindButton(u) {
+    if (!u.other_account_at) return [];
+    const when = dateTime(u.other_account_at);
+    const b = el('button', { type: 'button', text: 'Re-bind', 'data-email': u.email, class: 'rebind',
+      title: `Another account signed in as ${u.email} at ${when} and was refused` });
+    b.addEventListener('click', () => {
+      if (window.confirm(`Bind ${u.email} to the other account that tried it at ${when}? The account it is bound to now loses access.`)) {
+        change(u.email, { rebind: true });
+      }
+    });
+    return [' ', b];
+  }
+
   function accessCell(u) {
-    if (u.config_admin) return el('td', { text: 'always' });
+    if (u.config_admin) return el('td', {}, 'always', rebindButton(u));
     const state = u.blocked ? 'blocked' : u.role ? 'allowed' : 'not authorized';
     const b = el('button', { type: 'button', text: u.blocked ? 'Unblock' : 'Block', 'data-email': u.email, class: 'block' });
     b.addEventListener('click', () => change(u.email, { blocked: !u.blocked }));
-    return el('td', {}, el('span', { class: `access ${state.replace(' ', '-')}`, text: state }), ' ', b);
+    return el('td', {}, el('span', { class: `access ${state.replace(' ', '-')}`, text: state }), ' ', b, rebindButton(u));
   }
 
   function render(list) {

@@ -94,6 +94,33 @@ impl Provider {
         assert_eq!(r.status(), StatusCode::NO_CONTENT);
     }
 
+    /// An ID token for the account `login`, issued to `aud` and signed by `key` ("published",
+    /// "new": a key published from now on, "unknown": a key never published; see provider.mjs).
+    pub async fn mint(&self, login: &str, aud: &str, key: &str) -> String {
+        let r = Client::new()
+            .post(format!("{}/test/mint", self.issuer))
+            .json(&serde_json::json!({ "login": login, "aud": aud, "key": key }))
+            .send()
+            .await
+            .expect("mint");
+        assert_eq!(r.status(), StatusCode::OK);
+        let v: serde_json::Value = r.json().await.expect("mint JSON");
+        v["id_token"].as_str().expect("id_token").to_string()
+    }
+
+    /// How many times the provider's JWKS has been fetched.
+    pub async fn jwks_fetches(&self) -> u64 {
+        let v: serde_json::Value = Client::new()
+            .get(format!("{}/test/counters", self.issuer))
+            .send()
+            .await
+            .expect("counters")
+            .json()
+            .await
+            .expect("counters JSON");
+        v["jwks"].as_u64().expect("jwks count")
+    }
+
     pub fn kill(&mut self) {
         signal(self.child.id(), libc::SIGKILL);
         let _ = self.child.wait();
@@ -109,18 +136,46 @@ impl Drop for Provider {
 
 /// The `[auth]` section for a dsmon on `d.port` signing in with `issuer`.
 pub fn auth_toml(d: &Dsmon, issuer: &str) -> String {
+    auth_toml_with(
+        d,
+        issuer,
+        &["alice@example.com"],
+        &[
+            "bob@example.org",
+            "dave@example.org",
+            "eve@example.org",
+            "*@corp.example",
+        ],
+    )
+}
+
+/// The same with these `admins` and `users`.
+pub fn auth_toml_with(d: &Dsmon, issuer: &str, admins: &[&str], users: &[&str]) -> String {
+    let list = |l: &[&str]| {
+        l.iter()
+            .map(|e| format!("\"{e}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     format!(
-        "[auth]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_file = \"client_secret\"\ndesktop_client_id = \"{DESKTOP_CLIENT_ID}\"\nredirect_url = \"http://127.0.0.1:{}/auth/callback\"\nadmins = [\"alice@example.com\"]\nusers = [\"bob@example.org\", \"dave@example.org\", \"eve@example.org\", \"*@corp.example\"]\ntimeout = \"2s\"\n",
-        d.port
+        "[auth]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_file = \"client_secret\"\ndesktop_client_id = \"{DESKTOP_CLIENT_ID}\"\nredirect_url = \"http://127.0.0.1:{}/auth/callback\"\nadmins = [{}]\nusers = [{}]\ntimeout = \"2s\"\n",
+        d.port,
+        list(admins),
+        list(users)
     )
 }
 
 /// A dsmon configured with `rest` (nodes, collector) and sign-in through `issuer`, serving.
 pub fn dsmon_with_auth(rest: &str, issuer: &str) -> (Dsmon, Serve) {
+    dsmon_with_auth_toml(rest, |d| auth_toml(d, issuer))
+}
+
+/// A dsmon configured with `rest` and the `[auth]` section `auth` makes for it, serving.
+pub fn dsmon_with_auth_toml(rest: &str, auth: impl FnOnce(&Dsmon) -> String) -> (Dsmon, Serve) {
     let d = Dsmon::new(rest);
     std::fs::write(d.dir.join("client_secret"), format!("{CLIENT_SECRET}\n")).expect("secret");
     let text = std::fs::read_to_string(&d.config).expect("config");
-    std::fs::write(&d.config, format!("{text}{}", auth_toml(&d, issuer))).expect("config");
+    std::fs::write(&d.config, format!("{text}{}", auth(&d))).expect("config");
     let s = Serve::start(&d);
     (d, s)
 }
@@ -151,10 +206,17 @@ pub struct Callback(pub String);
 
 impl Agent {
     pub fn new(port: u16) -> Self {
+        Self::from_address(port, std::net::Ipv4Addr::LOCALHOST)
+    }
+
+    /// A browser whose connections come from the loopback address `from` (any of 127.0.0.0/8):
+    /// another client for the server's per-client limits.
+    pub fn from_address(port: u16, from: std::net::Ipv4Addr) -> Self {
         Self {
             http: Client::builder()
                 .cookie_store(true)
                 .redirect(Policy::none())
+                .local_address(std::net::IpAddr::V4(from))
                 .build()
                 .expect("client"),
             base: format!("http://127.0.0.1:{port}"),

@@ -15,12 +15,20 @@
 //   dave@example.org     verified, no hd
 //   eve@example.org      email_verified false
 //   stranger@other.org   verified
+//   bob@example.org#2    verified bob@example.org too, but ANOTHER account (another sub): the same
+//                        address at a second account, as when an address changes hands
 //
 // Test-only controls live HERE, never in dsmon: `POST /test/tamper` with a JSON body arms a one-shot
 // change of the next ID token the token endpoint issues, re-signed with the provider's real key:
 //   { "claims": {...} }   claims to overwrite ("exp_offset": seconds from now for exp)
 //   { "bad_signature": true }  signed by a key the provider never published, under the real kid
 //   { "rotate": true }    a NEW key (new kid) is published in the JWKS and signs this and later tokens
+// `POST /test/mint` { "login", "aud", "key", "claims" } answers { "id_token" }: an ID token for the
+// account `login` issued to `aud`, valid for 10 minutes, signed by
+//   "key": "published" (default) the provider's first key;
+//          "new"       a new key, published in the JWKS from now on (a rotation);
+//          "unknown"   a key never published, under a kid of its own (`"kid"` or made up).
+// `GET /test/counters` answers { "jwks": n }: how many times the JWKS has been fetched.
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import Provider from 'oidc-provider';
@@ -36,9 +44,15 @@ const ACCOUNTS = {
   'dave@example.org': { name: 'Dave', email_verified: true },
   'eve@example.org': { name: 'Eve Unverified', email_verified: false },
   'stranger@other.org': { name: 'Stranger', email_verified: true },
+  'bob@example.org#2': { name: 'Bob Again', email_verified: true, email: 'bob@example.org' },
 };
-const subOf = (email) => `sub-${email.replace(/[^a-z0-9]/g, '-')}`;
-const emailOf = Object.fromEntries(Object.keys(ACCOUNTS).map((e) => [subOf(e), e]));
+const subOf = (login) => `sub-${login.replace(/[^a-z0-9]/g, '-')}`;
+const loginOf = Object.fromEntries(Object.keys(ACCOUNTS).map((e) => [subOf(e), e]));
+const claimsOf = (login) => {
+  const a = ACCOUNTS[login];
+  const sub = subOf(login);
+  return { sub, email: a.email || login, email_verified: a.email_verified, name: a.name, ...(a.hd ? { hd: a.hd } : {}) };
+};
 
 async function newKey(kid) {
   const { privateKey, publicKey } = await jose.generateKeyPair('RS256', { extractable: true });
@@ -50,7 +64,9 @@ async function newKey(kid) {
 const k1 = await newKey('k1');
 const rogue = await newKey('k1'); // same kid, never published
 let rotated = null; // the key published and used after a rotation
+const minted = []; // keys published by /test/mint (key "new")
 let tamper = null; // the armed one-shot change
+const counters = { jwks: 0 };
 
 const server = http.createServer();
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -76,13 +92,12 @@ const provider = new Provider(issuer, {
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   cookies: { keys: [randomUUID()] },
   async findAccount(ctx, sub) {
-    const email = emailOf[sub];
-    if (!email) return undefined;
-    const a = ACCOUNTS[email];
+    const login = loginOf[sub];
+    if (!login) return undefined;
     return {
       accountId: sub,
       async claims() {
-        return { sub, email, email_verified: a.email_verified, name: a.name, ...(a.hd ? { hd: a.hd } : {}) };
+        return claimsOf(login);
       },
     };
   },
@@ -91,8 +106,9 @@ const provider = new Provider(issuer, {
 // Rewrite the token endpoint's ID token when a tamper is armed; publish the rotated key.
 provider.use(async (ctx, next) => {
   await next();
-  if (ctx.path === '/jwks' && rotated && ctx.body && Array.isArray(ctx.body.keys)) {
-    ctx.body = { keys: [...ctx.body.keys, rotated.pub] };
+  if (ctx.path === '/jwks' && ctx.body && Array.isArray(ctx.body.keys)) {
+    counters.jwks += 1;
+    ctx.body = { keys: [...ctx.body.keys, ...(rotated ? [rotated.pub] : []), ...minted.map((k) => k.pub)] };
   }
   if (ctx.path === '/token' && ctx.body && ctx.body.id_token && (tamper || rotated)) {
     const t = tamper || {};
@@ -158,6 +174,30 @@ server.on('request', async (req, res) => {
     const url = new URL(req.url, issuer);
     const m = url.pathname.match(/^\/interaction\/([^/]+)(?:\/(login))?$/);
     if (m) return await interaction(req, res, m[1], m[2]);
+    if (url.pathname === '/test/counters') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify(counters));
+    }
+    if (url.pathname === '/test/mint' && req.method === 'POST') {
+      const m = JSON.parse((await readBody(req)) || '{}');
+      let key = k1;
+      if (m.key === 'new') {
+        key = await newKey(`minted-${minted.length + 1}-${Date.now()}`);
+        minted.push(key);
+      } else if (m.key === 'unknown') {
+        key = await newKey(m.kid || `unknown-${randomUUID()}`);
+      }
+      const now = Math.floor(Date.now() / 1000);
+      const id_token = await new jose.SignJWT({ ...claimsOf(m.login), ...(m.claims || {}) })
+        .setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'JWT' })
+        .setIssuer(issuer)
+        .setAudience(m.aud)
+        .setIssuedAt(now)
+        .setExpirationTime(now + 600)
+        .sign(key.privateKey);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify({ id_token }));
+    }
     if (url.pathname === '/test/tamper' && req.method === 'POST') {
       tamper = JSON.parse((await readBody(req)) || '{}');
       res.writeHead(204);

@@ -97,10 +97,11 @@ impl From<AuthError> for AppError {
     fn from(e: AuthError) -> Self {
         let kind = match &e {
             AuthError::UnknownUser(_) => ErrorKind::NotFound,
-            AuthError::ConfigAdmin(_) => ErrorKind::Conflict,
-            AuthError::NotAuthorized(_) | AuthError::Blocked(_) | AuthError::Unverified(_) => {
-                ErrorKind::NotAuthorized
-            }
+            AuthError::ConfigAdmin(_) | AuthError::NothingToRebind(_) => ErrorKind::Conflict,
+            AuthError::NotAuthorized(_)
+            | AuthError::Blocked(_)
+            | AuthError::Unverified(_)
+            | AuthError::OtherAccount { .. } => ErrorKind::NotAuthorized,
             AuthError::Refused(_) | AuthError::InvalidToken(_) => ErrorKind::NotSignedIn,
             AuthError::Provider(_) => {
                 // Its chain (DNS, TLS details) is for the log, not for whoever asks.

@@ -270,7 +270,9 @@ impl App {
         Ok(tokio::task::spawn_blocking(move || auth.users()).await??)
     }
 
-    /// `change`: the JSON an Admin sends (`{"role": ..., "blocked": ...}`).
+    /// `change`: the JSON an Admin sends (`{"role": ..., "blocked": ..., "rebind": true}`). The
+    /// re-bind (an address bound to the account that last tried it, see
+    /// [`dsmon_auth::AuthError::OtherAccount`]) is audited like the other changes.
     pub async fn change_user(
         &self,
         access: &Access,

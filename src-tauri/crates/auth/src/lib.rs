@@ -2,14 +2,26 @@
 //! verified identity to a role, server-side sessions, user administration and the audit log. This
 //! is the one place where a role is decided; the server and the desktop app only ask it.
 //!
+//! Who someone is: the provider account, (issuer, `sub`), as OpenID Connect Core 5.7 says and as
+//! Grafana (`user_auth` by the account's id, no lookup by email unless
+//! `oauth_allow_insecure_email_lookup`) and Kubernetes (`--oidc-username-claim` `sub` by default,
+//! prefixed with the issuer) key it. The address
+//! is what roles are given to (the configuration names addresses), so the first sign-in binds an
+//! address to its account, and a later sign-in with the same address from another account is
+//! refused and audited until an Admin re-binds the address to it.
+//!
 //! Rules: configuration admins are always Admin (they cannot be blocked or demoted, so nobody is
-//! locked out); a blocked user is refused; a role set by an Admin wins over the configuration's
-//! `users`; `users` matches an exact email or `*@domain` against the verified `hd` claim. An
-//! identity whose email the provider has not verified is refused. Roles are resolved again on every
-//! request, so a change applies at once.
+//! locked out); a blocked user is refused, and a block follows the account to its other
+//! addresses; a role set by an Admin wins over the configuration's `users`; `users` matches an
+//! exact email or `*@domain` against the verified `hd` claim. A `*@domain` entry makes `domain` a
+//! Google Workspace domain: an exact address of it (in `admins` or `users`) then matches only an
+//! account of that Workspace (`hd` = domain), since Google is not authoritative for that address
+//! on an account outside it. An identity whose email the provider has not verified is refused.
+//! Roles are resolved again on every request, so a change applies at once.
 
 pub mod oidc;
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +31,7 @@ use sha2::Digest;
 
 use dsmon_config::{AuthConfig, UserRule};
 pub use dsmon_core::{Caller, Identity, Role};
-use dsmon_store::auth_db::{AuditEntry, UserRecord};
+use dsmon_store::auth_db::{AuditEntry, Rebind, UserRecord};
 use dsmon_store::{AuthStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +52,16 @@ pub enum AuthError {
     NotAuthorized(String),
     #[error("{0} is blocked")]
     Blocked(String),
+    /// The address is bound to another account of the provider than the one signing in.
+    #[error("{email} is bound to another account; if this account now holds the address, an Admin can re-bind it on the users page")]
+    OtherAccount {
+        email: String,
+        /// The account signing in, and the one the address is bound to (subject ids).
+        sub: String,
+        bound_sub: String,
+    },
+    #[error("no other account has tried to sign in as {0}: there is nothing to re-bind it to")]
+    NothingToRebind(String),
     #[error("no user {0} has signed in")]
     UnknownUser(String),
     #[error("{0} is an admin in the configuration file; change it there")]
@@ -80,17 +102,24 @@ pub struct UserView {
     pub blocked: bool,
     pub first_seen: i64,
     pub last_sign_in: Option<i64>,
+    /// When another account last tried to sign in with this address and was refused (the address
+    /// is bound to the account that first signed in with it); `{"rebind": true}` binds it to that
+    /// account.
+    pub other_account_at: Option<i64>,
 }
 
 /// A change an Admin makes on the users page: `{"role": "admin" | "user" | null}` (null: back to
-/// the configuration) and/or `{"blocked": bool}` — as `POST /api/users/EMAIL` and the desktop app's
-/// `change_user` command take it.
+/// the configuration), `{"blocked": bool}` and/or `{"rebind": true}` (bind the address to the
+/// account that last tried it) — as `POST /api/users/EMAIL` and the desktop app's `change_user`
+/// command take it.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
     #[serde(default, deserialize_with = "some_or_null")]
     pub role: Option<Option<Role>>,
     pub blocked: Option<bool>,
+    #[serde(default)]
+    pub rebind: bool,
 }
 
 fn some_or_null<'de, D: serde::Deserializer<'de>>(
@@ -104,11 +133,11 @@ impl UserChange {
     pub fn parse(json: &[u8]) -> std::result::Result<Self, String> {
         let change: Self = serde_json::from_slice(json).map_err(|e| {
             format!(
-                "expected {{\"role\": \"admin\" | \"user\" | null, \"blocked\": true | false}}: {e}"
+                "expected {{\"role\": \"admin\" | \"user\" | null, \"blocked\": true | false, \"rebind\": true}}: {e}"
             )
         })?;
-        if change.role.is_none() && change.blocked.is_none() {
-            return Err("nothing to change: give role and/or blocked".into());
+        if change.role.is_none() && change.blocked.is_none() && !change.rebind {
+            return Err("nothing to change: give role, blocked and/or rebind".into());
         }
         Ok(change)
     }
@@ -140,6 +169,9 @@ pub struct Started {
 const ATTEMPT_TTL: Duration = Duration::from_secs(600);
 const MAX_ATTEMPTS: usize = 10_000;
 
+/// Old audit entries are deleted at most this often (seconds), as entries are written.
+const PRUNE_EVERY: i64 = 3600;
+
 /// A started sign-in as the store keeps it (any instance on the same store can finish it).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Pending {
@@ -156,6 +188,67 @@ pub struct Auth {
     cfg: AuthConfig,
     oidc: oidc::Oidc,
     db: Arc<dyn AuthStore>,
+    log: Arc<AuditLog>,
+}
+
+/// The audit log: each entry in the store and as a tracing event; entries older than
+/// `[auth] audit_retention` deleted at most once an hour as entries are written.
+struct AuditLog {
+    db: Arc<dyn AuthStore>,
+    retention: Duration,
+    /// When old entries were last deleted (Unix seconds; 0: not yet since start).
+    last_prune: AtomicI64,
+}
+
+impl AuditLog {
+    /// Writes an entry. A failed write is logged, not passed on: it must not turn a refusal into
+    /// a success or the reverse.
+    fn write(&self, actor: Option<&str>, action: &str, target: Option<&str>, detail: Option<&str>) {
+        let t = now();
+        let count = match self.db.audit(t, actor, action, target, detail) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, action, "cannot write the audit log");
+                1
+            }
+        };
+        // A repeat counted into an earlier entry is logged at 10, 100, 1000... so that a loop of
+        // bad requests does not fill the system log either.
+        let notable = count == 1
+            || count
+                .checked_ilog10()
+                .is_some_and(|p| 10i64.pow(p) == count);
+        match action {
+            _ if !notable => tracing::debug!(actor, action, target, detail, count, "audit"),
+            "sign_in_refused" | "access_denied" => {
+                tracing::warn!(actor, action, target, detail, count, "audit")
+            }
+            _ => tracing::info!(actor, action, target, detail, count, "audit"),
+        }
+        self.prune(t);
+    }
+
+    fn prune(&self, t: i64) {
+        let last = self.last_prune.load(Ordering::Relaxed);
+        // One writer prunes; the others go on.
+        if t - last < PRUNE_EVERY
+            || self
+                .last_prune
+                .compare_exchange(last, t, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let before = t.saturating_sub(self.retention.as_secs().try_into().unwrap_or(i64::MAX));
+        match self.db.prune_audit(before) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                deleted = n,
+                "audit entries older than the retention deleted"
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot delete old audit entries"),
+        }
+    }
 }
 
 fn now() -> i64 {
@@ -183,6 +276,23 @@ pub fn safe_next(next: &str) -> String {
     }
 }
 
+/// Whether an exact address of the configuration may match an identity with this `hd`: an
+/// address in a Workspace domain of the configuration (a `*@domain` entry of `users`) only when
+/// the account is of that Workspace.
+fn address_matches(cfg: &AuthConfig, email: &str, hd: Option<&str>) -> bool {
+    let domain = email.rsplit_once('@').map(|(_, d)| d);
+    let workspace = cfg
+        .users
+        .iter()
+        .any(|r| matches!(r, UserRule::Domain(d) if Some(d.as_str()) == domain));
+    !workspace || hd == domain
+}
+
+/// Whether `email` (with this `hd`) is an admin of the configuration.
+pub fn is_config_admin(cfg: &AuthConfig, email: &str, hd: Option<&str>) -> bool {
+    cfg.admins.iter().any(|a| a == email) && address_matches(cfg, email, hd)
+}
+
 /// The role of an identity under the configuration and what Admins set; `Err` is why none.
 pub fn resolve_role(
     cfg: &AuthConfig,
@@ -190,7 +300,7 @@ pub fn resolve_role(
     hd: Option<&str>,
     record: Option<&UserRecord>,
 ) -> std::result::Result<(Role, &'static str), AuthError> {
-    if cfg.admins.iter().any(|a| a == email) {
+    if is_config_admin(cfg, email, hd) {
         return Ok((Role::Admin, "config"));
     }
     if record.is_some_and(|r| r.blocked) {
@@ -200,7 +310,7 @@ pub fn resolve_role(
         return Ok((role, "admin"));
     }
     let listed = cfg.users.iter().any(|rule| match rule {
-        UserRule::Email(e) => e == email,
+        UserRule::Email(e) => e == email && address_matches(cfg, email, hd),
         UserRule::Domain(d) => hd == Some(d.as_str()),
     });
     if listed {
@@ -213,8 +323,24 @@ pub fn resolve_role(
 impl Auth {
     /// Sign-in over `store` (already created and migrated).
     pub fn new(cfg: AuthConfig, store: Arc<dyn AuthStore>) -> Result<Self> {
+        let oidc = oidc::Oidc::new(&cfg)?;
+        // Addresses from before accounts were bound: bound to the account of their last sign-in
+        // (the state an Admin has seen), at the configured provider, which issued it.
+        let n = store.bind_unbound(oidc.issuer())?;
+        if n > 0 {
+            tracing::info!(
+                users = n,
+                issuer = oidc.issuer(),
+                "addresses bound to the account of their last sign-in"
+            );
+        }
         Ok(Self {
-            oidc: oidc::Oidc::new(&cfg)?,
+            log: Arc::new(AuditLog {
+                db: Arc::clone(&store),
+                retention: cfg.audit_retention,
+                last_prune: AtomicI64::new(0),
+            }),
+            oidc,
             db: store,
             cfg,
         })
@@ -238,13 +364,31 @@ impl Auth {
     }
 
     fn audit_refusal(&self, e: &AuthError, via: &str) {
-        let who = match e {
-            AuthError::Unverified(e) | AuthError::NotAuthorized(e) | AuthError::Blocked(e) => {
-                Some(e.as_str())
+        match e {
+            AuthError::Unverified(who) | AuthError::NotAuthorized(who) | AuthError::Blocked(who) => {
+                self.audit(
+                    Some(who),
+                    "sign_in_refused",
+                    Some(who),
+                    Some(&format!("{e} ({via})")),
+                )
             }
-            _ => None,
-        };
-        self.audit(who, "sign_in_refused", who, Some(&format!("{e} ({via})")));
+            // Not the address's owner: no known actor, the address as the target.
+            AuthError::OtherAccount {
+                email,
+                sub,
+                bound_sub,
+            } => self.audit(
+                None,
+                "sign_in_refused",
+                Some(email),
+                Some(&format!(
+                    "{email} is bound to the account {bound_sub}; refused the account {sub} of {} ({via})",
+                    self.oidc.issuer()
+                )),
+            ),
+            _ => self.audit(None, "sign_in_refused", None, Some(&format!("{e} ({via})"))),
+        }
     }
 
     /// Writes an audit entry and the matching tracing event. A failed audit write is logged, not
@@ -256,7 +400,7 @@ impl Auth {
         target: Option<&str>,
         detail: Option<&str>,
     ) {
-        audit_to(&*self.db, actor, action, target, detail);
+        self.log.write(actor, action, target, detail);
     }
 
     /// Starts a sign-in that will return to `next` (a same-site path).
@@ -333,8 +477,13 @@ impl Auth {
         next: String,
         via: &'static str,
     ) -> Result<SignedIn> {
-        let (cfg, db) = (self.cfg.clone(), Arc::clone(&self.db));
-        tokio::task::spawn_blocking(move || admit_with(&cfg, &*db, id, next, via))
+        let (cfg, db, log) = (
+            self.cfg.clone(),
+            Arc::clone(&self.db),
+            Arc::clone(&self.log),
+        );
+        let issuer = self.oidc.issuer().to_string();
+        tokio::task::spawn_blocking(move || admit_with(&cfg, &issuer, &*db, &log, id, next, via))
             .await
             .map_err(|e| AuthError::Provider(format!("sign-in task failed: {e}")))?
     }
@@ -372,7 +521,15 @@ impl Auth {
     }
 
     fn admit_inner(&self, id: Identity, next: String, via: &str) -> Result<SignedIn> {
-        admit_with(&self.cfg, &*self.db, id, next, via)
+        admit_with(
+            &self.cfg,
+            self.oidc.issuer(),
+            &*self.db,
+            &self.log,
+            id,
+            next,
+            via,
+        )
     }
 
     /// The caller behind a session cookie, with the role resolved now; `None` when the session is
@@ -425,7 +582,7 @@ impl Auth {
             .users()?
             .into_iter()
             .map(|u| {
-                let config_admin = self.cfg.admins.contains(&u.email);
+                let config_admin = is_config_admin(&self.cfg, &u.email, u.hd.as_deref());
                 // Blocked users show the role they would have, beside the block.
                 let unblocked = UserRecord {
                     blocked: false,
@@ -445,6 +602,7 @@ impl Auth {
                     blocked: u.blocked,
                     first_seen: u.first_seen,
                     last_sign_in: u.last_sign_in,
+                    other_account_at: u.other_at,
                 }
             })
             .collect())
@@ -452,13 +610,38 @@ impl Auth {
 
     fn changeable(&self, email: &str) -> Result<String> {
         let email = email.trim().to_lowercase();
-        if self.cfg.admins.contains(&email) {
+        let Some(u) = self.db.user(&email)? else {
+            return Err(if self.cfg.admins.contains(&email) {
+                AuthError::ConfigAdmin(email)
+            } else {
+                AuthError::UnknownUser(email)
+            });
+        };
+        if is_config_admin(&self.cfg, &email, u.hd.as_deref()) {
             return Err(AuthError::ConfigAdmin(email));
         }
-        if self.db.user(&email)?.is_none() {
-            return Err(AuthError::UnknownUser(email));
-        }
         Ok(email)
+    }
+
+    /// Binds `email` to the account that last tried to sign in with it and was refused
+    /// ([`AuthError::OtherAccount`]), as when an address changed hands or its owner's account was
+    /// made anew; the sessions of the account it was bound to end. Configuration admins too: a
+    /// re-bind gives no role.
+    pub fn rebind(&self, actor: &Caller, email: &str) -> Result<()> {
+        let email = email.trim().to_lowercase();
+        match self.db.rebind(&email)? {
+            Rebind::Done { from, to } => {
+                self.audit(
+                    Some(&actor.email),
+                    "rebound",
+                    Some(&email),
+                    Some(&format!("from the account {from} to the account {to}")),
+                );
+                Ok(())
+            }
+            Rebind::UnknownUser => Err(AuthError::UnknownUser(email)),
+            Rebind::NoOtherAccount => Err(AuthError::NothingToRebind(email)),
+        }
     }
 
     /// Sets (or with `None` clears, back to the configuration) a user's role.
@@ -486,13 +669,17 @@ impl Auth {
         Ok(())
     }
 
-    /// Applies `change` by `actor` (the role first, then the block); returns the new users list.
+    /// Applies `change` by `actor` (the re-bind first, then the role, then the block); returns the
+    /// new users list.
     pub fn change_user(
         &self,
         actor: &Caller,
         email: &str,
         change: UserChange,
     ) -> Result<Vec<UserView>> {
+        if change.rebind {
+            self.rebind(actor, email)?;
+        }
         if let Some(role) = change.role {
             self.set_role(actor, email, role)?;
         }
@@ -513,10 +700,13 @@ impl Auth {
     }
 }
 
-/// Admits a verified identity: its role under the rules, a new session, the audit entry.
+/// Admits a verified identity of `issuer`'s: its account against the address, its role under the
+/// rules, a new session, the audit entry.
 fn admit_with(
     cfg: &AuthConfig,
+    issuer: &str,
     db: &dyn AuthStore,
+    log: &AuditLog,
     id: Identity,
     next: String,
     via: &str,
@@ -525,11 +715,22 @@ fn admit_with(
         return Err(AuthError::Unverified(id.email));
     }
     let t = now();
-    let record = db.user(&id.email)?;
-    let resolved = resolve_role(cfg, &id.email, id.hd.as_deref(), record.as_ref());
     // Remember every verified identity, so an Admin can see and admit who tried.
-    db.upsert_user(&id, t, resolved.is_ok())?;
-    let (role, _) = resolved?;
+    let claim = db.claim_user(&id, issuer, t)?;
+    if !claim.bound {
+        return Err(AuthError::OtherAccount {
+            email: id.email,
+            sub: id.sub,
+            bound_sub: claim.record.sub,
+        });
+    }
+    let mut record = claim.record;
+    if let Some(other) = &claim.blocked_as {
+        tracing::info!(email = %id.email, blocked_as = %other, "the account is blocked under another address");
+        record.blocked = true;
+    }
+    let (role, _) = resolve_role(cfg, &id.email, id.hd.as_deref(), Some(&record))?;
+    db.stamp_sign_in(&id.email, t)?;
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| AuthError::Provider(format!("no randomness for a session id: {e}")))?;
@@ -541,8 +742,7 @@ fn admit_with(
         t,
         t + ttl.as_secs() as i64,
     )?;
-    audit_to(
-        db,
+    log.write(
         Some(&id.email),
         "sign_in",
         None,
@@ -558,25 +758,6 @@ fn admit_with(
         next,
         expires_in: ttl,
     })
-}
-
-/// See [`Auth::audit`].
-fn audit_to(
-    db: &dyn AuthStore,
-    actor: Option<&str>,
-    action: &str,
-    target: Option<&str>,
-    detail: Option<&str>,
-) {
-    match action {
-        "sign_in_refused" | "access_denied" => {
-            tracing::warn!(actor, action, target, detail, "audit")
-        }
-        _ => tracing::info!(actor, action, target, detail, "audit"),
-    }
-    if let Err(e) = db.audit(now(), actor, action, target, detail) {
-        tracing::error!(error = %e, action, "cannot write the audit log");
-    }
 }
 
 /// Runs store work on the blocking pool.
@@ -604,12 +785,17 @@ mod tests {
     fn rec(email: &str, role: Option<Role>, blocked: bool) -> UserRecord {
         UserRecord {
             email: email.into(),
+            issuer: Some("http://127.0.0.1:9".into()),
+            sub: "s".into(),
             name: None,
             hd: None,
             role,
             blocked,
             first_seen: 0,
             last_sign_in: None,
+            other_issuer: None,
+            other_sub: None,
+            other_at: None,
         }
     }
 
@@ -650,6 +836,49 @@ mod tests {
         assert!(r("bob@example.org", None, Some(&blocked))
             .unwrap_err()
             .contains("blocked"));
+    }
+
+    #[test]
+    fn exact_addresses_of_a_workspace_domain_need_its_hd() {
+        let text = "[auth]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"c\"\nclient_secret = \"s\"\nadmins = [\"boss@corp.example\", \"alice@example.com\"]\nusers = [\"*@corp.example\", \"pat@corp.example\", \"bob@example.org\"]\n";
+        let c = dsmon_config::parse(text, std::path::Path::new("/tmp/t.toml"))
+            .expect("config")
+            .auth
+            .expect("auth");
+        let r = |e: &str, hd: Option<&str>| resolve_role(&c, e, hd, None).map(|(r, _)| r).ok();
+        assert_eq!(
+            r("boss@corp.example", Some("corp.example")),
+            Some(Role::Admin)
+        );
+        // The same address on an account outside the Workspace: neither admin nor user.
+        assert_eq!(r("boss@corp.example", None), None);
+        assert_eq!(r("boss@corp.example", Some("other.example")), None);
+        assert!(!is_config_admin(&c, "boss@corp.example", None));
+        assert_eq!(r("pat@corp.example", None), None);
+        // Addresses of other domains are matched as before.
+        assert_eq!(r("alice@example.com", None), Some(Role::Admin));
+        assert_eq!(r("bob@example.org", None), Some(Role::User));
+    }
+
+    #[test]
+    fn user_changes_parse() {
+        let c = UserChange::parse(br#"{"rebind": true}"#).expect("rebind");
+        assert!(c.rebind && c.role.is_none() && c.blocked.is_none());
+        let c = UserChange::parse(br#"{"role": null}"#).expect("role");
+        assert_eq!(c.role, Some(None));
+        assert!(!c.rebind);
+        for bad in [
+            &br#"{}"#[..],
+            br#"{"rebind": false}"#,
+            br#"{"rebind": "yes"}"#,
+            br#"{"x": 1}"#,
+        ] {
+            assert!(
+                UserChange::parse(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

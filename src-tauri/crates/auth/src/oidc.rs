@@ -1,10 +1,12 @@
 //! The OpenID Connect client (authorization code + PKCE S256, state, nonce) on `openidconnect`:
 //! discovery (lazy, so the server starts while the provider is down), the authorization URL, the
 //! code exchange, and ID-token verification (signature through the provider's JWKS, iss, aud, azp,
-//! exp, nonce), with one JWKS refetch when a token is signed by a key id not seen before (Google
-//! rotates its keys).
+//! exp, nonce). A token signed by a key id not in the cached key set makes the provider's JWKS be
+//! fetched again (Google rotates its keys) — at most once a minute, however many such tokens
+//! arrive, and concurrent ones wait for the same fetch — so that made-up key ids cannot make dsmon
+//! hammer the provider.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreErrorResponseType, CoreGenderClaim, CoreJsonWebKey,
@@ -12,6 +14,7 @@ use openidconnect::core::{
     CoreResponseType, CoreRevocableToken, CoreRevocationErrorResponse,
     CoreTokenIntrospectionResponse, CoreTokenType,
 };
+use openidconnect::JsonWebKeySet;
 use openidconnect::{
     AdditionalClaims, AuthType, AuthenticationFlow, AuthorizationCode, ClaimsVerificationError,
     Client, ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet,
@@ -109,8 +112,21 @@ pub struct Oidc {
     redirect: Option<RedirectUrl>,
     http: reqwest::Client,
     /// The provider's discovery document with its JWKS; `None` until first needed.
-    metadata: Mutex<Option<CoreProviderMetadata>>,
+    metadata: Mutex<Option<Cached>>,
+    /// When the keys were last fetched again for an unknown key id; held during that fetch, so
+    /// concurrent callers share it.
+    refetched: Mutex<Option<Instant>>,
 }
+
+/// The provider's metadata and the generation of its key set (one more at each refetch).
+#[derive(Clone)]
+struct Cached {
+    metadata: CoreProviderMetadata,
+    generation: u64,
+}
+
+/// Keys are fetched again for an unknown key id at most this often.
+pub const JWKS_REFETCH_EVERY: Duration = Duration::from_secs(60);
 
 impl Oidc {
     pub fn new(cfg: &AuthConfig) -> Result<Self, AuthError> {
@@ -136,7 +152,13 @@ impl Oidc {
                 .map_err(|e| AuthError::Provider(format!("redirect_url: {e}")))?,
             http,
             metadata: Mutex::new(None),
+            refetched: Mutex::new(None),
         })
+    }
+
+    /// The issuer, exactly as ID tokens must name it (`iss`).
+    pub fn issuer(&self) -> &str {
+        self.issuer.as_str()
     }
 
     async fn discover(&self) -> Result<CoreProviderMetadata, AuthError> {
@@ -163,18 +185,54 @@ impl Oidc {
     }
 
     /// The provider's metadata, discovering on first use (or after a failure).
-    async fn metadata(&self) -> Result<CoreProviderMetadata, AuthError> {
+    async fn cached(&self) -> Result<Cached, AuthError> {
         let mut guard = self.metadata.lock().await;
-        if let Some(m) = guard.as_ref() {
-            return Ok(m.clone());
+        if let Some(c) = guard.as_ref() {
+            return Ok(c.clone());
         }
-        let m = self.discover().await?;
-        *guard = Some(m.clone());
-        Ok(m)
+        let c = Cached {
+            metadata: self.discover().await?,
+            generation: 0,
+        };
+        *guard = Some(c.clone());
+        Ok(c)
     }
 
     async fn client(&self) -> Result<OidcClient, AuthError> {
-        Ok(self.client_of(self.metadata().await?))
+        Ok(self.client_of(self.cached().await?.metadata))
+    }
+
+    /// The key set after a token named a key id that `seen` lacks: fetched again, unless another
+    /// caller did so meanwhile (its result is taken) or the last refetch was less than
+    /// [`JWKS_REFETCH_EVERY`] ago (`None`: the keys stay as they are).
+    async fn refetch_keys(&self, seen: &Cached) -> Result<Option<Cached>, AuthError> {
+        let mut last = self.refetched.lock().await;
+        let current = self.cached().await?;
+        if current.generation != seen.generation {
+            return Ok(Some(current));
+        }
+        if last.is_some_and(|t| t.elapsed() < JWKS_REFETCH_EVERY) {
+            tracing::debug!("ID token signed by an unknown key id; keys were fetched again less than a minute ago");
+            return Ok(None);
+        }
+        // Counted before the fetch: a failing provider is not asked again at once either.
+        *last = Some(Instant::now());
+        tracing::info!("ID token signed by an unknown key id; fetching the provider's keys again");
+        let jwks = JsonWebKeySet::fetch_async(current.metadata.jwks_uri(), &self.http)
+            .await
+            .map_err(|e| {
+                AuthError::Provider(format!(
+                    "fetching the keys at {} failed: {}",
+                    current.metadata.jwks_uri().as_str(),
+                    chain(&e)
+                ))
+            })?;
+        let fresh = Cached {
+            metadata: current.metadata.clone().set_jwks(jwks),
+            generation: current.generation + 1,
+        };
+        *self.metadata.lock().await = Some(fresh.clone());
+        Ok(Some(fresh))
     }
 
     /// The provider's authorization URL for a new attempt, and what to remember of it. The
@@ -273,27 +331,26 @@ impl Oidc {
         audience: &ClientId,
         nonce: N,
     ) -> Result<Identity, AuthError> {
-        let verifier_of = |metadata: CoreProviderMetadata| {
-            OidcClient::from_provider_metadata(metadata, audience.clone(), None)
+        let verifier_of = |c: &Cached| {
+            OidcClient::from_provider_metadata(c.metadata.clone(), audience.clone(), None)
         };
-        let client = verifier_of(self.metadata().await?);
-        let claims = match id_token.claims(&client.id_token_verifier(), nonce.clone()) {
+        let cached = self.cached().await?;
+        let claims = match id_token.claims(&verifier_of(&cached).id_token_verifier(), nonce.clone())
+        {
             Ok(c) => c.clone(),
             Err(ClaimsVerificationError::SignatureVerification(
                 SignatureVerificationError::NoMatchingKey,
             )) => {
-                // A key id we have not seen: the provider may have rotated its keys. Fetch the
-                // discovery document and JWKS again, once, and retry.
-                tracing::info!(
-                    "ID token signed by an unknown key id; refetching the provider's keys"
-                );
-                let fresh = self.discover().await?;
-                let c = id_token
-                    .claims(&verifier_of(fresh.clone()).id_token_verifier(), nonce)
+                // A key id we have not seen: the provider may have rotated its keys.
+                let Some(fresh) = self.refetch_keys(&cached).await? else {
+                    return Err(AuthError::InvalidToken(
+                        "signed by a key the provider does not publish (its keys were fetched again less than a minute ago)".into(),
+                    ));
+                };
+                id_token
+                    .claims(&verifier_of(&fresh).id_token_verifier(), nonce)
                     .map_err(|e| AuthError::InvalidToken(e.to_string()))?
-                    .clone();
-                *self.metadata.lock().await = Some(fresh);
-                c
+                    .clone()
             }
             Err(e) => return Err(AuthError::InvalidToken(e.to_string())),
         };

@@ -29,6 +29,8 @@ pub struct AuthConfig {
     pub session_ttl: Duration,
     /// Budget for each request to the provider.
     pub timeout: Duration,
+    /// How long audit entries are kept (default 400 days).
+    pub audit_retention: Duration,
 }
 
 /// An entry of `[auth] users`.
@@ -76,6 +78,8 @@ pub(crate) struct RawAuth {
     session_ttl: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration")]
     timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration")]
+    audit_retention: Option<Duration>,
 }
 
 fn err(key: &str, message: impl Into<String>) -> KeyError {
@@ -106,6 +110,12 @@ pub(crate) fn validate(a: RawAuth, base_dir: &Path) -> Result<AuthConfig, KeyErr
     if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(60) {
         return Err(err("timeout", "must be between 100ms and 60s"));
     }
+    let audit_retention = a
+        .audit_retention
+        .unwrap_or(Duration::from_secs(400 * 86_400));
+    if audit_retention < Duration::from_secs(86_400) {
+        return Err(err("audit_retention", "must be at least 1d"));
+    }
     Ok(AuthConfig {
         issuer,
         client_id,
@@ -116,6 +126,7 @@ pub(crate) fn validate(a: RawAuth, base_dir: &Path) -> Result<AuthConfig, KeyErr
         users,
         session_ttl,
         timeout,
+        audit_retention,
     })
 }
 

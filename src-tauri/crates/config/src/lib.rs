@@ -494,7 +494,13 @@ mod tests {
             ]
         );
         assert_eq!(a.session_ttl, Duration::from_secs(12 * 3600));
+        assert_eq!(a.audit_retention, Duration::from_secs(400 * 86_400));
         assert!(!format!("{a:?}").contains("s3cret-value"));
+        let c = p(&format!("{AUTH}audit_retention = \"90d\"\n")).unwrap();
+        assert_eq!(
+            c.auth.unwrap().audit_retention,
+            Duration::from_secs(90 * 86_400)
+        );
         // Google by default.
         let c = p(&AUTH.replace("issuer = \"http://127.0.0.1:9\"\n", "")).unwrap();
         assert_eq!(
@@ -546,6 +552,8 @@ mod tests {
         assert!(e.contains("auth.users[0]"), "{e}");
         let e = err(&format!("{AUTH}session_ttl = \"10s\"\n"));
         assert!(e.contains("auth.session_ttl"), "{e}");
+        let e = err(&format!("{AUTH}audit_retention = \"1h\"\n"));
+        assert!(e.contains("auth.audit_retention"), "{e}");
         let e = err(&format!("{AUTH}colour = \"red\"\n"));
         assert!(e.contains("colour"), "{e}");
     }

@@ -148,7 +148,10 @@ async fn callback(
         }
         Err(e) => {
             let (status, title, link) = match &e {
-                AuthError::NotAuthorized(_) | AuthError::Blocked(_) | AuthError::Unverified(_) => (
+                AuthError::NotAuthorized(_)
+                | AuthError::Blocked(_)
+                | AuthError::Unverified(_)
+                | AuthError::OtherAccount { .. } => (
                     StatusCode::FORBIDDEN,
                     "Not authorized",
                     ("/auth/login", "Sign in with another account"),

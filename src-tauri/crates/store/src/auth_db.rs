@@ -1,21 +1,28 @@
-//! The sign-in state on SQLite (tables of `migrations/0003_auth.sql` and `0005_auth_state.sql`):
-//! users, sessions, audit, started sign-ins and exchanged tokens. A connection of its own on the
+//! The sign-in state on SQLite (tables of `migrations/0003_auth.sql`, `0005_auth_state.sql` and
+//! `0006_account_binding_audit_bounds.sql`): users, sessions, audit, started sign-ins and exchanged
+//! tokens. A connection of its own on the
 //! same file as the samples, so sign-in never waits on history reads.
 
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 use dsmon_core::{Identity, Role};
 
-use crate::{AuthStore, StoreError};
+use crate::{AuthStore, StoreError, AUDIT_COLLAPSE_SECS};
 
-/// A user as stored: what the provider said at the last sign-in, and what an Admin set.
+/// A user as stored: an address, the provider account it is bound to, what the provider said at
+/// the last sign-in, and what an Admin set.
 #[derive(Debug, Clone)]
 pub struct UserRecord {
     pub email: String,
+    /// The provider of the bound account; `None`: not bound yet (a row from before accounts were
+    /// bound, bound when dsmon starts or at the next sign-in).
+    pub issuer: Option<String>,
+    /// The bound account's subject id at `issuer`.
+    pub sub: String,
     pub name: Option<String>,
     pub hd: Option<String>,
     /// Set by an Admin; `None`: from the configuration.
@@ -23,9 +30,40 @@ pub struct UserRecord {
     pub blocked: bool,
     pub first_seen: i64,
     pub last_sign_in: Option<i64>,
+    /// The last other account that tried to sign in with this address (refused), which an Admin
+    /// may re-bind the address to, and when.
+    pub other_issuer: Option<String>,
+    pub other_sub: Option<String>,
+    pub other_at: Option<i64>,
 }
 
-/// One audit entry.
+/// A sign-in's account checked against the address it signs in with ([`AuthStore::claim_user`]).
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The address's record after the claim.
+    pub record: UserRecord,
+    /// True: the address is bound to this account (it was already, or it is now as the first to
+    /// sign in with it). False: it is bound to another account; this one is remembered in the
+    /// record's `other_*` for an Admin's re-bind, and nothing else changed.
+    pub bound: bool,
+    /// Another address bound to the same account that an Admin blocked, if any: a block follows
+    /// the account, not only the address.
+    pub blocked_as: Option<String>,
+}
+
+/// The outcome of [`AuthStore::rebind`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rebind {
+    /// Re-bound from the account `from` to the account `to` (subject ids); its sessions ended.
+    Done { from: String, to: String },
+    /// No such address.
+    UnknownUser,
+    /// No other account has tried this address since it was bound: nothing to re-bind to.
+    NoOtherAccount,
+}
+
+/// One audit entry. Repeated refusals from no known actor are one entry seen `count` times, first
+/// at `ts` and last at `last_seen`.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEntry {
     pub id: i64,
@@ -34,6 +72,8 @@ pub struct AuditEntry {
     pub action: String,
     pub target: Option<String>,
     pub detail: Option<String>,
+    pub count: i64,
+    pub last_seen: i64,
 }
 
 pub struct SqliteAuthStore {
@@ -63,10 +103,38 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
         blocked: r.get::<_, i64>(4)? != 0,
         first_seen: r.get(5)?,
         last_sign_in: r.get(6)?,
+        issuer: r.get(7)?,
+        sub: r.get(8)?,
+        other_issuer: r.get(9)?,
+        other_sub: r.get(10)?,
+        other_at: r.get(11)?,
     })
 }
 
-const USER_COLUMNS: &str = "email, name, hd, role, blocked, first_seen, last_sign_in";
+const USER_COLUMNS: &str = "email, name, hd, role, blocked, first_seen, last_sign_in, issuer, sub, other_issuer, other_sub, other_at";
+
+fn user_of(c: &Connection, email: &str) -> rusqlite::Result<Option<UserRecord>> {
+    c.query_row(
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"),
+        [email],
+        user_from_row,
+    )
+    .optional()
+}
+
+fn audit_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+    let ts: i64 = r.get(1)?;
+    Ok(AuditEntry {
+        id: r.get(0)?,
+        ts,
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        target: r.get(4)?,
+        detail: r.get(5)?,
+        count: r.get(6)?,
+        last_seen: r.get::<_, Option<i64>>(7)?.unwrap_or(ts),
+    })
+}
 
 impl SqliteAuthStore {
     /// Opens the database the store has already created and migrated.
@@ -87,13 +155,7 @@ impl SqliteAuthStore {
 
 impl AuthStore for SqliteAuthStore {
     fn user(&self, email: &str) -> Result<Option<UserRecord>> {
-        let c = self.conn()?;
-        Ok(c.query_row(
-            &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"),
-            [email],
-            user_from_row,
-        )
-        .optional()?)
+        Ok(user_of(&*self.conn()?, email)?)
     }
 
     fn users(&self) -> Result<Vec<UserRecord>> {
@@ -105,18 +167,97 @@ impl AuthStore for SqliteAuthStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Records a verified identity (at every sign-in attempt, also refused ones, so an Admin can
-    /// grant a role to someone who tried); `signed_in` also stamps the last sign-in.
-    fn upsert_user(&self, id: &Identity, now: i64, signed_in: bool) -> Result<()> {
-        let c = self.conn()?;
-        c.execute(
-            "INSERT INTO users (email, sub, name, hd, first_seen, last_sign_in)
-             VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?6 THEN ?5 END)
-             ON CONFLICT(email) DO UPDATE SET sub = ?2, name = ?3, hd = ?4,
-                 last_sign_in = CASE WHEN ?6 THEN ?5 ELSE last_sign_in END",
-            params![id.email, id.sub, id.name, id.hd, now, signed_in],
+    fn claim_user(&self, id: &Identity, issuer: &str, now: i64) -> Result<Claim> {
+        let mut c = self.conn()?;
+        // Immediate: two first sign-ins with one address (from two instances) cannot both bind it.
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let bound = match user_of(&tx, &id.email)? {
+            None => {
+                tx.execute(
+                    "INSERT INTO users (email, issuer, sub, name, hd, first_seen)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![id.email, issuer, id.sub, id.name, id.hd, now],
+                )?;
+                true
+            }
+            Some(u)
+                if u.issuer.is_none()
+                    || (u.issuer.as_deref() == Some(issuer) && u.sub == id.sub) =>
+            {
+                tx.execute(
+                    "UPDATE users SET issuer = ?2, sub = ?3, name = ?4, hd = ?5 WHERE email = ?1",
+                    params![id.email, issuer, id.sub, id.name, id.hd],
+                )?;
+                true
+            }
+            Some(_) => {
+                tx.execute(
+                    "UPDATE users SET other_issuer = ?2, other_sub = ?3, other_at = ?4 WHERE email = ?1",
+                    params![id.email, issuer, id.sub, now],
+                )?;
+                false
+            }
+        };
+        let blocked_as = if bound {
+            tx.query_row(
+                "SELECT email FROM users WHERE issuer = ?1 AND sub = ?2 AND email != ?3 AND blocked
+                 ORDER BY email LIMIT 1",
+                params![issuer, id.sub, id.email],
+                |r| r.get(0),
+            )
+            .optional()?
+        } else {
+            None
+        };
+        let record = tx.query_row(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"),
+            [&id.email],
+            user_from_row,
+        )?;
+        tx.commit()?;
+        Ok(Claim {
+            record,
+            bound,
+            blocked_as,
+        })
+    }
+
+    fn stamp_sign_in(&self, email: &str, now: i64) -> Result<()> {
+        self.conn()?.execute(
+            "UPDATE users SET last_sign_in = ?2 WHERE email = ?1",
+            params![email, now],
         )?;
         Ok(())
+    }
+
+    fn rebind(&self, email: &str) -> Result<Rebind> {
+        let mut c = self.conn()?;
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(u) = user_of(&tx, email)? else {
+            return Ok(Rebind::UnknownUser);
+        };
+        let (Some(issuer), Some(sub)) = (u.other_issuer, u.other_sub) else {
+            return Ok(Rebind::NoOtherAccount);
+        };
+        tx.execute(
+            "UPDATE users SET issuer = ?2, sub = ?3, other_issuer = NULL, other_sub = NULL,
+                 other_at = NULL
+             WHERE email = ?1",
+            params![email, issuer, sub],
+        )?;
+        tx.execute("DELETE FROM sessions WHERE email = ?1", [email])?;
+        tx.commit()?;
+        Ok(Rebind::Done {
+            from: u.sub,
+            to: sub,
+        })
+    }
+
+    fn bind_unbound(&self, issuer: &str) -> Result<usize> {
+        Ok(self.conn()?.execute(
+            "UPDATE users SET issuer = ?1 WHERE issuer IS NULL",
+            [issuer],
+        )?)
     }
 
     fn set_role(&self, email: &str, role: Option<Role>) -> Result<bool> {
@@ -191,12 +332,36 @@ impl AuthStore for SqliteAuthStore {
         action: &str,
         target: Option<&str>,
         detail: Option<&str>,
-    ) -> Result<()> {
-        self.conn()?.execute(
+    ) -> Result<i64> {
+        let c = self.conn()?;
+        if actor.is_none() {
+            let counted: Option<i64> = c
+                .query_row(
+                    "UPDATE audit SET count = count + 1, last_ts = ?1
+                     WHERE id = (SELECT id FROM audit
+                                 WHERE actor IS NULL AND action = ?2 AND ts > ?1 - ?5
+                                   AND target IS ?3 AND detail IS ?4
+                                 ORDER BY ts DESC, id DESC LIMIT 1)
+                     RETURNING count",
+                    params![now, action, target, detail, AUDIT_COLLAPSE_SECS],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(n) = counted {
+                return Ok(n);
+            }
+        }
+        c.execute(
             "INSERT INTO audit (ts, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![now, actor, action, target, detail],
         )?;
-        Ok(())
+        Ok(1)
+    }
+
+    fn prune_audit(&self, before: i64) -> Result<usize> {
+        Ok(self
+            .conn()?
+            .execute("DELETE FROM audit WHERE ts < ?1", [before])?)
     }
 
     /// A page of the audit log, newest first, and the total number of entries.
@@ -204,18 +369,10 @@ impl AuthStore for SqliteAuthStore {
         let c = self.conn()?;
         let total: i64 = c.query_row("SELECT count(*) FROM audit", [], |r| r.get(0))?;
         let mut st = c.prepare(
-            "SELECT id, ts, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?1 OFFSET ?2",
+            "SELECT id, ts, actor, action, target, detail, count, last_ts FROM audit
+             ORDER BY id DESC LIMIT ?1 OFFSET ?2",
         )?;
-        let rows = st.query_map([limit, offset], |r| {
-            Ok(AuditEntry {
-                id: r.get(0)?,
-                ts: r.get(1)?,
-                actor: r.get(2)?,
-                action: r.get(3)?,
-                target: r.get(4)?,
-                detail: r.get(5)?,
-            })
-        })?;
+        let rows = st.query_map([limit, offset], audit_from_row)?;
         Ok((rows.collect::<rusqlite::Result<_>>()?, total))
     }
 
@@ -272,5 +429,57 @@ impl AuthStore for SqliteAuthStore {
         )?;
         tx.commit()?;
         Ok(n == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SqliteStore, MIGRATIONS};
+
+    #[test]
+    fn addresses_from_before_0006_are_bound_to_their_last_account() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.sqlite3");
+        {
+            // A database of schema 5 with a user and an audit entry.
+            let c = Connection::open(&path).expect("open");
+            for (name, sql) in &MIGRATIONS[..5] {
+                c.execute_batch(sql)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+            c.execute_batch(
+                "PRAGMA user_version = 5;
+                 INSERT INTO users (email, sub, first_seen, last_sign_in) VALUES ('a@x.org', 'old', 1, 2);
+                 INSERT INTO audit (ts, actor, action) VALUES (3, 'a@x.org', 'sign_in');",
+            )
+            .expect("rows");
+        }
+        SqliteStore::open(&path).expect("migrate");
+        let s = SqliteAuthStore::open(&path).expect("open");
+        let a = s.user("a@x.org").expect("user").expect("a");
+        assert_eq!((a.issuer, a.sub.as_str()), (None, "old"), "not bound yet");
+        let (page, _) = s.audit_page(0, 5).expect("audit");
+        assert_eq!((page[0].count, page[0].last_seen), (1, 3));
+        assert_eq!(s.bind_unbound("https://idp.example").expect("bind"), 1);
+        assert_eq!(s.bind_unbound("https://idp.example").expect("again"), 0);
+        let id = |sub: &str| Identity {
+            sub: sub.into(),
+            email: "a@x.org".into(),
+            email_verified: true,
+            name: None,
+            hd: None,
+            expires_at: 0,
+        };
+        assert!(
+            !s.claim_user(&id("new"), "https://idp.example", 10)
+                .expect("claim")
+                .bound
+        );
+        assert!(
+            s.claim_user(&id("old"), "https://idp.example", 11)
+                .expect("claim")
+                .bound
+        );
     }
 }

@@ -8,7 +8,8 @@ use std::ops::ControlFlow;
 
 use dsmon_core::{Identity, Metrics, Role, Row};
 
-use crate::{AuthStore, Period, RowQuery, SampleStore, ROLLUPS};
+use crate::auth_db::Rebind;
+use crate::{AuthStore, Period, RowQuery, SampleStore, AUDIT_COLLAPSE_SECS, ROLLUPS};
 
 /// A fresh, empty store per call.
 pub type Make<'a, S> = &'a mut dyn FnMut() -> Box<S>;
@@ -23,8 +24,10 @@ pub fn samples(make: Make<'_, dyn SampleStore>) {
 /// Runs every sign-in state check, each on a fresh store.
 pub fn auth(make: Make<'_, dyn AuthStore>) {
     users_roles_and_blocks(&*make());
+    addresses_are_bound_to_accounts(&*make());
     sessions_expire_and_end(&*make());
     audit_pages(&*make());
+    anonymous_repeats_are_counted_and_old_entries_pruned(&*make());
     pending_sign_ins(&*make());
     used_tokens(&*make());
 }
@@ -236,17 +239,25 @@ fn identity(email: &str, sub: &str) -> Identity {
     }
 }
 
+const ISSUER: &str = "https://accounts.example";
+
+/// A successful sign-in as the auth layer records it: the claim, then the stamp.
+fn sign_in(s: &dyn AuthStore, id: &Identity, now: i64) {
+    let c = s.claim_user(id, ISSUER, now).expect("claim");
+    assert!(c.bound, "{} is bound to its first account", id.email);
+    s.stamp_sign_in(&id.email, now).expect("stamp");
+}
+
 fn users_roles_and_blocks(s: &dyn AuthStore) {
     assert!(s.user("a@x.org").expect("user").is_none());
-    s.upsert_user(&identity("a@x.org", "1"), T0, true)
-        .expect("upsert");
-    s.upsert_user(&identity("b@x.org", "2"), T0 + 5, false)
-        .expect("upsert");
+    sign_in(s, &identity("a@x.org", "1"), T0);
+    // Tried and refused (no role): remembered, not stamped.
+    s.claim_user(&identity("b@x.org", "2"), ISSUER, T0 + 5)
+        .expect("claim");
     let a = s.user("a@x.org").expect("user").expect("a exists");
     assert_eq!((a.first_seen, a.last_sign_in), (T0, Some(T0)));
     assert_eq!(a.hd.as_deref(), Some("x.org"));
-    s.upsert_user(&identity("a@x.org", "1"), T0 + 60, true)
-        .expect("again");
+    sign_in(s, &identity("a@x.org", "1"), T0 + 60);
     let a = s.user("a@x.org").expect("user").expect("a");
     assert_eq!(
         (a.first_seen, a.last_sign_in),
@@ -288,9 +299,93 @@ fn users_roles_and_blocks(s: &dyn AuthStore) {
     assert!(!s.set_blocked("nobody@x.org", true).expect("unknown"));
 }
 
+fn addresses_are_bound_to_accounts(s: &dyn AuthStore) {
+    let first = s
+        .claim_user(&identity("a@x.org", "1"), ISSUER, T0)
+        .expect("claim");
+    assert!(first.bound && first.blocked_as.is_none());
+    assert_eq!(
+        (first.record.issuer.as_deref(), first.record.sub.as_str()),
+        (Some(ISSUER), "1"),
+        "the first sign-in binds the address"
+    );
+    s.create_session("h1", "a@x.org", T0, T0 + 1000)
+        .expect("session");
+    // Another account with the same address: refused, nothing of the address changes, and the
+    // account is remembered for a re-bind.
+    let mut other = identity("a@x.org", "2");
+    other.name = Some("Someone else".into());
+    let c = s.claim_user(&other, ISSUER, T0 + 10).expect("claim");
+    assert!(!c.bound, "an address bound to another account");
+    assert_eq!(c.record.sub, "1", "the binding stays");
+    assert_eq!(
+        c.record.name.as_deref(),
+        Some("Name of a@x.org"),
+        "name kept"
+    );
+    assert_eq!(
+        (
+            c.record.other_issuer.as_deref(),
+            c.record.other_sub.as_deref(),
+            c.record.other_at
+        ),
+        (Some(ISSUER), Some("2"), Some(T0 + 10))
+    );
+    // The same subject at another issuer is another account.
+    let c = s
+        .claim_user(
+            &identity("a@x.org", "1"),
+            "https://elsewhere.example",
+            T0 + 11,
+        )
+        .expect("claim");
+    assert!(!c.bound, "(issuer, sub) is the account, not sub alone");
+    let c = s.claim_user(&other, ISSUER, T0 + 12).expect("claim");
+    assert!(!c.bound);
+    // An Admin re-binds the address to the last account that tried it: its sessions end.
+    assert_eq!(
+        s.rebind("a@x.org").expect("rebind"),
+        Rebind::Done {
+            from: "1".into(),
+            to: "2".into()
+        }
+    );
+    assert!(
+        s.session_user("h1", T0 + 13).expect("session").is_none(),
+        "the old account's sessions end"
+    );
+    assert!(s.claim_user(&other, ISSUER, T0 + 14).expect("claim").bound);
+    assert!(
+        !s.claim_user(&identity("a@x.org", "1"), ISSUER, T0 + 15)
+            .expect("claim")
+            .bound,
+        "the old account is now the other one"
+    );
+    assert_eq!(
+        s.rebind("nobody@x.org").expect("rebind"),
+        Rebind::UnknownUser
+    );
+    assert!(
+        s.claim_user(&identity("c@x.org", "3"), ISSUER, T0)
+            .expect("c")
+            .bound
+    );
+    assert_eq!(
+        s.rebind("c@x.org").expect("rebind"),
+        Rebind::NoOtherAccount,
+        "nobody else tried c@x.org"
+    );
+    // A block follows the account to another of its addresses.
+    assert!(s.set_blocked("c@x.org", true).expect("block"));
+    let c = s
+        .claim_user(&identity("c2@x.org", "3"), ISSUER, T0 + 20)
+        .expect("claim");
+    assert!(c.bound);
+    assert_eq!(c.blocked_as.as_deref(), Some("c@x.org"));
+}
+
 fn sessions_expire_and_end(s: &dyn AuthStore) {
-    s.upsert_user(&identity("a@x.org", "1"), T0, true)
-        .expect("upsert");
+    sign_in(s, &identity("a@x.org", "1"), T0);
     s.create_session("h1", "a@x.org", T0, T0 + 100).expect("h1");
     s.create_session("h2", "a@x.org", T0, T0 + 200).expect("h2");
     s.create_session("h3", "a@x.org", T0, T0 + 200).expect("h3");
@@ -339,6 +434,68 @@ fn audit_pages(s: &dyn AuthStore) {
         last.iter().map(|e| e.target.clone()).collect::<Vec<_>>(),
         vec![Some("t1".to_string()), Some("t0".to_string())]
     );
+}
+
+fn anonymous_repeats_are_counted_and_old_entries_pruned(s: &dyn AuthStore) {
+    let refuse = |t: i64, detail: &str| {
+        s.audit(t, None, "sign_in_refused", None, Some(detail))
+            .expect("audit")
+    };
+    assert_eq!(refuse(T0, "bad state"), 1, "a new entry");
+    for i in 1..50 {
+        assert_eq!(refuse(T0 + i, "bad state"), i + 1, "counted into the first");
+    }
+    assert_eq!(refuse(T0 + 50, "another reason"), 1, "another detail");
+    // Someone known is never collapsed.
+    for t in [T0 + 51, T0 + 52] {
+        assert_eq!(
+            s.audit(
+                t,
+                Some("a@x.org"),
+                "sign_in_refused",
+                None,
+                Some("bad state")
+            )
+            .expect("audit"),
+            1
+        );
+    }
+    // A target makes it another entry.
+    assert_eq!(
+        s.audit(
+            T0 + 53,
+            None,
+            "sign_in_refused",
+            Some("b@x.org"),
+            Some("bad state")
+        )
+        .expect("audit"),
+        1
+    );
+    let (page, total) = s.audit_page(0, 10).expect("page");
+    assert_eq!(total, 5, "50 refusals are one entry: {page:?}");
+    let first = page
+        .iter()
+        .find(|e| {
+            e.detail.as_deref() == Some("bad state") && e.actor.is_none() && e.target.is_none()
+        })
+        .expect("the counted entry");
+    assert_eq!(
+        (first.ts, first.count, first.last_seen),
+        (T0, 50, T0 + 49),
+        "first seen, count, last seen"
+    );
+    let known = page.iter().find(|e| e.actor.is_some()).expect("known");
+    assert_eq!((known.count, known.last_seen), (1, known.ts));
+    // An hour after the first sighting, a new entry starts.
+    assert_eq!(refuse(T0 + AUDIT_COLLAPSE_SECS, "bad state"), 1);
+    assert_eq!(s.audit_page(0, 10).expect("page").1, 6);
+    // Retention: entries first seen before the bound go, the rest stay.
+    assert_eq!(s.prune_audit(T0 + 51).expect("prune"), 2);
+    let (page, total) = s.audit_page(0, 10).expect("page");
+    assert_eq!(total, 4);
+    assert!(page.iter().all(|e| e.ts >= T0 + 51), "{page:?}");
+    assert_eq!(s.prune_audit(T0 + 51).expect("again"), 0);
 }
 
 fn pending_sign_ins(s: &dyn AuthStore) {

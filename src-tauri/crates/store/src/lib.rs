@@ -14,3 +14,7 @@ pub use auth_db::SqliteAuthStore;
 pub use dsmon_core::Row;
 pub use sqlite::{Period, Result, RowQuery, SqliteStore, StoreError, MIGRATIONS, ROLLUPS};
 pub use traits::{AuthStore, SampleStore, SharedSamples};
+
+/// Anonymous audit entries that repeat one first seen less than this long ago (seconds) are
+/// counted into it (see [`AuthStore::audit`]).
+pub const AUDIT_COLLAPSE_SECS: i64 = 3600;

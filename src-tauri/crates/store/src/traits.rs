@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use dsmon_core::{Identity, Role, Row};
 
-use crate::auth_db::{AuditEntry, UserRecord};
+use crate::auth_db::{AuditEntry, Claim, Rebind, UserRecord};
 use crate::{Period, Result, RowQuery};
 
 /// The logged rows: one per node per tick, and the roll-up tiers kept up to date with them.
@@ -78,9 +78,24 @@ pub trait AuthStore: Send + Sync {
     /// Every user, the most recently signed-in first.
     fn users(&self) -> Result<Vec<UserRecord>>;
 
-    /// Records a verified identity (at every sign-in attempt, also refused ones, so an Admin can
-    /// grant a role to someone who tried); `signed_in` also stamps the last sign-in.
-    fn upsert_user(&self, id: &Identity, now: i64, signed_in: bool) -> Result<()>;
+    /// Checks a verified identity's account (`issuer`, `id.sub`) against its address, atomically:
+    /// a new address is bound to this account (first seen `now`), as is an address not bound yet;
+    /// an address bound to this account has its name and `hd` updated. An address bound to
+    /// another account is left as it is, except that this account is remembered as the one an
+    /// Admin may re-bind it to. Called at every sign-in attempt, also ones refused later, so an
+    /// Admin can see and admit who tried.
+    fn claim_user(&self, id: &Identity, issuer: &str, now: i64) -> Result<Claim>;
+
+    /// Stamps a successful sign-in.
+    fn stamp_sign_in(&self, email: &str, now: i64) -> Result<()>;
+
+    /// Binds `email` to the last other account that tried it (see [`AuthStore::claim_user`]) and
+    /// ends the address's sessions.
+    fn rebind(&self, email: &str) -> Result<Rebind>;
+
+    /// Binds every address not bound yet (rows from before accounts were bound) to `issuer` and
+    /// the `sub` of its last sign-in; returns how many.
+    fn bind_unbound(&self, issuer: &str) -> Result<usize>;
 
     /// Sets (`None`: clears) the role an Admin gave; false when there is no such user.
     fn set_role(&self, email: &str, role: Option<Role>) -> Result<bool>;
@@ -98,6 +113,10 @@ pub trait AuthStore: Send + Sync {
 
     fn delete_sessions_of(&self, email: &str) -> Result<()>;
 
+    /// Writes an audit entry; returns how many times it has been seen. An entry without an actor
+    /// that repeats the action, target and detail of one first seen less than
+    /// [`crate::AUDIT_COLLAPSE_SECS`] ago is counted into that one (its count and last time seen)
+    /// instead of being written again, so a loop of anonymous refusals adds no rows.
     fn audit(
         &self,
         now: i64,
@@ -105,7 +124,10 @@ pub trait AuthStore: Send + Sync {
         action: &str,
         target: Option<&str>,
         detail: Option<&str>,
-    ) -> Result<()>;
+    ) -> Result<i64>;
+
+    /// Deletes the audit entries first seen before `before`; returns how many.
+    fn prune_audit(&self, before: i64) -> Result<usize>;
 
     /// A page of the audit log, newest first, and the total number of entries.
     fn audit_page(&self, offset: i64, limit: i64) -> Result<(Vec<AuditEntry>, i64)>;
