@@ -77,6 +77,73 @@ async fn attacks_on_identity_audit_log_and_keys_fail() {
     let admin = an_address_is_bound_to_the_account_that_first_signed_in(&s).await;
     a_loop_of_bad_callbacks_adds_one_counted_entry(&s, &admin).await;
     unknown_key_ids_fetch_the_keys_again_at_most_once_a_minute(&s).await;
+    live_streams_beyond_the_cap_are_refused(&admin).await;
+}
+
+/// One session holds as many live streams as it may (8); the next is a 429 with the reason, and a
+/// closed stream gives its place back.
+async fn live_streams_beyond_the_cap_are_refused(admin: &Agent) {
+    let url = format!("{}/api/live/stream", admin.base);
+    let open = || {
+        admin
+            .http
+            .get(&url)
+            .header("accept", "text/event-stream")
+            .send()
+    };
+    let mut held = Vec::new();
+    for i in 0..8 {
+        let r = open().await.expect("stream");
+        assert_eq!(r.status(), StatusCode::OK, "stream {i}");
+        held.push(r);
+    }
+    let r = open().await.expect("ninth");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(v["kind"], "too_many", "{v}");
+    assert!(
+        v["error"].as_str().is_some_and(|e| e.contains("at most 8")),
+        "{v}"
+    );
+    held.pop();
+    let mut again = None;
+    for _ in 0..50 {
+        let r = open().await.expect("again");
+        if r.status() == StatusCode::OK {
+            again = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "a closed stream gives its place back");
+}
+
+/// Without sign-in every caller is the local Admin, so a web page that rebinds its own name to
+/// 127.0.0.1 (DNS rebinding) must get nothing: only loopback Host names are answered.
+#[test]
+fn no_auth_mode_answers_only_loopback_hosts() {
+    let d = Dsmon::new("[[nodes]]\nname = \"n1\"\nurl = \"http://127.0.0.1:9\"\n");
+    let serve = Serve::start(&d);
+    let port = serve.port;
+    let ask = |host: &str, path: &str| {
+        let req = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+        exchange(connect_from(Ipv4Addr::LOCALHOST, port), req.as_bytes()).expect("answer")
+    };
+    for (host, path) in [
+        ("evil.example", "/api/history.csv?from=-1h"),
+        (&format!("evil.example:{port}") as &str, "/api/live"),
+        ("127.0.0.1.nip.io", "/"),
+        (&format!("127.0.0.1:{}", port + 1), "/api/me"),
+    ] {
+        let a = ask(host, path);
+        assert_eq!(a.status, 421, "Host {host} {path}: {}", a.body);
+        assert!(!a.body.contains("n1"), "no data for Host {host}");
+    }
+    for host in ["127.0.0.1", &format!("localhost:{port}") as &str, "[::1]"] {
+        assert_eq!(ask(host, "/api/live").status, 200, "Host {host}");
+    }
+    // Health checks of any kind still get their "ok".
+    assert_eq!(ask("monitor.internal", "/healthz").status, 200);
 }
 
 /// Item 3: the same verified address from another account (another `sub`) is refused and
