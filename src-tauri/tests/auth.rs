@@ -297,18 +297,32 @@ async fn role_changes_and_blocks_apply_at_once_and_are_audited() {
         StatusCode::FORBIDDEN
     );
 
-    // Promote: the same session may read history now.
+    // Promote: a role change ends the session (a privilege change gets a new session id); signed in
+    // again, bob may read history.
     let (st, body) = admin
         .post("/api/users/bob@example.org", json!({"role": "admin"}), None)
         .await;
     assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(
+        bob.get("/api/history?from=-1h").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        bob.sign_in("bob@example.org").await.status(),
+        StatusCode::SEE_OTHER
+    );
     assert_eq!(bob.get("/api/history?from=-1h").await.0, StatusCode::OK);
     assert_eq!(me(&bob).await.1["role"], "admin");
-    // Back to the configuration: User again.
+    // Back to the configuration: User again (after a new sign-in).
     let (st, _) = admin
         .post("/api/users/bob@example.org", json!({"role": null}), None)
         .await;
     assert_eq!(st, StatusCode::OK);
+    assert_eq!(bob.get("/api/me").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        bob.sign_in("bob@example.org").await.status(),
+        StatusCode::SEE_OTHER
+    );
     assert_eq!(
         bob.get("/api/history?from=-1h").await.0,
         StatusCode::FORBIDDEN

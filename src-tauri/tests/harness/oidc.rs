@@ -108,6 +108,17 @@ impl Provider {
         v["id_token"].as_str().expect("id_token").to_string()
     }
 
+    /// Suspends (`true`) or restores the account `login` at the provider (see provider.mjs).
+    pub async fn refuse(&self, login: &str, refused: bool) {
+        let r = Client::new()
+            .post(format!("{}/test/refuse", self.issuer))
+            .json(&serde_json::json!({ "login": login, "refused": refused }))
+            .send()
+            .await
+            .expect("refuse");
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    }
+
     /// How many times the provider's JWKS has been fetched.
     pub async fn jwks_fetches(&self) -> u64 {
         let v: serde_json::Value = Client::new()

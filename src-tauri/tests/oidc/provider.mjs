@@ -29,6 +29,9 @@
 //          "new"       a new key, published in the JWKS from now on (a rotation);
 //          "unknown"   a key never published, under a kid of its own (`"kid"` or made up).
 // `GET /test/counters` answers { "jwks": n }: how many times the JWKS has been fetched.
+// `POST /test/refuse` { "login", "refused": true | false } suspends (or restores) an account, as a
+// Workspace admin suspends a user at Google: its sign-ins, also through a session the provider
+// already holds, end with `error=access_denied` at the client's redirect URI.
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import Provider from 'oidc-provider';
@@ -66,6 +69,7 @@ const rogue = await newKey('k1'); // same kid, never published
 let rotated = null; // the key published and used after a rotation
 const minted = []; // keys published by /test/mint (key "new")
 let tamper = null; // the armed one-shot change
+const refused = new Set(); // suspended accounts (logins)
 const counters = { jwks: 0 };
 
 const server = http.createServer();
@@ -140,12 +144,22 @@ async function readBody(req) {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+const suspended = { error: 'access_denied', error_description: 'this account is suspended' };
+
 async function interaction(req, res, uid, action) {
   const details = await provider.interactionDetails(req, res);
   const { prompt, params, session, grantId } = details;
+  if (session && refused.has(loginOf[session.accountId])) {
+    await provider.interactionFinished(req, res, suspended, { mergeWithLastSubmission: false });
+    return;
+  }
   if (prompt.name === 'login') {
     if (action === 'login' && req.method === 'POST') {
       const email = new URLSearchParams(await readBody(req)).get('email')?.trim().toLowerCase() || '';
+      if (refused.has(email)) {
+        await provider.interactionFinished(req, res, suspended, { mergeWithLastSubmission: false });
+        return;
+      }
       if (!ACCOUNTS[email]) {
         res.writeHead(200, { 'content-type': 'text/html' });
         res.end(page(`<p id="unknown">No such account: ${email.replace(/[<>&"]/g, '')}</p>`));
@@ -197,6 +211,13 @@ server.on('request', async (req, res) => {
         .sign(key.privateKey);
       res.writeHead(200, { 'content-type': 'application/json' });
       return res.end(JSON.stringify({ id_token }));
+    }
+    if (url.pathname === '/test/refuse' && req.method === 'POST') {
+      const r = JSON.parse((await readBody(req)) || '{}');
+      if (r.refused === false) refused.delete(r.login);
+      else refused.add(r.login);
+      res.writeHead(204);
+      return res.end();
     }
     if (url.pathname === '/test/tamper' && req.method === 'POST') {
       tamper = JSON.parse((await readBody(req)) || '{}');

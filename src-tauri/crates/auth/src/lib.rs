@@ -31,7 +31,7 @@ use sha2::Digest;
 
 use dsmon_config::{AuthConfig, UserRule};
 pub use dsmon_core::{Caller, Identity, Role};
-use dsmon_store::auth_db::{AuditEntry, Rebind, UserRecord};
+use dsmon_store::auth_db::{AuditEntry, Rebind, SessionRecord, UserRecord};
 use dsmon_store::{AuthStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -425,16 +425,24 @@ impl Auth {
 
     /// Finishes a sign-in from the provider's redirect: `state` and `code` (or `error`) from the
     /// query, `browser_state` from the cookie set by [`Auth::begin`]. Every refusal is audited.
+    /// `replaced` is the session this browser still holds, if any: a new sign-in in a browser ends
+    /// it (whoever it was of), so the old cookie value is worth nothing even if copied.
     pub async fn finish(
         &self,
         state: Option<&str>,
         browser_state: Option<&str>,
         code: Option<&str>,
         provider_error: Option<&str>,
+        replaced: Option<&str>,
     ) -> Result<SignedIn> {
         let r = self
             .finish_inner(state, browser_state, code, provider_error)
             .await;
+        if let (Ok(signed), Some(old)) = (&r, replaced.filter(|t| !t.is_empty())) {
+            let (db, key) = (Arc::clone(&self.db), hash_session(old));
+            blocking(move || db.delete_session(&key)).await?;
+            tracing::debug!(email = %signed.caller.email, "a new sign-in ended this browser's previous session");
+        }
         self.audited(r, "web")
     }
 
@@ -533,18 +541,34 @@ impl Auth {
     }
 
     /// The caller behind a session cookie, with the role resolved now; `None` when the session is
-    /// unknown or expired, or its user is blocked or no longer in any role (the session then ends).
+    /// unknown or past its absolute end, idle for `[auth] session_idle`, signed in longer ago than
+    /// `[auth] recheck` (the provider must confirm the account again: a new sign-in), or its user
+    /// is blocked or no longer in any role (the session then ends). A live session is marked used.
     pub fn session(&self, token: &str) -> Result<Option<Caller>> {
-        let h = hash_session(token);
-        let Some(u) = self.db.session_user(&h, now())? else {
+        let (h, t) = (hash_session(token), now());
+        let Some(s) = self.db.session_user(&h, t)? else {
             return Ok(None);
         };
+        if let Some(why) = self.lapsed(&s, t) {
+            self.db.delete_session(&h)?;
+            self.audit(
+                Some(&s.user.email),
+                "session_ended",
+                Some(&s.user.email),
+                Some(&why),
+            );
+            return Ok(None);
+        }
+        let u = s.user;
         match resolve_role(&self.cfg, &u.email, u.hd.as_deref(), Some(&u)) {
-            Ok((role, _)) => Ok(Some(Caller {
-                email: u.email,
-                name: u.name,
-                role,
-            })),
+            Ok((role, _)) => {
+                self.db.touch_session(&h, t)?;
+                Ok(Some(Caller {
+                    email: u.email,
+                    name: u.name,
+                    role,
+                }))
+            }
             Err(e) => {
                 self.db.delete_sessions_of(&u.email)?;
                 self.audit(
@@ -556,6 +580,25 @@ impl Auth {
                 Ok(None)
             }
         }
+    }
+
+    /// Why a session within its absolute end must end at `t`: idle too long, or signed in too
+    /// long ago for the provider's word to count (see [`AuthConfig::recheck`]).
+    fn lapsed(&self, s: &SessionRecord, t: i64) -> Option<String> {
+        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        if t.saturating_sub(s.authenticated) >= secs(self.cfg.recheck) {
+            return Some(format!(
+                "signed in more than {} ago ([auth] recheck): the provider must confirm the account at a new sign-in",
+                humantime::format_duration(self.cfg.recheck)
+            ));
+        }
+        if t.saturating_sub(s.last_seen) >= secs(self.cfg.session_idle) {
+            return Some(format!(
+                "not used for {} ([auth] session_idle)",
+                humantime::format_duration(self.cfg.session_idle)
+            ));
+        }
+        None
     }
 
     pub fn logout(&self, token: &str, caller: Option<&Caller>) -> Result<()> {

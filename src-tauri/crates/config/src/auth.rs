@@ -26,7 +26,16 @@ pub struct AuthConfig {
     pub admins: Vec<String>,
     /// Users by exact email, or `*@domain` matched against the verified `hd` claim.
     pub users: Vec<UserRule>,
+    /// The absolute lifetime of a session: it ends this long after its sign-in, however much it
+    /// is used (default 12h).
     pub session_ttl: Duration,
+    /// A session not used for this long ends (default 1h; an open live view counts as use).
+    pub session_idle: Duration,
+    /// How long a sign-in is trusted without the provider confirming the account again (default
+    /// 1h, as long as a Google ID token lives). dsmon keeps no refresh token, so the confirmation
+    /// is a new sign-in: past this, the API answers 401 and pages send the browser to sign in, which
+    /// a suspended or deleted account at the provider cannot pass.
+    pub recheck: Duration,
     /// Budget for each request to the provider.
     pub timeout: Duration,
     /// How long audit entries are kept (default 400 days).
@@ -77,6 +86,10 @@ pub(crate) struct RawAuth {
     #[serde(default, deserialize_with = "de_duration")]
     session_ttl: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration")]
+    session_idle: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration")]
+    recheck: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration")]
     timeout: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration")]
     audit_retention: Option<Duration>,
@@ -102,9 +115,21 @@ pub(crate) fn validate(a: RawAuth, base_dir: &Path) -> Result<AuthConfig, KeyErr
     };
     let admins = admins(&a.admins)?;
     let users = users(&a.users)?;
+    // Seconds are allowed (tests use them); a session needs at least one.
     let session_ttl = a.session_ttl.unwrap_or(Duration::from_secs(12 * 3600));
-    if session_ttl < Duration::from_secs(60) || session_ttl > Duration::from_secs(90 * 86_400) {
-        return Err(err("session_ttl", "must be between 1m and 90d"));
+    if session_ttl < Duration::from_secs(1) || session_ttl > Duration::from_secs(90 * 86_400) {
+        return Err(err("session_ttl", "must be between 1s and 90d"));
+    }
+    let session_idle = a.session_idle.unwrap_or(Duration::from_secs(3600));
+    if session_idle < Duration::from_secs(1) || session_idle > Duration::from_secs(90 * 86_400) {
+        return Err(err("session_idle", "must be between 1s and 90d"));
+    }
+    let recheck = a.recheck.unwrap_or(Duration::from_secs(3600));
+    if recheck < Duration::from_secs(1) || recheck > Duration::from_secs(7 * 86_400) {
+        return Err(err(
+            "recheck",
+            "must be between 1s and 7d: a suspended account keeps its session this long",
+        ));
     }
     let timeout = a.timeout.unwrap_or(Duration::from_secs(10));
     if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(60) {
@@ -125,6 +150,8 @@ pub(crate) fn validate(a: RawAuth, base_dir: &Path) -> Result<AuthConfig, KeyErr
         admins,
         users,
         session_ttl,
+        session_idle,
+        recheck,
         timeout,
         audit_retention,
     })

@@ -494,6 +494,8 @@ mod tests {
             ]
         );
         assert_eq!(a.session_ttl, Duration::from_secs(12 * 3600));
+        assert_eq!(a.session_idle, Duration::from_secs(3600));
+        assert_eq!(a.recheck, Duration::from_secs(3600));
         assert_eq!(a.audit_retention, Duration::from_secs(400 * 86_400));
         assert!(!format!("{a:?}").contains("s3cret-value"));
         let c = p(&format!("{AUTH}audit_retention = \"90d\"\n")).unwrap();
@@ -550,8 +552,27 @@ mod tests {
         assert!(e.contains("auth.admins[0]"), "{e}");
         let e = err(&format!("{AUTH}users = [\"bob\"]\n"));
         assert!(e.contains("auth.users[0]"), "{e}");
-        let e = err(&format!("{AUTH}session_ttl = \"10s\"\n"));
+        // Seconds are accepted now (the session tests use them); below one second is not.
+        let e = err(&format!("{AUTH}session_ttl = \"500ms\"\n"));
         assert!(e.contains("auth.session_ttl"), "{e}");
+        let e = err(&format!("{AUTH}session_idle = \"0s\"\n"));
+        assert!(e.contains("auth.session_idle"), "{e}");
+        let e = err(&format!("{AUTH}recheck = \"30d\"\n"));
+        assert!(e.contains("auth.recheck"), "{e}");
+        let a = p(&format!(
+            "{AUTH}session_ttl = \"6s\"\nsession_idle = \"3s\"\nrecheck = \"4s\"\n"
+        ))
+        .unwrap()
+        .auth
+        .unwrap();
+        assert_eq!(
+            (a.session_ttl, a.session_idle, a.recheck),
+            (
+                Duration::from_secs(6),
+                Duration::from_secs(3),
+                Duration::from_secs(4)
+            )
+        );
         let e = err(&format!("{AUTH}audit_retention = \"1h\"\n"));
         assert!(e.contains("auth.audit_retention"), "{e}");
         let e = err(&format!("{AUTH}colour = \"red\"\n"));

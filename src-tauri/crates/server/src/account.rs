@@ -122,12 +122,14 @@ async fn callback(
         return Redirect::to("/").into_response();
     };
     let clear_login = s.cookies.set(s.cookies.login, None, 0);
+    // The session this browser still holds ends with a successful sign-in (a new id replaces it).
     let result = auth
         .finish(
             q.state.as_deref(),
             access::cookie(&headers, s.cookies.login).as_deref(),
             q.code.as_deref(),
             q.error.as_deref(),
+            access::cookie(&headers, s.cookies.session).as_deref(),
         )
         .await;
     match result {

@@ -1,5 +1,5 @@
-//! The sign-in state on SQLite (tables of `migrations/0003_auth.sql`, `0005_auth_state.sql` and
-//! `0006_account_binding_audit_bounds.sql`): users, sessions, audit, started sign-ins and exchanged
+//! The sign-in state on SQLite (tables of `migrations/0003_auth.sql`, `0005_auth_state.sql`,
+//! `0006_account_binding_audit_bounds.sql` and `0007_session_activity.sql`): users, sessions, audit, started sign-ins and exchanged
 //! tokens. A connection of its own on the
 //! same file as the samples, so sign-in never waits on history reads.
 
@@ -49,6 +49,18 @@ pub struct Claim {
     /// Another address bound to the same account that an Admin blocked, if any: a block follows
     /// the account, not only the address.
     pub blocked_as: Option<String>,
+}
+
+/// A session as stored ([`AuthStore::session_user`]).
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub user: UserRecord,
+    /// When the sign-in that made it happened: the last time the provider confirmed the account.
+    pub authenticated: i64,
+    /// When it was last used.
+    pub last_seen: i64,
+    /// Its absolute end.
+    pub expires: i64,
 }
 
 /// The outcome of [`AuthStore::rebind`].
@@ -261,11 +273,20 @@ impl AuthStore for SqliteAuthStore {
     }
 
     fn set_role(&self, email: &str, role: Option<Role>) -> Result<bool> {
-        let c = self.conn()?;
-        Ok(c.execute(
-            "UPDATE users SET role = ?2 WHERE email = ?1",
-            params![email, role_text(role)],
-        )? == 1)
+        let mut c = self.conn()?;
+        let tx = c.transaction()?;
+        let Some(u) = user_of(&tx, email)? else {
+            return Ok(false);
+        };
+        if u.role != role {
+            tx.execute(
+                "UPDATE users SET role = ?2 WHERE email = ?1",
+                params![email, role_text(role)],
+            )?;
+            tx.execute("DELETE FROM sessions WHERE email = ?1", [email])?;
+        }
+        tx.commit()?;
+        Ok(true)
     }
 
     /// Blocks or unblocks; blocking also ends the user's sessions.
@@ -288,18 +309,19 @@ impl AuthStore for SqliteAuthStore {
         // Expired sessions go whenever a new one is made.
         c.execute("DELETE FROM sessions WHERE expires <= ?1", [now])?;
         c.execute(
-            "INSERT INTO sessions (id_hash, email, created, expires) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO sessions (id_hash, email, created, expires, last_seen)
+             VALUES (?1, ?2, ?3, ?4, ?3)",
             params![id_hash, email, now, expires],
         )?;
         Ok(())
     }
 
-    /// The user behind a live session.
-    fn session_user(&self, id_hash: &str, now: i64) -> Result<Option<UserRecord>> {
+    fn session_user(&self, id_hash: &str, now: i64) -> Result<Option<SessionRecord>> {
         let c = self.conn()?;
         Ok(c.query_row(
             &format!(
-                "SELECT {} FROM sessions s JOIN users u ON u.email = s.email
+                "SELECT {}, s.created, s.last_seen, s.expires FROM sessions s
+                 JOIN users u ON u.email = s.email
                  WHERE s.id_hash = ?1 AND s.expires > ?2",
                 USER_COLUMNS
                     .split(", ")
@@ -308,9 +330,25 @@ impl AuthStore for SqliteAuthStore {
                     .join(", ")
             ),
             params![id_hash, now],
-            user_from_row,
+            |r| {
+                Ok(SessionRecord {
+                    user: user_from_row(r)?,
+                    authenticated: r.get(12)?,
+                    last_seen: r.get(13)?,
+                    expires: r.get(14)?,
+                })
+            },
         )
         .optional()?)
+    }
+
+    fn touch_session(&self, id_hash: &str, now: i64) -> Result<()> {
+        // At most one write per session per second.
+        self.conn()?.execute(
+            "UPDATE sessions SET last_seen = ?2 WHERE id_hash = ?1 AND last_seen < ?2",
+            params![id_hash, now],
+        )?;
+        Ok(())
     }
 
     fn delete_session(&self, id_hash: &str) -> Result<()> {

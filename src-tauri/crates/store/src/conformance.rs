@@ -26,6 +26,8 @@ pub fn auth(make: Make<'_, dyn AuthStore>) {
     users_roles_and_blocks(&*make());
     addresses_are_bound_to_accounts(&*make());
     sessions_expire_and_end(&*make());
+    sessions_keep_their_sign_in_and_last_use(&*make());
+    role_changes_end_sessions(&*make());
     audit_pages(&*make());
     anonymous_repeats_are_counted_and_old_entries_pruned(&*make());
     pending_sign_ins(&*make());
@@ -393,7 +395,7 @@ fn sessions_expire_and_end(s: &dyn AuthStore) {
         .session_user("h1", T0 + 99)
         .expect("live")
         .expect("h1 live");
-    assert_eq!(u.email, "a@x.org");
+    assert_eq!(u.user.email, "a@x.org");
     assert!(
         s.session_user("h1", T0 + 100).expect("expired").is_none(),
         "expired"
@@ -413,6 +415,60 @@ fn sessions_expire_and_end(s: &dyn AuthStore) {
         s.session_user("h3", T0 + 1).expect("h3").is_none(),
         "all of a user's"
     );
+}
+
+fn sessions_keep_their_sign_in_and_last_use(s: &dyn AuthStore) {
+    sign_in(s, &identity("a@x.org", "1"), T0);
+    s.create_session("h1", "a@x.org", T0, T0 + 100).expect("h1");
+    let times = |now| {
+        s.session_user("h1", now)
+            .expect("session_user")
+            .map(|r| (r.authenticated, r.last_seen, r.expires))
+    };
+    assert_eq!(
+        times(T0),
+        Some((T0, T0, T0 + 100)),
+        "a new session: authenticated and last used at its sign-in"
+    );
+    s.touch_session("h1", T0 + 30).expect("touch");
+    assert_eq!(
+        times(T0 + 31),
+        Some((T0, T0 + 30, T0 + 100)),
+        "use moves last_seen only"
+    );
+    s.touch_session("h1", T0 + 20).expect("touch");
+    assert_eq!(
+        times(T0 + 31).map(|t| t.1),
+        Some(T0 + 30),
+        "last use never goes back"
+    );
+    s.touch_session("nope", T0 + 40)
+        .expect("touching an unknown session is no error");
+    s.touch_session("h1", T0 + 99).expect("touch");
+    assert!(
+        times(T0 + 100).is_none(),
+        "use does not extend the absolute end"
+    );
+}
+
+fn role_changes_end_sessions(s: &dyn AuthStore) {
+    sign_in(s, &identity("a@x.org", "1"), T0);
+    sign_in(s, &identity("b@x.org", "2"), T0);
+    s.create_session("a1", "a@x.org", T0, T0 + 100).expect("a1");
+    s.create_session("a2", "a@x.org", T0, T0 + 100).expect("a2");
+    s.create_session("b1", "b@x.org", T0, T0 + 100).expect("b1");
+    let live = |h| s.session_user(h, T0 + 1).expect("session_user").is_some();
+    assert!(s.set_role("a@x.org", Some(Role::Admin)).expect("promote"));
+    assert!(
+        !live("a1") && !live("a2"),
+        "a role change ends the user's sessions"
+    );
+    assert!(live("b1"), "another user's session stays");
+    s.create_session("a3", "a@x.org", T0, T0 + 100).expect("a3");
+    assert!(s.set_role("a@x.org", Some(Role::Admin)).expect("same"));
+    assert!(live("a3"), "the role it already has: nothing changes");
+    assert!(s.set_role("a@x.org", None).expect("back to configuration"));
+    assert!(!live("a3"), "back to the configuration is a change too");
 }
 
 fn audit_pages(s: &dyn AuthStore) {

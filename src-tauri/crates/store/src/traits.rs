@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use dsmon_core::{Identity, Role, Row};
 
-use crate::auth_db::{AuditEntry, Claim, Rebind, UserRecord};
+use crate::auth_db::{AuditEntry, Claim, Rebind, SessionRecord, UserRecord};
 use crate::{Period, Result, RowQuery};
 
 /// The logged rows: one per node per tick, and the roll-up tiers kept up to date with them.
@@ -97,17 +97,24 @@ pub trait AuthStore: Send + Sync {
     /// the `sub` of its last sign-in; returns how many.
     fn bind_unbound(&self, issuer: &str) -> Result<usize>;
 
-    /// Sets (`None`: clears) the role an Admin gave; false when there is no such user.
+    /// Sets (`None`: clears) the role an Admin gave; false when there is no such user. A change of
+    /// the role ends the user's sessions (a privilege change gets a new session id, by a new
+    /// sign-in); setting the role it already has changes nothing.
     fn set_role(&self, email: &str, role: Option<Role>) -> Result<bool>;
 
     /// Blocks or unblocks; blocking also ends the user's sessions. False when no such user.
     fn set_blocked(&self, email: &str, blocked: bool) -> Result<bool>;
 
-    /// A new session (by the hash of its id); expired sessions go at the same time.
+    /// A new session (by the hash of its id), made by a sign-in at `now` (its user authenticated
+    /// then; last used then) and ending at `expires`; expired sessions go at the same time.
     fn create_session(&self, id_hash: &str, email: &str, now: i64, expires: i64) -> Result<()>;
 
-    /// The user behind a live session.
-    fn session_user(&self, id_hash: &str, now: i64) -> Result<Option<UserRecord>>;
+    /// A session not past its `expires`, with its user, when it was made and last used. Whether
+    /// it is idle or due for a re-check is the caller's decision.
+    fn session_user(&self, id_hash: &str, now: i64) -> Result<Option<SessionRecord>>;
+
+    /// Records that the session was used at `now` (its last use never goes back).
+    fn touch_session(&self, id_hash: &str, now: i64) -> Result<()>;
 
     fn delete_session(&self, id_hash: &str) -> Result<()>;
 
