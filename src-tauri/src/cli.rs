@@ -315,7 +315,8 @@ async fn serve(cfg: &Config) -> ExitCode {
         cfg.collector.log_interval.as_secs() as i64,
         auth,
     );
-    let mut state = dsmon::server::AppState::new(app, stop_rx.clone());
+    let mut state = dsmon::server::AppState::new(app, stop_rx.clone())
+        .with_trusted_proxies(&cfg.server.trusted_proxies);
     if let dsmon::config::Listen::Tcp(addr) = &cfg.server.listen {
         state = state.on_port(addr.port());
     }

@@ -32,7 +32,7 @@ use sha2::Digest;
 use dsmon_config::{AuthConfig, UserRule};
 pub use dsmon_core::{Caller, Identity, Role};
 use dsmon_store::auth_db::{AuditEntry, Rebind, SessionRecord, UserRecord};
-use dsmon_store::{AuthStore, StoreError};
+use dsmon_store::{AuthStore, PendingCaps, PendingPut, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -70,6 +70,10 @@ pub enum AuthError {
     Db(#[from] StoreError),
     #[error("sign-in state lock poisoned")]
     Poisoned,
+    /// As many sign-ins as are kept at once are in progress: new ones wait until some finish or
+    /// expire (none in progress is dropped for them).
+    #[error("too many sign-ins are in progress; try again in a few minutes")]
+    Busy,
     #[error("the browser sign-in failed: {0}")]
     Browser(String),
     #[error("the sign-in was not finished in the browser within {}", humantime::format_duration(*.0))]
@@ -165,9 +169,11 @@ pub struct Started {
     pub state: String,
 }
 
-/// How long a started sign-in may take, and how many may be pending at once.
+/// How long a started sign-in may take, and how many may be pending at once: in total, and per
+/// client (past that, the client's own oldest give way).
 const ATTEMPT_TTL: Duration = Duration::from_secs(600);
-const MAX_ATTEMPTS: usize = 10_000;
+pub const MAX_ATTEMPTS: usize = 10_000;
+pub const MAX_ATTEMPTS_PER_CLIENT: usize = 20;
 
 /// Old audit entries are deleted at most this often (seconds), as entries are written.
 const PRUNE_EVERY: i64 = 3600;
@@ -403,8 +409,9 @@ impl Auth {
         self.log.write(actor, action, target, detail);
     }
 
-    /// Starts a sign-in that will return to `next` (a same-site path).
-    pub async fn begin(&self, next: &str) -> Result<Started> {
+    /// Starts a sign-in of `client` (its address as the rate limit sees it) that will return to
+    /// `next` (a same-site path). [`AuthError::Busy`] when [`MAX_ATTEMPTS`] are pending.
+    pub async fn begin(&self, next: &str, client: &str) -> Result<Started> {
         let (url, attempt) = self.oidc.authorize_url(None).await?;
         let pending = Pending {
             nonce: attempt.nonce,
@@ -416,11 +423,24 @@ impl Auth {
             .map_err(|e| AuthError::Provider(format!("cannot keep the sign-in: {e}")))?;
         let (db, key, t) = (Arc::clone(&self.db), hash_session(&attempt.state), now());
         let expires = t + ATTEMPT_TTL.as_secs() as i64;
-        blocking(move || db.put_pending(&key, &data, t, expires, MAX_ATTEMPTS)).await?;
-        Ok(Started {
-            url,
-            state: attempt.state,
-        })
+        let client = client.to_string();
+        let caps = PendingCaps {
+            per_client: MAX_ATTEMPTS_PER_CLIENT,
+            total: MAX_ATTEMPTS,
+        };
+        match blocking(move || db.put_pending(&key, &data, &client, t, expires, caps)).await? {
+            PendingPut::Kept => Ok(Started {
+                url,
+                state: attempt.state,
+            }),
+            PendingPut::Full => {
+                tracing::warn!(
+                    cap = MAX_ATTEMPTS,
+                    "sign-in refused: too many sign-ins in progress"
+                );
+                Err(AuthError::Busy)
+            }
+        }
     }
 
     /// Finishes a sign-in from the provider's redirect: `state` and `code` (or `error`) from the

@@ -423,6 +423,26 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_and_max_connections() {
+        let c = p("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"127.0.0.2\", \"fd00::/8\"]\nmax_connections = 12\n").unwrap();
+        let nets: Vec<String> = c
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/8", "127.0.0.2/32", "fd00::/8"]);
+        assert_eq!(c.server.max_connections, 12);
+        assert_eq!(p("").unwrap().server.max_connections, 4096);
+        let e = err("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n");
+        assert!(e.contains("server.trusted_proxies: \"10.0.0.0/33\""), "{e}");
+        let e = err("[server]\ntrusted_proxies = [\"proxy.example\"]\n");
+        assert!(e.contains("server.trusted_proxies"), "{e}");
+        let e = err("[server]\nmax_connections = 0\n");
+        assert!(e.contains("server.max_connections"), "{e}");
+    }
+
+    #[test]
     fn without_auth_only_loopback_tcp() {
         let e = err("[server]\nlisten = \"0.0.0.0:8080\"\n");
         assert!(

@@ -1,4 +1,5 @@
-//! `[server]`: where `dsmon serve` answers HTTP, and its TLS files.
+//! `[server]`: where `dsmon serve` answers HTTP, its TLS files, how many connections it holds at
+//! once, and which TCP peers are proxies whose `X-Forwarded-For` / `X-Real-IP` name the client.
 
 use std::path::{Path, PathBuf};
 
@@ -28,7 +29,16 @@ pub struct ServerConfig {
     pub listen: Listen,
     /// `tls_cert` / `tls_key`: serve https on the TCP address directly (re-read on SIGHUP).
     pub tls: Option<TlsFiles>,
+    /// `max_connections`: TCP connections served at once; more wait in the listen queue.
+    pub max_connections: usize,
+    /// `trusted_proxies`: TCP peers (CIDRs) whose `X-Forwarded-For` / `X-Real-IP` are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
+
+/// Connections served at once unless `[server] max_connections` says otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// The most `[server] max_connections` may say (far beyond what one process can hold open).
+const MAX_MAX_CONNECTIONS: usize = 1_000_000;
 
 /// A PEM certificate chain and its private key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +52,8 @@ impl Default for ServerConfig {
         Self {
             listen: Listen::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 8080))),
             tls: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -53,6 +65,8 @@ pub(crate) struct RawServer {
     listen: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    max_connections: Option<usize>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 fn err(key: &str, message: impl Into<String>) -> KeyError {
@@ -73,7 +87,39 @@ pub(crate) fn validate(
     if !has_auth {
         require_loopback(&listen)?;
     }
-    Ok(ServerConfig { listen, tls })
+    let max_connections = match raw.max_connections {
+        None => DEFAULT_MAX_CONNECTIONS,
+        Some(n) if !(1..=MAX_MAX_CONNECTIONS).contains(&n) => {
+            return Err(err(
+                "max_connections",
+                format!("{n}: must be between 1 and {MAX_MAX_CONNECTIONS}"),
+            ))
+        }
+        Some(n) => n,
+    };
+    let trusted_proxies = raw
+        .trusted_proxies
+        .unwrap_or_default()
+        .iter()
+        .map(|t| parse_cidr(t))
+        .collect::<Result<_, _>>()
+        .map_err(|m| err("trusted_proxies", m))?;
+    Ok(ServerConfig {
+        listen,
+        tls,
+        max_connections,
+        trusted_proxies,
+    })
+}
+
+/// A CIDR (`10.0.0.0/8`, `fd00::/8`) or a single address (a /32 or /128).
+fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
+    let t = text.trim();
+    t.parse::<ipnet::IpNet>()
+        .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            format!("{text:?}: write an address range such as \"10.0.0.0/8\" or an address such as \"127.0.0.2\"")
+        })
 }
 
 /// Without `[auth]` dsmon is a single-user local tool: it answers on loopback TCP only.

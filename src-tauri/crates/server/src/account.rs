@@ -2,7 +2,7 @@
 //! and user administration for Admins (`/api/users`, `/api/audit`). The decisions are
 //! [`dsmon_auth`]'s; these handlers move cookies and map errors.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -13,6 +13,7 @@ use dsmon_app::AppError;
 use dsmon_auth::{AuthError, Role};
 
 use super::access::{self, Caller, SameOrigin};
+use super::defence::Client;
 use super::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -78,13 +79,18 @@ struct LoginQuery {
     next: Option<String>,
 }
 
-async fn login(State(s): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+async fn login(
+    State(s): State<AppState>,
+    client: Option<Extension<Client>>,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     let next = dsmon_auth::safe_next(q.next.as_deref().unwrap_or("/"));
     let Some(auth) = s.app.auth() else {
         // A local tool has nobody to sign in.
         return Redirect::to(&next).into_response();
     };
-    match auth.begin(&next).await {
+    let client = client.map_or_else(|| Client(None).key(), |Extension(c)| c.key());
+    match auth.begin(&next, &client).await {
         Ok(started) => {
             let cookie = s.cookies.set(s.cookies.login, Some(&started.state), 600);
             (
@@ -93,6 +99,12 @@ async fn login(State(s): State<AppState>, Query(q): Query<LoginQuery>) -> Respon
             )
                 .into_response()
         }
+        Err(AuthError::Busy) => message_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many sign-ins in progress",
+            "Too many sign-ins are in progress on this dsmon right now. Try again in a few minutes.",
+            Some(("/auth/login", "Try again")),
+        ),
         Err(e) => {
             // The provider's error chain (DNS, TLS details) is for the log, not for whoever asks.
             tracing::error!(error = %e, "cannot start a sign-in");

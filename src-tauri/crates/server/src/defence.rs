@@ -9,9 +9,10 @@
 //!   a proxy on the unix socket says so with `X-Forwarded-Proto`).
 //! - Rate limit ([`governor`]): [`AUTH_BURST`] requests to `/auth/*` at once per client, then one
 //!   per [`AUTH_REFILL`]; more answer 429 JSON with `Retry-After`. The client is the TCP peer's
-//!   address (an IPv6 address counts by its /64). On a unix socket the peer is the reverse proxy,
-//!   so there the address it puts in `X-Real-IP` (else the last `X-Forwarded-For` entry) is the
-//!   client; those headers are never trusted over TCP, where any caller could set them.
+//!   address (an IPv6 address counts by its /64). On the unix socket, or from a TCP peer in
+//!   `[server] trusted_proxies`, the peer is a reverse proxy, so there the address it puts in
+//!   `X-Real-IP` (else the right-most `X-Forwarded-For` entry that is not a trusted proxy) is the
+//!   client; from any other TCP peer those headers are ignored, since any caller could set them.
 //! - Bodies: at most [`BODY_LIMIT`] bytes (the API takes small JSON bodies); more answer 413.
 
 use std::collections::HashSet;
@@ -33,6 +34,7 @@ use governor::nanos::Nanos;
 use governor::state::keyed::{HashMapStateStore, ShrinkableKeyedStateStore};
 use governor::state::StateStore;
 use governor::{Quota, RateLimiter};
+use ipnet::IpNet;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::AppState;
@@ -61,7 +63,7 @@ const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
     ),
 ];
 
-/// Who is at the other end of a connection (axum's connect info for both kinds of listener).
+/// Who is at the other end of a connection (axum's connect info; the TCP listener sets it itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Peer {
     /// A TCP client: its address is the client's.
@@ -70,18 +72,6 @@ pub enum Peer {
     Tls(IpAddr),
     /// The unix socket: a reverse proxy on this machine, which names the client in its headers.
     Proxy,
-}
-
-impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        Peer::Tcp(stream.remote_addr().ip())
-    }
-}
-
-impl Connected<IncomingStream<'_, super::tls::TlsListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, super::tls::TlsListener>) -> Self {
-        Peer::Tls(stream.remote_addr().ip())
-    }
 }
 
 impl Connected<IncomingStream<'_, tokio::net::UnixListener>> for Peer {
@@ -95,6 +85,8 @@ pub struct Defence {
     /// The public address is https.
     https: bool,
     limiter: Limiter,
+    /// TCP peers whose `X-Forwarded-For` / `X-Real-IP` are believed (`[server] trusted_proxies`).
+    trusted: Arc<[IpNet]>,
     /// Without sign-in (every caller is the local Admin): answer only requests whose Host is a
     /// loopback name or address (and, when it names a port, this port), so a web page that
     /// rebinds its name to 127.0.0.1 gets nothing. `Some(port)`: on; the port when known.
@@ -116,6 +108,7 @@ impl Defence {
         Self {
             https: state.cookies.https || https,
             limiter: Limiter::new(auth_quota(), MonotonicClock),
+            trusted: Arc::clone(&state.trusted_proxies),
             loopback_only: state.app.auth().is_none().then_some(state.port),
         }
     }
@@ -203,14 +196,29 @@ pub fn loopback_host(host: &str, port: Option<u16>) -> bool {
     port_ok && name_ok
 }
 
-async fn guard(State(d): State<Arc<Defence>>, req: Request, next: Next) -> Response {
+/// The client of a request as the rate limit sees it (see [`client_ip`]); the sign-in handler
+/// counts pending sign-ins by it.
+#[derive(Debug, Clone, Copy)]
+pub struct Client(pub Option<IpAddr>);
+
+impl Client {
+    /// The client's key: its address (an IPv6 one by its /64), or "unknown".
+    pub fn key(&self) -> String {
+        self.0
+            .map_or_else(|| "unknown".to_string(), |ip| bucket_key(ip).to_string())
+    }
+}
+
+async fn guard(State(d): State<Arc<Defence>>, mut req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<Peer>>()
         .map(|ConnectInfo(p)| *p);
+    let client = client_ip(peer, req.headers(), &d.trusted);
+    req.extensions_mut().insert(Client(client));
     let https = d.https
         || matches!(peer, Some(Peer::Tls(_)))
-        || (peer == Some(Peer::Proxy)
+        || (peer.is_some_and(|p| from_proxy(p, &d.trusted))
             && req
                 .headers()
                 .get("x-forwarded-proto")
@@ -223,7 +231,7 @@ async fn guard(State(d): State<Arc<Defence>>, req: Request, next: Next) -> Respo
             format!("the request body is larger than {} KiB", BODY_LIMIT / 1024),
         )
     } else if req.uri().path().starts_with("/auth/") {
-        match d.limiter.check(client_ip(peer, req.headers())) {
+        match d.limiter.check(client) {
             Ok(()) => next.run(req).await,
             Err(retry) => {
                 let mut r = refusal(
@@ -259,20 +267,63 @@ fn too_large(h: &HeaderMap) -> bool {
         .is_some_and(|n| n > BODY_LIMIT as u64)
 }
 
-/// The client's address: the TCP peer, or behind the proxy on the unix socket the address it
-/// reports. `None` when it cannot be told (all such requests share one allowance).
-fn client_ip(peer: Option<Peer>, h: &HeaderMap) -> Option<IpAddr> {
-    match peer? {
-        Peer::Tcp(ip) | Peer::Tls(ip) => Some(ip),
-        Peer::Proxy => {
-            let header_ip = |name: &str, last: bool| {
-                let v = h.get(name)?.to_str().ok()?;
-                let item = if last { v.rsplit(',').next()? } else { v };
-                item.trim().parse::<IpAddr>().ok()
-            };
-            header_ip("x-real-ip", false).or_else(|| header_ip("x-forwarded-for", true))
-        }
+/// Whether `peer` is a proxy whose headers name the client: the unix socket, or a TCP peer in
+/// `[server] trusted_proxies`.
+fn from_proxy(peer: Peer, trusted: &[IpNet]) -> bool {
+    match peer {
+        Peer::Proxy => true,
+        Peer::Tcp(ip) | Peer::Tls(ip) => is_trusted(ip, trusted),
     }
+}
+
+fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    let ip = ip.to_canonical();
+    trusted.iter().any(|n| n.contains(&ip))
+}
+
+/// The client's address: the TCP peer; or, when the peer is a proxy ([`from_proxy`]), the
+/// address it reports: `X-Real-IP`, else the right-most `X-Forwarded-For` entry that is not
+/// itself a trusted proxy (the entries left of it could be written by anyone). From any other
+/// peer those headers are ignored. `None` when it cannot be told (all such requests share one
+/// allowance).
+fn client_ip(peer: Option<Peer>, h: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = peer?;
+    let peer_ip = match peer {
+        Peer::Tcp(ip) | Peer::Tls(ip) => Some(ip.to_canonical()),
+        Peer::Proxy => None,
+    };
+    if !from_proxy(peer, trusted) {
+        return peer_ip;
+    }
+    let real_ip = h
+        .get("x-real-ip")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
+        .filter(|ip| !is_trusted(*ip, trusted));
+    real_ip.or_else(|| forwarded_for(h, trusted)).or(peer_ip)
+}
+
+/// The right-most `X-Forwarded-For` entry (over all its header lines) that is not a trusted proxy.
+/// The walk from the right stops at an entry that is not an address; then, or when every entry is
+/// a trusted proxy, the last trusted one passed (`None` if none).
+fn forwarded_for(h: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
+    let mut entries = Vec::new();
+    for v in h.get_all("x-forwarded-for") {
+        entries.extend(v.to_str().ok()?.split(','));
+    }
+    let mut leftmost = None;
+    for item in entries.iter().rev() {
+        let Ok(ip) = item.trim().parse::<IpAddr>() else {
+            break;
+        };
+        let ip = ip.to_canonical();
+        if !is_trusted(ip, trusted) {
+            return Some(ip);
+        }
+        leftmost = Some(ip);
+    }
+    leftmost
 }
 
 /// The key of requests whose client cannot be told, and of newcomers while the table is full.
@@ -502,13 +553,57 @@ mod tests {
             "x-forwarded-for",
             HeaderValue::from_static("10.9.9.9, 198.51.100.5"),
         );
-        assert_eq!(client_ip(Some(Peer::Proxy), &h), ip("198.51.100.4"));
+        assert_eq!(client_ip(Some(Peer::Proxy), &h, &[]), ip("198.51.100.4"));
         let tcp = Peer::Tcp("127.0.0.1".parse().unwrap_or(IpAddr::V4(0.into())));
-        assert_eq!(client_ip(Some(tcp), &h), ip("127.0.0.1"));
+        assert_eq!(client_ip(Some(tcp), &h, &[]), ip("127.0.0.1"));
         h.remove("x-real-ip");
-        assert_eq!(client_ip(Some(Peer::Proxy), &h), ip("198.51.100.5"));
+        assert_eq!(client_ip(Some(Peer::Proxy), &h, &[]), ip("198.51.100.5"));
         h.clear();
-        assert_eq!(client_ip(Some(Peer::Proxy), &h), None);
-        assert_eq!(client_ip(None, &h), None);
+        assert_eq!(client_ip(Some(Peer::Proxy), &h, &[]), None);
+        assert_eq!(client_ip(None, &h, &[]), None);
+    }
+
+    #[test]
+    fn forwarded_headers_only_from_trusted_tcp_peers() {
+        let trusted: Vec<IpNet> = ["10.0.0.0/8", "127.0.0.2/32"]
+            .iter()
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        let peer = |s: &str| s.parse().ok().map(Peer::Tcp);
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.1, 198.51.100.7"),
+        );
+        h.append("x-forwarded-for", HeaderValue::from_static("10.1.2.3"));
+        // From an untrusted peer the headers are ignored.
+        assert_eq!(client_ip(peer("192.0.2.9"), &h, &trusted), ip("192.0.2.9"));
+        // From a trusted one: the right-most entry that is not a trusted proxy.
+        assert_eq!(
+            client_ip(peer("127.0.0.2"), &h, &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(peer("::ffff:10.0.0.1"), &h, &trusted),
+            ip("198.51.100.7"),
+            "a mapped IPv4 peer counts as IPv4"
+        );
+        // X-Real-IP first; a garbled chain falls back to the peer.
+        h.insert("x-real-ip", HeaderValue::from_static("198.51.100.8"));
+        assert_eq!(
+            client_ip(peer("10.0.0.1"), &h, &trusted),
+            ip("198.51.100.8")
+        );
+        h.remove("x-real-ip");
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("junk, 10.0.0.5"),
+        );
+        assert_eq!(client_ip(peer("10.0.0.1"), &h, &trusted), ip("10.0.0.5"));
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("10.0.0.5, junk"),
+        );
+        assert_eq!(client_ip(peer("10.0.0.1"), &h, &trusted), ip("10.0.0.1"));
     }
 }

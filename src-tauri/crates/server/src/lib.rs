@@ -5,6 +5,7 @@
 
 mod access;
 mod account;
+mod conn;
 mod defence;
 pub mod loopback;
 mod streams;
@@ -57,6 +58,8 @@ pub struct AppState {
     /// The TCP port served (without sign-in, the Host header must name it, if it names one).
     pub(crate) port: Option<u16>,
     pub(crate) streams: Arc<streams::StreamLimits>,
+    /// TCP peers whose `X-Forwarded-For` / `X-Real-IP` name the client (`[server] trusted_proxies`).
+    pub(crate) trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl AppState {
@@ -76,7 +79,14 @@ impl AppState {
                 streams::PER_SESSION,
                 streams::TOTAL,
             )),
+            trusted_proxies: Arc::from(Vec::new()),
         }
+    }
+
+    /// Believes `X-Forwarded-For` / `X-Real-IP` from these TCP peers.
+    pub fn with_trusted_proxies(mut self, nets: &[ipnet::IpNet]) -> Self {
+        self.trusted_proxies = Arc::from(nets);
+        self
     }
 
     /// Serving on this TCP port.
@@ -114,9 +124,14 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// A bound listener, ready to serve.
-pub enum Bound {
-    Tcp(tokio::net::TcpListener),
-    Tls(tls::TlsListener),
+pub struct Bound {
+    listener: Listener,
+    /// `[server] max_connections` (TCP).
+    max_connections: usize,
+}
+
+enum Listener {
+    Tcp(tokio::net::TcpListener, Option<tls::Tls>),
     Unix(tokio::net::UnixListener, PathBuf),
 }
 
@@ -124,45 +139,46 @@ pub enum Bound {
 /// socket is created mode 0660; with `tls_cert`/`tls_key` the TCP address serves https.
 pub async fn bind(server: &ServerConfig) -> Result<Bound, ServerError> {
     let listen = &server.listen;
-    if let (Some(files), Listen::Tcp(addr)) = (&server.tls, listen) {
-        let first = tls::load(files)?;
-        let tcp = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind {
-                listen: listen.to_string(),
-                source,
-            })?;
-        return tls::TlsListener::start(tcp, files.clone(), first).map(Bound::Tls);
-    }
-    match listen {
-        Listen::Tcp(addr) => tokio::net::TcpListener::bind(addr)
-            .await
-            .map(Bound::Tcp)
-            .map_err(|source| ServerError::Bind {
-                listen: listen.to_string(),
-                source,
-            }),
-        Listen::Unix(path) => Ok(Bound::Unix(bind_unix(path)?, path.clone())),
-    }
+    let listener = match listen {
+        Listen::Tcp(addr) => {
+            // The certificate is read before the port is taken: a broken one fails first.
+            let first = server.tls.as_ref().map(tls::load).transpose()?;
+            let tcp = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    listen: listen.to_string(),
+                    source,
+                })?;
+            let tls = match (first, &server.tls) {
+                (Some(first), Some(files)) => {
+                    let local = tcp.local_addr().map_err(ServerError::Serve)?;
+                    Some(tls::Tls::start(files.clone(), first, local))
+                }
+                _ => None,
+            };
+            Listener::Tcp(tcp, tls)
+        }
+        Listen::Unix(path) => Listener::Unix(bind_unix(path)?, path.clone()),
+    };
+    Ok(Bound {
+        listener,
+        max_connections: server.max_connections,
+    })
 }
 
 /// Serves until `state.shutdown` turns true; a unix socket is removed at the end.
 pub async fn serve(bound: Bound, state: AppState) -> Result<(), ServerError> {
     let mut stop = state.shutdown.clone();
-    let app = router(state).into_make_service_with_connect_info::<defence::Peer>();
-    let graceful = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
-    match bound {
-        Bound::Tcp(l) => axum::serve(l, app)
-            .with_graceful_shutdown(graceful)
-            .await
-            .map_err(ServerError::Serve),
-        Bound::Tls(l) => axum::serve(l, app)
-            .with_graceful_shutdown(graceful)
-            .await
-            .map_err(ServerError::Serve),
-        Bound::Unix(l, path) => {
+    match bound.listener {
+        Listener::Tcp(tcp, tls) => {
+            conn::serve(tcp, tls, router(state), bound.max_connections, stop).await;
+            Ok(())
+        }
+        Listener::Unix(l, path) => {
+            let app = router(state).into_make_service_with_connect_info::<defence::Peer>();
+            let graceful = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
             let r = axum::serve(l, app)
                 .with_graceful_shutdown(graceful)
                 .await

@@ -1,7 +1,7 @@
 //! Direct TLS (`[server] tls_cert` / `tls_key`): rustls over the TCP listener. Handshakes run in
-//! their own tasks (a slow or silent client never holds up the others) with a time limit; the
-//! certificate and key are read again on SIGHUP (after a renewal), and a file that does not load
-//! then is logged and the certificate in use is kept.
+//! their connection's own task (a slow or silent client never holds up the others) with a time
+//! limit; the certificate and key are read again on SIGHUP (after a renewal), and a file that does
+//! not load then is logged and the certificate in use is kept.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
@@ -55,83 +54,46 @@ pub fn load(files: &TlsFiles) -> Result<rustls::ServerConfig, ServerError> {
     Ok(cfg)
 }
 
-/// Accepted and handshaken TLS connections, as axum's listener.
-pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
+/// The TLS side of the TCP listener: the configuration in use (replaced on SIGHUP).
+#[derive(Clone)]
+pub struct Tls {
+    current: Current,
 }
 
-impl TlsListener {
-    /// Starts accepting on `tcp` with the configuration from `files` (already loaded once as
-    /// `first`), and re-reads `files` on every SIGHUP.
-    pub fn start(
-        tcp: TcpListener,
-        files: TlsFiles,
-        first: rustls::ServerConfig,
-    ) -> Result<Self, ServerError> {
-        let local = tcp.local_addr().map_err(ServerError::Serve)?;
+impl Tls {
+    /// Serves the configuration from `files` (already loaded once as `first`), and re-reads
+    /// `files` on every SIGHUP.
+    pub fn start(files: TlsFiles, first: rustls::ServerConfig, local: SocketAddr) -> Self {
         tracing::info!(listen = %local, cert = %files.cert.display(), "serving https (direct TLS)");
         let current: Current = Arc::new(RwLock::new(Arc::new(first)));
-        let (tx, ready) = mpsc::channel(64);
-        tokio::spawn(accept_loop(tcp, Arc::clone(&current), tx));
-        tokio::spawn(reload_on_hangup(files, current));
-        Ok(Self { ready, local })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accept loop ended (it cannot accept any more): nothing more will come.
-            None => std::future::pending().await,
-        }
+        tokio::spawn(reload_on_hangup(files, Arc::clone(&current)));
+        Self { current }
     }
 
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}
-
-async fn accept_loop(
-    tcp: TcpListener,
-    current: Current,
-    tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            a = tcp.accept() => a,
-            // The server stopped and dropped its listener.
-            () = tx.closed() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of file descriptors and the like: try again shortly.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let config = match current.read() {
+    /// The TLS handshake of an accepted connection (within [`HANDSHAKE_TIMEOUT`]), with the
+    /// certificate in use; `None` when it fails (logged).
+    pub async fn handshake(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> Option<TlsStream<TcpStream>> {
+        let config = match self.current.read() {
             Ok(c) => Arc::clone(&c),
             Err(p) => Arc::clone(&p.into_inner()),
         };
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(stream))
-                .await
-            {
-                Ok(Ok(tls)) => {
-                    let _ = tx.send((tls, peer)).await;
-                }
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(stream))
+            .await
+        {
+            Ok(Ok(tls)) => Some(tls),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                None
             }
-        });
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                None
+            }
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use dsmon_core::{Identity, Role};
 
-use crate::{AuthStore, StoreError, AUDIT_COLLAPSE_SECS};
+use crate::{AuthStore, PendingCaps, PendingPut, StoreError, AUDIT_COLLAPSE_SECS};
 
 /// A user as stored: an address, the provider account it is bound to, what the provider said at
 /// the last sign-in, and what an Admin set.
@@ -418,30 +418,43 @@ impl AuthStore for SqliteAuthStore {
         &self,
         key_hash: &str,
         data: &str,
+        client: &str,
         now: i64,
         expires: i64,
-        cap: usize,
-    ) -> Result<()> {
+        caps: PendingCaps,
+    ) -> Result<PendingPut> {
         let mut c = self.conn()?;
         let tx = c.transaction()?;
         tx.execute("DELETE FROM pending_logins WHERE expires <= ?1", [now])?;
-        let count: i64 = tx.query_row("SELECT count(*) FROM pending_logins", [], |r| r.get(0))?;
-        let over = count + 1 - cap as i64;
+        let mine: i64 = tx.query_row(
+            "SELECT count(*) FROM pending_logins WHERE client = ?1",
+            [client],
+            |r| r.get(0),
+        )?;
+        let over = mine + 1 - caps.per_client as i64;
         if over > 0 {
-            // Under a flood of started sign-ins, the oldest attempts give way.
+            // A client's own oldest attempts give way to its newest (nobody else's do).
             tx.execute(
                 "DELETE FROM pending_logins WHERE key_hash IN
-                 (SELECT key_hash FROM pending_logins ORDER BY created, rowid LIMIT ?1)",
-                [over],
+                 (SELECT key_hash FROM pending_logins WHERE client = ?1
+                  ORDER BY created, rowid LIMIT ?2)",
+                params![client, over],
             )?;
         }
+        let total: i64 = tx.query_row("SELECT count(*) FROM pending_logins", [], |r| r.get(0))?;
+        if total >= caps.total as i64 {
+            // Under a flood of started sign-ins, new ones are refused rather than evicting the
+            // ones in progress. The per-client deletions above are kept: they are that client's.
+            tx.commit()?;
+            return Ok(PendingPut::Full);
+        }
         tx.execute(
-            "INSERT OR REPLACE INTO pending_logins (key_hash, data, created, expires)
-             VALUES (?1, ?2, ?3, ?4)",
-            params![key_hash, data, now, expires],
+            "INSERT OR REPLACE INTO pending_logins (key_hash, data, created, expires, client)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![key_hash, data, now, expires, client],
         )?;
         tx.commit()?;
-        Ok(())
+        Ok(PendingPut::Kept)
     }
 
     fn take_pending(&self, key_hash: &str, now: i64) -> Result<Option<String>> {

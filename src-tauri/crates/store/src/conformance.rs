@@ -9,7 +9,9 @@ use std::ops::ControlFlow;
 use dsmon_core::{Identity, Metrics, Role, Row};
 
 use crate::auth_db::Rebind;
-use crate::{AuthStore, Period, RowQuery, SampleStore, AUDIT_COLLAPSE_SECS, ROLLUPS};
+use crate::{
+    AuthStore, PendingCaps, PendingPut, Period, RowQuery, SampleStore, AUDIT_COLLAPSE_SECS, ROLLUPS,
+};
 
 /// A fresh, empty store per call.
 pub type Make<'a, S> = &'a mut dyn FnMut() -> Box<S>;
@@ -555,12 +557,18 @@ fn anonymous_repeats_are_counted_and_old_entries_pruned(s: &dyn AuthStore) {
 }
 
 fn pending_sign_ins(s: &dyn AuthStore) {
-    s.put_pending("k1", "one", T0, T0 + 600, 3).expect("put");
-    s.put_pending("k2", "two", T0 + 1, T0 + 601, 3)
-        .expect("put");
+    let caps = PendingCaps {
+        per_client: 3,
+        total: 5,
+    };
+    let put = |k: &str, client: &str, t: i64, expires: i64| {
+        s.put_pending(k, k, client, t, expires, caps).expect("put")
+    };
+    assert_eq!(put("k1", "a", T0, T0 + 600), PendingPut::Kept);
+    assert_eq!(put("k2", "a", T0 + 1, T0 + 601), PendingPut::Kept);
     assert_eq!(
         s.take_pending("k1", T0 + 10).expect("take").as_deref(),
-        Some("one")
+        Some("k1")
     );
     assert_eq!(
         s.take_pending("k1", T0 + 10).expect("again"),
@@ -572,22 +580,40 @@ fn pending_sign_ins(s: &dyn AuthStore) {
         None,
         "expired"
     );
+    // One client past its own cap: its own oldest gives way.
     for (i, k) in ["k3", "k4", "k5", "k6"].iter().enumerate() {
-        s.put_pending(k, k, T0 + 20 + i as i64, T0 + 900, 3)
-            .expect("put");
+        assert_eq!(put(k, "a", T0 + 20 + i as i64, T0 + 900), PendingPut::Kept);
     }
     assert_eq!(
         s.take_pending("k3", T0 + 30).expect("k3"),
         None,
-        "oldest gave way"
+        "the client's oldest gave way"
     );
-    for k in ["k4", "k5", "k6"] {
+    // Another client's sign-in is kept; when the total is reached, new ones are refused and none
+    // of those in progress is evicted.
+    assert_eq!(put("b1", "b", T0 + 40, T0 + 900), PendingPut::Kept);
+    assert_eq!(put("c1", "c", T0 + 41, T0 + 900), PendingPut::Kept);
+    assert_eq!(put("d1", "d", T0 + 42, T0 + 900), PendingPut::Full);
+    assert_eq!(
+        s.take_pending("d1", T0 + 43).expect("d1"),
+        None,
+        "refused, not kept"
+    );
+    for k in ["k4", "k5", "k6", "b1"] {
         assert_eq!(
-            s.take_pending(k, T0 + 30).expect(k).as_deref(),
+            s.take_pending(k, T0 + 43).expect(k).as_deref(),
             Some(k),
             "{k} kept"
         );
     }
+    // Room again once some are taken (or expire).
+    assert_eq!(put("d2", "d", T0 + 44, T0 + 900), PendingPut::Kept);
+    assert_eq!(put("e1", "e", T0 + 901, T0 + 1500), PendingPut::Kept);
+    assert_eq!(
+        s.take_pending("c1", T0 + 901).expect("c1"),
+        None,
+        "expired ones make room"
+    );
 }
 
 fn used_tokens(s: &dyn AuthStore) {

@@ -13,7 +13,7 @@ mod traits;
 pub use auth_db::SqliteAuthStore;
 pub use dsmon_core::Row;
 pub use sqlite::{Period, Result, RowQuery, SqliteStore, StoreError, MIGRATIONS, ROLLUPS};
-pub use traits::{AuthStore, SampleStore, SharedSamples};
+pub use traits::{AuthStore, PendingCaps, PendingPut, SampleStore, SharedSamples};
 
 /// Anonymous audit entries that repeat one first seen less than this long ago (seconds) are
 /// counted into it (see [`AuthStore::audit`]).

@@ -139,16 +139,19 @@ pub trait AuthStore: Send + Sync {
     /// A page of the audit log, newest first, and the total number of entries.
     fn audit_page(&self, offset: i64, limit: i64) -> Result<(Vec<AuditEntry>, i64)>;
 
-    /// Keeps a started sign-in (opaque `data`) under `key_hash` until `expires`. Expired ones go;
-    /// past `cap` pending at once, the oldest give way.
+    /// Keeps a started sign-in (opaque `data`) of `client` (the address the rate limit sees)
+    /// under `key_hash` until `expires`. Expired ones go first. Past `caps.per_client` pending for
+    /// `client`, that client's own oldest give way; when `caps.total` are pending, the new one is
+    /// refused ([`PendingPut::Full`]) and none of the others is touched.
     fn put_pending(
         &self,
         key_hash: &str,
         data: &str,
+        client: &str,
         now: i64,
         expires: i64,
-        cap: usize,
-    ) -> Result<()>;
+        caps: PendingCaps,
+    ) -> Result<PendingPut>;
 
     /// Takes a started sign-in out (single use): its data, or `None` when unknown or expired.
     fn take_pending(&self, key_hash: &str, now: i64) -> Result<Option<String>>;
@@ -175,4 +178,19 @@ impl dyn SampleStore + '_ {
         })?;
         failed.map_or(Ok(()), Err)
     }
+}
+
+/// How many sign-ins may be pending at once: per client, and in total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingCaps {
+    pub per_client: usize,
+    pub total: usize,
+}
+
+/// What [`AuthStore::put_pending`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingPut {
+    Kept,
+    /// `total` sign-ins are pending: this one was not kept.
+    Full,
 }
