@@ -112,6 +112,7 @@ impl From<AuthError> for AppError {
                 );
             }
             AuthError::Browser(_) => ErrorKind::Unavailable,
+            AuthError::Busy => ErrorKind::TooMany,
             AuthError::Db(_) | AuthError::Poisoned => return Self::internal(e),
             _ => ErrorKind::BadRequest,
         };
