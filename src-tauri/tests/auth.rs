@@ -9,8 +9,8 @@ mod harness;
 use std::time::{Duration, Instant};
 
 use harness::oidc::{
-    dsmon_with_auth, loopback_redirect, set_cookie, Agent, Provider, CLIENT_SECRET,
-    DESKTOP_CLIENT_ID, DESKTOP_CLIENT_SECRET,
+    desktop_nonce, dsmon_with_auth, exchange_id_token, loopback_redirect, set_cookie, Agent,
+    Provider, CLIENT_SECRET, DESKTOP_CLIENT_ID, DESKTOP_CLIENT_SECRET,
 };
 use harness::{Dsmon, Serve};
 use reqwest::header::LOCATION;
@@ -671,6 +671,7 @@ fn desktop_oidc(issuer: &str, dir: &std::path::Path) -> dsmon::auth::oidc::Oidc 
 /// to the listener (which must ignore them), then logs in at the provider and comes back.
 async fn desktop_sign_in(
     oidc: &dsmon::auth::oidc::Oidc,
+    nonce: Option<String>,
     email: &'static str,
 ) -> Result<dsmon::auth::oidc::Verified, dsmon::auth::AuthError> {
     let (tx, rx) = tokio::sync::oneshot::channel::<String>();
@@ -707,6 +708,7 @@ async fn desktop_sign_in(
     });
     let r = dsmon::server::loopback::sign_in(
         oidc,
+        nonce.as_deref(),
         move |u| tx.send(u.to_string()).map_err(|_| "no browser".to_string()),
         Duration::from_secs(30),
     )
@@ -716,14 +718,7 @@ async fn desktop_sign_in(
 }
 
 async fn exchange(s: &Setup, id_token: &str) -> (StatusCode, serde_json::Value) {
-    let r = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{}/auth/token", s.serve.port))
-        .json(&json!({ "id_token": id_token }))
-        .send()
-        .await
-        .expect("POST /auth/token");
-    let status = r.status();
-    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    exchange_id_token(&reqwest::Client::new(), s.serve.port, id_token).await
 }
 
 async fn bearer_get(s: &Setup, session: &str, path: &str) -> StatusCode {
@@ -742,9 +737,13 @@ async fn desktop_loopback_sign_in_and_id_token_exchange_for_a_bearer_session() {
     let oidc = desktop_oidc(&s.provider.issuer, &s.d.dir);
 
     // Admin: the loopback sign-in verifies the ID token; the server takes it once for a session.
-    let alice = desktop_sign_in(&oidc, "alice@example.com")
-        .await
-        .expect("desktop sign-in");
+    let alice = desktop_sign_in(
+        &oidc,
+        Some(desktop_nonce(s.serve.port).await),
+        "alice@example.com",
+    )
+    .await
+    .expect("desktop sign-in");
     assert_eq!(alice.identity.email, "alice@example.com");
     assert!(alice.identity.email_verified);
     let (st, body) = exchange(&s, &alice.id_token).await;
@@ -791,9 +790,13 @@ async fn desktop_loopback_sign_in_and_id_token_exchange_for_a_bearer_session() {
     );
 
     // User: live yes, history no — the server's roles apply to the desktop.
-    let bob = desktop_sign_in(&oidc, "bob@example.org")
-        .await
-        .expect("bob");
+    let bob = desktop_sign_in(
+        &oidc,
+        Some(desktop_nonce(s.serve.port).await),
+        "bob@example.org",
+    )
+    .await
+    .expect("bob");
     let (st, body) = exchange(&s, &bob.id_token).await;
     assert_eq!(st, StatusCode::OK, "{body}");
     assert_eq!(body["role"], "user");
@@ -808,15 +811,19 @@ async fn desktop_loopback_sign_in_and_id_token_exchange_for_a_bearer_session() {
     );
 
     // A stranger's valid token gets no session.
-    let stranger = desktop_sign_in(&oidc, "stranger@other.org")
-        .await
-        .expect("stranger");
+    let stranger = desktop_sign_in(
+        &oidc,
+        Some(desktop_nonce(s.serve.port).await),
+        "stranger@other.org",
+    )
+    .await
+    .expect("stranger");
     let (st, body) = exchange(&s, &stranger.id_token).await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
 
     // A token signed by a key the provider never published fails at the desktop already.
     s.provider.tamper(json!({ "bad_signature": true })).await;
-    let e = desktop_sign_in(&oidc, "alice@example.com")
+    let e = desktop_sign_in(&oidc, None, "alice@example.com")
         .await
         .err()
         .expect("refused");
@@ -850,7 +857,7 @@ async fn desktop_sign_in_times_out_when_the_browser_never_comes_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let oidc = desktop_oidc(&provider.issuer, dir.path());
     let t = Instant::now();
-    let e = dsmon::server::loopback::sign_in(&oidc, |_| Ok(()), Duration::from_millis(800))
+    let e = dsmon::server::loopback::sign_in(&oidc, None, |_| Ok(()), Duration::from_millis(800))
         .await
         .err()
         .expect("timed out");
@@ -859,6 +866,7 @@ async fn desktop_sign_in_times_out_when_the_browser_never_comes_back() {
     // A browser that cannot be opened is an error at once.
     let e = dsmon::server::loopback::sign_in(
         &oidc,
+        None,
         |_| Err("no browser".into()),
         Duration::from_secs(60),
     )

@@ -225,6 +225,26 @@ async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
     .await
     .expect_err("the window-state plugin's commands from the page");
     assert!(e.to_string().contains("not allowed"), "{e}");
+    // Its capability allows only the live page's commands: the Admin's other commands are refused
+    // by Tauri's ACL in this window (before the command and its role check run).
+    for (cmd, args) in [
+        ("users", json!({})),
+        ("history", json!({ "query": { "from": "-1h" } })),
+        ("audit", json!({ "offset": 0, "limit": 10 })),
+        ("settings_get", json!({})),
+    ] {
+        let e = invoke(&b, cmd, args)
+            .await
+            .expect_err("an Admin command from the live window");
+        assert!(e.to_string().contains("not allowed"), "{cmd}: {e}");
+    }
+    let me = invoke(&b, "me", json!({}))
+        .await
+        .expect("me in the live window");
+    assert_eq!(me["role"], "admin", "{me}");
+    invoke(&b, "live", json!({}))
+        .await
+        .expect("live in the live window");
 
     // A stopped agent turns its card down (here in the live window).
     agents[1].kill();
@@ -244,6 +264,14 @@ async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
         .await
         .expect("close the live window");
     b.client.switch_to_window(main).await.expect("back");
+    // The main window's capability keeps them.
+    let users = invoke(&b, "users", json!({}))
+        .await
+        .expect("users from the main window");
+    assert!(users.to_string().contains("alice@example.com"), "{users}");
+    invoke(&b, "history", json!({ "query": { "from": "-1h" } }))
+        .await
+        .expect("history from the main window");
 
     // User: the live view only; the history and users commands are refused by the backend.
     sign_out(&b).await;

@@ -11,7 +11,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use harness::oidc::{
-    auth_toml_with, dsmon_with_auth_toml, set_cookie, Agent, Provider, DESKTOP_CLIENT_ID,
+    auth_toml_with, desktop_nonce, dsmon_with_auth_toml, exchange_id_token, set_cookie, Agent,
+    Provider, DESKTOP_CLIENT_ID,
 };
 use harness::serving::{connect_from, exchange, get_request};
 use harness::{Dsmon, Serve};
@@ -302,17 +303,11 @@ async fn a_loop_of_bad_callbacks_adds_one_counted_entry(s: &Setup, admin: &Agent
 }
 
 async fn exchange_token(from: u8, port: u16, id_token: String) -> (StatusCode, Value) {
-    let r = reqwest::Client::builder()
+    let http = reqwest::Client::builder()
         .local_address(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 2, from)))
         .build()
-        .expect("client")
-        .post(format!("http://127.0.0.1:{port}/auth/token"))
-        .json(&json!({ "id_token": id_token }))
-        .send()
-        .await
-        .expect("POST /auth/token");
-    let st = r.status();
-    (st, r.json().await.unwrap_or(Value::Null))
+        .expect("client");
+    exchange_id_token(&http, port, &id_token).await
 }
 
 /// Item 6: ID tokens under key ids the provider never published make dsmon fetch the provider's
@@ -321,10 +316,16 @@ async fn exchange_token(from: u8, port: u16, id_token: String) -> (StatusCode, V
 async fn unknown_key_ids_fetch_the_keys_again_at_most_once_a_minute(s: &Setup) {
     let port = s.serve.port;
     let before = s.provider.jwks_fetches().await;
-    // A real rotation at the provider: a new key, published from now on.
+    // A real rotation at the provider: a new key, published from now on (the token carries a
+    // nonce this server issued, as the desktop app's tokens do).
     let rotated = s
         .provider
-        .mint("alice@example.com", DESKTOP_CLIENT_ID, "new")
+        .mint_with(
+            "alice@example.com",
+            DESKTOP_CLIENT_ID,
+            "new",
+            json!({ "nonce": desktop_nonce(port).await }),
+        )
         .await;
     let mut forged = Vec::new();
     for _ in 0..20 {

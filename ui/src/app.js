@@ -98,6 +98,12 @@ function route(navigated = false) {
   const params = new URLSearchParams(location.search);
   const samePage = location.pathname === shownPath;
   shownPath = location.pathname;
+  if (compact && page !== 'compact') {
+    // The live-view window shows the node cards only (its capability allows no other page's
+    // commands): a card's link or a typed path comes back to them.
+    history.replaceState(null, '', '/compact');
+    page = 'compact';
+  }
   if (page === 'compact') page = 'live';
   for (const a of document.querySelectorAll('[data-nav]')) {
     a.classList.toggle('active', a.dataset.nav === page);
@@ -211,6 +217,11 @@ async function start() {
     }
     if (e.status === 401) {
       location.assign(`/auth/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+      return;
+    }
+    if (e.kind === 'config' && compact) {
+      // Settings is the main window's page.
+      main.replaceChildren(el('p', { class: 'error', role: 'alert', id: 'config-error', text: `The configuration does not load: ${e.message}. Open Settings in the main window to fix it.` }));
       return;
     }
     if (e.kind === 'config') {

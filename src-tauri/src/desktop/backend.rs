@@ -166,7 +166,7 @@ impl Backend {
         let token = match self {
             Backend::Local(l) => {
                 let auth = l.sign_in_configured()?;
-                let verified = loopback::sign_in(auth.oidc(), open, timeout).await?;
+                let verified = loopback::sign_in(auth.oidc(), None, open, timeout).await?;
                 auth.admit(verified.identity, "desktop app")?.session
             }
             Backend::Remote(r) => r.exchange(open, timeout).await?,
@@ -424,13 +424,25 @@ impl Remote {
         Err(AppError::new(kind, message))
     }
 
-    /// Signs in at the provider and exchanges the ID token for the server's session.
+    /// Signs in at the provider with a nonce the server issued (so that the ID token is good at
+    /// that server only, and once) and exchanges the token for the server's session.
     async fn exchange(
         &self,
         open: impl FnOnce(&url::Url) -> std::result::Result<(), String>,
         timeout: Duration,
     ) -> Result<String> {
-        let verified = loopback::sign_in(&self.oidc, open, timeout).await?;
+        let resp = self
+            .http
+            .post(self.url("/auth/nonce")?)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let v = Self::answer(resp).await?;
+        let nonce = v["nonce"]
+            .as_str()
+            .ok_or_else(|| AppError::new(ErrorKind::Unavailable, "the server sent no nonce"))?;
+        let verified = loopback::sign_in(&self.oidc, Some(nonce), open, timeout).await?;
         let resp = self
             .http
             .post(self.url("/auth/token")?)

@@ -97,9 +97,20 @@ impl Provider {
     /// An ID token for the account `login`, issued to `aud` and signed by `key` ("published",
     /// "new": a key published from now on, "unknown": a key never published; see provider.mjs).
     pub async fn mint(&self, login: &str, aud: &str, key: &str) -> String {
+        self.mint_with(login, aud, key, serde_json::json!({})).await
+    }
+
+    /// The same with these `claims` added or overwritten (e.g. `{"nonce": "..."}`).
+    pub async fn mint_with(
+        &self,
+        login: &str,
+        aud: &str,
+        key: &str,
+        claims: serde_json::Value,
+    ) -> String {
         let r = Client::new()
             .post(format!("{}/test/mint", self.issuer))
-            .json(&serde_json::json!({ "login": login, "aud": aud, "key": key }))
+            .json(&serde_json::json!({ "login": login, "aud": aud, "key": key, "claims": claims }))
             .send()
             .await
             .expect("mint");
@@ -189,6 +200,36 @@ pub fn dsmon_with_auth_toml(rest: &str, auth: impl FnOnce(&Dsmon) -> String) -> 
     std::fs::write(&d.config, format!("{text}{}", auth(&d))).expect("config");
     let s = Serve::start(&d);
     (d, s)
+}
+
+/// A nonce for one desktop sign-in from the dsmon on `port` (`POST /auth/nonce`), as the desktop
+/// app's remote mode asks for it before it signs in at the provider.
+pub async fn desktop_nonce(port: u16) -> String {
+    let r = Client::new()
+        .post(format!("http://127.0.0.1:{port}/auth/nonce"))
+        .send()
+        .await
+        .expect("POST /auth/nonce");
+    assert_eq!(r.status(), StatusCode::OK, "POST /auth/nonce");
+    let v: serde_json::Value = r.json().await.expect("nonce JSON");
+    v["nonce"].as_str().expect("nonce").to_string()
+}
+
+/// `POST /auth/token` `{"id_token"}` at the dsmon on `port` through `http`, as the desktop app's
+/// remote mode exchanges its ID token: the status and the JSON answer (`Null` when not JSON).
+pub async fn exchange_id_token(
+    http: &Client,
+    port: u16,
+    id_token: &str,
+) -> (StatusCode, serde_json::Value) {
+    let r = http
+        .post(format!("http://127.0.0.1:{port}/auth/token"))
+        .json(&serde_json::json!({ "id_token": id_token }))
+        .send()
+        .await
+        .expect("POST /auth/token");
+    let status = r.status();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
 
 /// The `redirect_uri` of a desktop sign-in's authorization URL: the app's loopback listener.

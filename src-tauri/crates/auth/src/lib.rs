@@ -175,6 +175,9 @@ const ATTEMPT_TTL: Duration = Duration::from_secs(600);
 pub const MAX_ATTEMPTS: usize = 10_000;
 pub const MAX_ATTEMPTS_PER_CLIENT: usize = 20;
 
+/// How long a desktop sign-in's nonce ([`Auth::issue_nonce`]) may wait for its ID token.
+pub const NONCE_TTL: Duration = Duration::from_secs(600);
+
 /// Old audit entries are deleted at most this often (seconds), as entries are written.
 const PRUNE_EVERY: i64 = 3600;
 
@@ -267,6 +270,21 @@ fn hash_session(token: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The store key of a desktop sign-in's nonce: kept with the started web sign-ins, which are
+/// keyed by a bare hash, so the prefix keeps the two apart (a web sign-in's state cannot take a
+/// nonce out, nor the reverse).
+fn nonce_key(nonce: &str) -> String {
+    format!("desktop-nonce:{}", hash_session(nonce))
+}
+
+/// A new random identifier (a session id, a nonce): 256 bits, URL-safe base64.
+fn random_id() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| AuthError::Provider(format!("no randomness for an identifier: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// `next` if it is a path on this site, else `/`.
@@ -412,7 +430,7 @@ impl Auth {
     /// Starts a sign-in of `client` (its address as the rate limit sees it) that will return to
     /// `next` (a same-site path). [`AuthError::Busy`] when [`MAX_ATTEMPTS`] are pending.
     pub async fn begin(&self, next: &str, client: &str) -> Result<Started> {
-        let (url, attempt) = self.oidc.authorize_url(None).await?;
+        let (url, attempt) = self.oidc.authorize_url(None, None).await?;
         let pending = Pending {
             nonce: attempt.nonce,
             pkce_verifier: attempt.pkce_verifier,
@@ -473,26 +491,63 @@ impl Auth {
         self.audited(self.admit_inner(id, "/".into(), via), via)
     }
 
+    /// The desktop client whose ID tokens this server exchanges (`[auth] desktop_client_id`).
+    fn desktop_client(&self) -> Result<&str> {
+        self.cfg.desktop_client_id.as_deref().ok_or_else(|| {
+            AuthError::Refused(
+                "this server accepts no desktop sign-in ([auth] desktop_client_id is not set)"
+                    .into(),
+            )
+        })
+    }
+
+    /// `POST /auth/nonce`: a nonce for one desktop sign-in with this server. The app puts it in
+    /// its authorization request, so the provider writes it into the ID token, and
+    /// [`Auth::exchange_id_token`] takes only tokens carrying a nonce issued here and not used
+    /// yet. Kept in the store (any instance on it can take it; it survives a restart) for
+    /// [`NONCE_TTL`], with the started web sign-ins and under the same caps (per `client`, the
+    /// caller's address as the rate limit sees it, and in total).
+    pub async fn issue_nonce(&self, client: &str) -> Result<String> {
+        self.desktop_client()?;
+        let nonce = random_id()?;
+        let (db, key, t) = (Arc::clone(&self.db), nonce_key(&nonce), now());
+        let expires = t + NONCE_TTL.as_secs() as i64;
+        let client = client.to_string();
+        let caps = PendingCaps {
+            per_client: MAX_ATTEMPTS_PER_CLIENT,
+            total: MAX_ATTEMPTS,
+        };
+        match blocking(move || db.put_pending(&key, "desktop nonce", &client, t, expires, caps))
+            .await?
+        {
+            PendingPut::Kept => Ok(nonce),
+            PendingPut::Full => Err(AuthError::Busy),
+        }
+    }
+
     /// `POST /auth/token`: exchanges an ID token the desktop app obtained for its own client
-    /// (`[auth] desktop_client_id`) for a session of this server. Each token is taken once.
+    /// (`[auth] desktop_client_id`) for a session of this server. The token must carry a nonce
+    /// this server issued ([`Auth::issue_nonce`]); each token and each nonce is taken once.
     pub async fn exchange_id_token(&self, raw: &str) -> Result<SignedIn> {
         let r = self.exchange_inner(raw).await;
         self.audited(r, "desktop token exchange")
     }
 
     async fn exchange_inner(&self, raw: &str) -> Result<SignedIn> {
-        let audience = self.cfg.desktop_client_id.as_deref().ok_or_else(|| {
-            AuthError::Refused(
-                "this server accepts no desktop sign-in ([auth] desktop_client_id is not set)"
-                    .into(),
-            )
-        })?;
-        let id = self.oidc.verify_foreign(raw, audience).await?;
+        let audience = self.desktop_client()?;
+        let (id, nonce) = self.oidc.verify_foreign(raw, audience).await?;
         let (db, key, t) = (Arc::clone(&self.db), hash_session(raw.trim()), now());
         let expires = id.expires_at;
         if !blocking(move || db.mark_used(&key, t, expires)).await? {
             return Err(AuthError::InvalidToken(
                 "this ID token was already exchanged".into(),
+            ));
+        }
+        // Single use: the nonce is taken out whatever happens next.
+        let (db, key) = (Arc::clone(&self.db), nonce_key(&nonce));
+        if blocking(move || db.take_pending(&key, t)).await?.is_none() {
+            return Err(AuthError::InvalidToken(
+                "its nonce was not issued by this server, has expired or was already used (the token was meant for another server, or is replayed); sign in again from the app".into(),
             ));
         }
         self.admit_blocking(id, "/".into(), "desktop").await
@@ -794,10 +849,7 @@ fn admit_with(
     }
     let (role, _) = resolve_role(cfg, &id.email, id.hd.as_deref(), Some(&record))?;
     db.stamp_sign_in(&id.email, t)?;
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| AuthError::Provider(format!("no randomness for a session id: {e}")))?;
-    let session = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let session = random_id()?;
     let ttl = cfg.session_ttl;
     db.create_session(
         &hash_session(&session),

@@ -237,10 +237,12 @@ impl Oidc {
 
     /// The provider's authorization URL for a new attempt, and what to remember of it. The
     /// provider sends the browser back to `redirect` (the desktop app's loopback address), or to
-    /// the configured `redirect_url`.
+    /// the configured `redirect_url`. The ID token will carry `nonce`: one a dsmon server issued
+    /// (the desktop app's remote mode, which hands the token to that server), else a new random one.
     pub async fn authorize_url(
         &self,
         redirect: Option<&str>,
+        nonce: Option<&str>,
     ) -> Result<(url::Url, Attempt), AuthError> {
         let redirect = match redirect {
             Some(r) => RedirectUrl::new(r.to_string())
@@ -251,11 +253,12 @@ impl Oidc {
         };
         let client = self.client().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let given = nonce.map(|n| Nonce::new(n.to_string()));
         let (url, state, nonce) = client
             .authorize_url(
                 AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
                 CsrfToken::new_random,
-                Nonce::new_random,
+                || given.unwrap_or_else(Nonce::new_random),
             )
             .set_redirect_uri(std::borrow::Cow::Borrowed(&redirect))
             .add_scope(Scope::new("email".into()))
@@ -296,7 +299,7 @@ impl Oidc {
         let id_token = openidconnect::TokenResponse::id_token(&response)
             .ok_or_else(|| AuthError::InvalidToken("the token response has no ID token".into()))?;
         let nonce = Nonce::new(attempt.nonce);
-        let identity = self
+        let (identity, _) = self
             .verify(id_token, &self.client_id, |n: Option<&Nonce>| match n {
                 Some(n) if n.secret() == nonce.secret() => Ok(()),
                 Some(_) => Err("nonce mismatch".to_string()),
@@ -310,27 +313,46 @@ impl Oidc {
     }
 
     /// Verifies an ID token that another client of this provider (the desktop app, `audience`)
-    /// obtained itself: signature, iss, aud, azp and exp. Its nonce was the other client's to check.
-    pub async fn verify_foreign(&self, raw: &str, audience: &str) -> Result<Identity, AuthError> {
+    /// obtained itself: signature, iss, aud, azp and exp, and that it carries a nonce, which is
+    /// returned with the identity. The desktop client is public (every copy of the app, for every
+    /// dsmon server, has its id and secret), so the token alone does not say which server it was
+    /// meant for: the caller accepts it only when it issued that nonce itself and has not seen it
+    /// used (OpenID Connect's own binding of an ID token to the party that asked for it).
+    pub async fn verify_foreign(
+        &self,
+        raw: &str,
+        audience: &str,
+    ) -> Result<(Identity, String), AuthError> {
         let token: IdToken = raw
             .trim()
             .parse()
             .map_err(|e| AuthError::InvalidToken(format!("not an ID token: {e}")))?;
-        self.verify(
-            &token,
-            &ClientId::new(audience.to_string()),
-            |_: Option<&Nonce>| Ok(()),
-        )
-        .await
+        let (identity, nonce) = self
+            .verify(
+                &token,
+                &ClientId::new(audience.to_string()),
+                |n: Option<&Nonce>| match n {
+                    Some(n) if !n.secret().is_empty() => Ok(()),
+                    _ => Err(
+                        "the ID token has no nonce: it was not requested for this server"
+                            .to_string(),
+                    ),
+                },
+            )
+            .await?;
+        let nonce =
+            nonce.ok_or_else(|| AuthError::InvalidToken("the ID token has no nonce".into()))?;
+        Ok((identity, nonce))
     }
 
-    /// The verified identity in `id_token`, issued to `audience`.
+    /// The verified identity in `id_token`, issued to `audience`, and the token's nonce (checked
+    /// by `nonce`).
     async fn verify<N: openidconnect::NonceVerifier + Clone>(
         &self,
         id_token: &IdToken,
         audience: &ClientId,
         nonce: N,
-    ) -> Result<Identity, AuthError> {
+    ) -> Result<(Identity, Option<String>), AuthError> {
         let verifier_of = |c: &Cached| {
             OidcClient::from_provider_metadata(c.metadata.clone(), audience.clone(), None)
         };
@@ -373,7 +395,7 @@ impl Oidc {
                     "the ID token carries no email (is the email scope granted?)".into(),
                 )
             })?;
-        Ok(Identity {
+        let identity = Identity {
             sub: claims.subject().as_str().to_string(),
             email,
             email_verified: claims.email_verified() == Some(true),
@@ -387,7 +409,8 @@ impl Oidc {
                 .as_ref()
                 .map(|d| d.trim().to_lowercase()),
             expires_at: claims.expiration().timestamp(),
-        })
+        };
+        Ok((identity, claims.nonce().map(|n| n.secret().clone())))
     }
 }
 

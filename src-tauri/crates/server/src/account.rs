@@ -21,6 +21,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/login", get(login))
         .route("/auth/callback", get(callback))
         .route("/auth/logout", post(logout))
+        .route("/auth/nonce", post(nonce))
         .route("/auth/token", post(token))
         .route("/auth/signed-out", get(signed_out))
         .route("/api/me", get(me))
@@ -231,6 +232,29 @@ async fn logout(
         .into_response()
 }
 
+#[derive(Serialize)]
+struct NonceResponse {
+    nonce: String,
+    expires_in: u64,
+}
+
+/// `POST /auth/nonce`: the desktop app's remote mode asks for a one-time nonce before it signs in
+/// at the provider, and puts it in its authorization request; `/auth/token` then takes only an ID
+/// token carrying a nonce issued here.
+async fn nonce(
+    State(s): State<AppState>,
+    client: Option<Extension<Client>>,
+) -> Result<Response, ApiError> {
+    let auth = s.app.auth().ok_or_else(no_sign_in)?;
+    let client = client.map_or_else(|| Client(None).key(), |Extension(c)| c.key());
+    let nonce = auth.issue_nonce(&client).await.map_err(AppError::from)?;
+    Ok(Json(NonceResponse {
+        nonce,
+        expires_in: dsmon_auth::NONCE_TTL.as_secs(),
+    })
+    .into_response())
+}
+
 /// `{"id_token": "..."}`: an ID token the desktop app obtained for its own client id.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -249,7 +273,8 @@ struct TokenResponse {
 }
 
 /// `POST /auth/token`: the desktop app's remote mode exchanges its verified Google ID token (whose
-/// audience is `[auth] desktop_client_id`) once for a dsmon session; the server's roles apply.
+/// audience is `[auth] desktop_client_id` and whose nonce came from `/auth/nonce`) once for a dsmon
+/// session; the server's roles apply.
 async fn token(State(s): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
     let auth = s.app.auth().ok_or_else(no_sign_in)?;
     let req: TokenRequest = serde_json::from_slice(&body)

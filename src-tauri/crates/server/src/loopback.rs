@@ -119,9 +119,11 @@ async fn callback(
 
 /// Runs one sign-in: opens `open(url)` (the system browser) at the provider and waits up to
 /// `timeout` for it to come back to the loopback listener; then exchanges the code and verifies
-/// the ID token.
+/// the ID token. The token carries `nonce` (one a dsmon server issued, for the remote mode's
+/// token exchange), else a random one of this attempt.
 pub async fn sign_in(
     oidc: &Oidc,
+    nonce: Option<&str>,
     open: impl FnOnce(&url::Url) -> Result<(), String>,
     timeout: Duration,
 ) -> Result<Verified, AuthError> {
@@ -133,7 +135,7 @@ pub async fn sign_in(
         .map_err(|e| AuthError::Browser(format!("cannot listen on 127.0.0.1: {e}")))?
         .port();
     let redirect = format!("http://127.0.0.1:{port}/callback");
-    let (url, attempt) = oidc.authorize_url(Some(&redirect)).await?;
+    let (url, attempt) = oidc.authorize_url(Some(&redirect), nonce).await?;
     let (tx, mut rx) = mpsc::channel::<Outcome>(1);
     let app = Router::new()
         .route("/callback", get(callback))

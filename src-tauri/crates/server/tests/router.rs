@@ -273,6 +273,7 @@ async fn every_route_answers_every_kind_of_caller() {
         // No `desktop_client_id`: the server takes no desktop sign-in.
         ("POST", "/auth/token", TOKEN, [401, 401, 401, 404]),
         ("POST", "/auth/token", "{", [400, 400, 400, 404]),
+        ("POST", "/auth/nonce", "", [401, 401, 401, 404]),
         ("GET", "/auth/signed-out", "", [200, 200, 200, 200]),
         ("GET", "/auth/nope", "", [404, 404, 404, 404]),
         ("GET", "/", "", [303, 200, 200, 200]),
