@@ -123,7 +123,10 @@ async fn live_streams_beyond_the_cap_are_refused(admin: &Agent) {
 /// 127.0.0.1 (DNS rebinding) must get nothing: only loopback Host names are answered.
 #[test]
 fn no_auth_mode_answers_only_loopback_hosts() {
-    let d = Dsmon::new("[[nodes]]\nname = \"n1\"\nurl = \"http://127.0.0.1:9\"\n");
+    // The node's name is a spreadsheet formula: the CSV export must not hand it over as one.
+    let d = Dsmon::new(
+        "[[nodes]]\nname = \"=HYPERLINK(\\\"http://evil.example\\\")\"\nurl = \"http://127.0.0.1:9\"\n",
+    );
     let serve = Serve::start(&d);
     let port = serve.port;
     let ask = |host: &str, path: &str| {
@@ -145,6 +148,30 @@ fn no_auth_mode_answers_only_loopback_hosts() {
     }
     // Health checks of any kind still get their "ok".
     assert_eq!(ask("monitor.internal", "/healthz").status, 200);
+
+    // The first tick (the node does not answer) is logged at start; in the CSV its name and its
+    // error text cannot start a formula.
+    let start = std::time::Instant::now();
+    let csv = loop {
+        let a = ask("127.0.0.1", "/api/history.csv?from=-1h");
+        assert_eq!(a.status, 200, "{}", a.body);
+        if a.body.lines().count() > 1 || start.elapsed() > Duration::from_secs(10) {
+            break a.body;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let row = csv.lines().nth(1).expect("a logged row");
+    let cells: Vec<&str> = row.split(',').collect();
+    assert!(
+        cells[1].starts_with("\"'=HYPERLINK") || cells[1].starts_with("'=HYPERLINK"),
+        "the name is neutralised: {row}"
+    );
+    assert!(
+        cells
+            .iter()
+            .all(|c| !c.trim_start_matches('"').starts_with(['=', '+', '-', '@'])),
+        "no cell starts a formula: {row}"
+    );
 }
 
 /// Item 3: the same verified address from another account (another `sub`) is refused and
