@@ -33,15 +33,44 @@ pub struct Period {
     pub max: [Option<f64>; 5],
 }
 
-/// Adds a period's counts, sums and maxima to a roll-up row (creating it if needed).
-/// Parameters: node_id, ts, n_rows, n_ok, then per metric its sum and its max.
-fn rollup_upsert_sql(table: &str) -> String {
+/// Rows per multi-row statement, largest first. A batch is written in chunks of these sizes
+/// (greedily: 1000 rows are 3 x 256 + 3 x 64 + 2 x 16 + 2 x 4), so each table needs at most
+/// `CHUNKS.len()` distinct statements, each prepared once and then taken from the statement cache.
+const CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
+
+/// Bound parameters per row of a roll-up upsert (the widest statement): node_id, ts, n_rows, n_ok,
+/// then per metric its sum and its max.
+const ROLLUP_PARAMS: usize = 4 + 2 * METRICS.len();
+
+/// SQLite's default limit on bound parameters per statement (since 3.32).
+const MAX_PARAMS: usize = 32_766;
+const _: () = assert!(CHUNKS[0] * ROLLUP_PARAMS <= MAX_PARAMS);
+
+/// Splits `len` items into consecutive chunks whose sizes are in `CHUNKS`: (index into `CHUNKS`,
+/// range of the items).
+fn chunks(len: usize) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let k = CHUNKS.iter().position(|&c| c <= len - start)?;
+        let range = start..start + CHUNKS[k];
+        start = range.end;
+        Some((k, range))
+    })
+}
+
+/// `(?, ?, …), (?, …), …`: `rows` groups of `width` parameters.
+fn value_groups(rows: usize, width: usize) -> String {
+    let group = format!("({})", vec!["?"; width].join(", "));
+    vec![group; rows].join(", ")
+}
+
+/// Adds periods' counts, sums and maxima to roll-up rows (creating them if needed), `rows` periods
+/// per statement. Parameters per period: node_id, ts, n_rows, n_ok, then per metric its sum and
+/// its max.
+fn rollup_upsert_sql(table: &str, rows: usize) -> String {
     let cols: Vec<String> = METRICS
         .iter()
         .map(|m| format!("{m}_sum, {m}_max"))
-        .collect();
-    let vals: Vec<String> = (0..METRICS.len())
-        .map(|i| format!("?{}, ?{}", 5 + 2 * i, 6 + 2 * i))
         .collect();
     let sets: Vec<String> = METRICS
         .iter()
@@ -54,12 +83,45 @@ fn rollup_upsert_sql(table: &str) -> String {
         })
         .collect();
     format!(
-        "INSERT INTO {table}(node_id, ts, n_rows, n_ok, {}) VALUES (?1, ?2, ?3, ?4, {}) \
+        "INSERT INTO {table}(node_id, ts, n_rows, n_ok, {}) VALUES {} \
          ON CONFLICT(node_id, ts) DO UPDATE SET n_rows = n_rows + excluded.n_rows, n_ok = n_ok + excluded.n_ok, {}",
         cols.join(", "),
-        vals.join(", "),
+        value_groups(rows, ROLLUP_PARAMS),
         sets.join(", ")
     )
+}
+
+/// The statements of a tick's write, one per size in `CHUNKS`.
+struct WriteSql {
+    /// Creates nodes (or finds them) by name; returns `id, name` of each.
+    nodes: [String; CHUNKS.len()],
+    /// Inserts raw rows, skipping a (node_id, ts) already present; returns `node_id, ts` of each
+    /// row really inserted (a skipped one is not returned).
+    samples: [String; CHUNKS.len()],
+    /// Per `ROLLUPS` tier: `rollup_upsert_sql`.
+    rollups: [[String; CHUNKS.len()]; ROLLUPS.len()],
+}
+
+fn write_sqls() -> &'static WriteSql {
+    static SQL: std::sync::OnceLock<WriteSql> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| WriteSql {
+        nodes: CHUNKS.map(|n| {
+            format!(
+                "INSERT INTO nodes(name) VALUES {} \
+                 ON CONFLICT(name) DO UPDATE SET name = name RETURNING id, name",
+                value_groups(n, 1)
+            )
+        }),
+        samples: CHUNKS.map(|n| {
+            format!(
+                "INSERT INTO samples(node_id, ts, {}, error) VALUES {} \
+                 ON CONFLICT(node_id, ts) DO NOTHING RETURNING node_id, ts",
+                METRICS.join(", "),
+                value_groups(n, 3 + METRICS.len())
+            )
+        }),
+        rollups: ROLLUPS.map(|(t, _)| CHUNKS.map(|n| rollup_upsert_sql(t, n))),
+    })
 }
 
 impl Period {
@@ -74,11 +136,6 @@ impl Period {
             }
         }
     }
-}
-
-fn rollup_sqls() -> &'static [String; ROLLUPS.len()] {
-    static SQL: std::sync::OnceLock<[String; ROLLUPS.len()]> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| ROLLUPS.map(|(t, _)| rollup_upsert_sql(t)))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +192,77 @@ pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     node_ids: HashMap<String, i64>,
+    /// Started by the first write; `Err(())` once starting it failed (the connection then keeps
+    /// SQLite's automatic checkpoints at commit).
+    checkpointer: Option<std::result::Result<Checkpointer, ()>>,
+}
+
+/// Pages in the WAL from which the writer's own commit checkpoints (SQLite's automatic checkpoint,
+/// 1000 pages by default) once the `Checkpointer` runs: only a backstop for when it falls behind.
+const BACKSTOP_CHECKPOINT_PAGES: i64 = 10_000;
+
+/// Checkpoints the WAL on a thread and connection of its own, after each write. SQLite's automatic
+/// checkpoint runs inside the commit that takes the WAL past 1000 pages: it copies every page in
+/// the WAL into the database and syncs both files, 8-10 ms for the up to 1100 pages a 1000-row tick
+/// rewrites in the poll benchmark (much of it two fsyncs), which the tick would wait for. Here a commit only appends to the
+/// WAL (`synchronous=NORMAL` syncs nothing at commit), and the copy happens beside it, as SQLite's
+/// documentation suggests for such writers. Passive: it never blocks the writer or readers.
+struct Checkpointer {
+    nudge: Option<std::sync::mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> std::result::Result<Self, String> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| e.to_string())?;
+        // Nudges while a checkpoint runs are merged into one more.
+        let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
+        let shown = path.display().to_string();
+        let thread = std::thread::Builder::new()
+            .name("dsmon-checkpoint".into())
+            .spawn(move || {
+                let mut failing = false;
+                while nudged.recv().is_ok() {
+                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        Ok(()) => failing = false,
+                        // Said once until one succeeds (a full disk fails every write).
+                        Err(e) if !failing => {
+                            failing = true;
+                            tracing::warn!(
+                                "{shown}: WAL checkpoint failed (retried after each write): {e}"
+                            );
+                        }
+                        Err(_) => {}
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            nudge: Some(nudge),
+            thread: Some(thread),
+        })
+    }
+
+    fn nudge(&self) {
+        if let Some(n) = &self.nudge {
+            // Full: a checkpoint is already due, which will include this write.
+            let _ = n.try_send(());
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    /// Lets a due checkpoint finish, then closes its connection.
+    fn drop(&mut self) {
+        self.nudge = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl SqliteStore {
@@ -171,6 +299,9 @@ impl SqliteStore {
         let mut conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(open_err)?;
+        // A tick's write uses up to `CHUNKS.len()` statements per table (samples, nodes and the
+        // roll-up tiers), an import's roll-up rebuild two per tier: keep them all prepared.
+        conn.set_prepared_statement_cache_capacity(64);
         // Checked before anything is written: a newer schema is left exactly as it is.
         let found: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -198,6 +329,7 @@ impl SqliteStore {
             conn,
             path: path.to_path_buf(),
             node_ids: HashMap::new(),
+            checkpointer: None,
         })
     }
 
@@ -221,6 +353,7 @@ impl SqliteStore {
     }
 
     fn insert_rows_with(&mut self, rows: &[Row], bulk: bool) -> Result<usize> {
+        self.prepare_for_writes();
         let path = self.path.clone();
         let err = move |source| StoreError::Sql {
             path: path.clone(),
@@ -232,11 +365,41 @@ impl SqliteStore {
             tx.commit().map_err(&err)?;
             Ok(inserted)
         })();
-        if result.is_err() {
+        match (&result, &self.checkpointer) {
+            (Ok(_), Some(Ok(c))) => c.nudge(),
+            (Ok(_), _) => {}
             // Ids handed out inside the rolled-back transaction may not exist.
-            self.node_ids.clear();
+            (Err(_), _) => self.node_ids.clear(),
         }
         result
+    }
+
+    /// Once per store that writes (readers skip this): keeps the statement journals of the
+    /// multi-row statements in memory (up to a few hundred pages each) instead of temporary files,
+    /// and hands the WAL checkpoints to a `Checkpointer`. If that cannot start, the commits
+    /// checkpoint as SQLite does by default.
+    fn prepare_for_writes(&mut self) {
+        if self.checkpointer.is_some() {
+            return;
+        }
+        if let Err(e) = self.conn.pragma_update(None, "temp_store", "MEMORY") {
+            tracing::warn!(
+                "{}: statement journals stay in temporary files: {e}",
+                self.path.display()
+            );
+        }
+        let started = Checkpointer::start(&self.path).and_then(|c| {
+            self.conn
+                .pragma_update(None, "wal_autocheckpoint", BACKSTOP_CHECKPOINT_PAGES)
+                .map(|()| c)
+                .map_err(|e| e.to_string())
+        });
+        self.checkpointer = Some(started.map_err(|e| {
+            tracing::warn!(
+                "{}: no background WAL checkpoints, commits checkpoint themselves: {e}",
+                self.path.display()
+            );
+        }));
     }
 
     /// Names of the nodes that already have a row at `ts`.
@@ -438,57 +601,131 @@ fn write_rows(
     rows: &[Row],
     bulk: bool,
 ) -> rusqlite::Result<usize> {
-    let mut node_stmt = tx.prepare_cached(
-        "INSERT INTO nodes(name) VALUES (?1) ON CONFLICT(name) DO UPDATE SET name = name RETURNING id",
-    )?;
-    let mut row_stmt = tx.prepare_cached(
-        "INSERT INTO samples(node_id, ts, cpu_pct, mem_pct, disk_pct, net_in_kbps, net_out_kbps, error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(node_id, ts) DO NOTHING",
-    )?;
-    let mut inserted = 0;
-    // Per-period sums for a small batch; per-node time range for a bulk one.
-    let mut deltas: HashMap<(usize, i64, i64), Period> = HashMap::new();
-    let mut ranges: HashMap<i64, (i64, i64)> = HashMap::new();
-    for row in rows {
-        let id = match node_ids.get(&row.node) {
-            Some(id) => *id,
-            None => {
-                let id: i64 = node_stmt.query_row([&row.node], |r| r.get(0))?;
-                node_ids.insert(row.node.clone(), id);
-                id
-            }
-        };
-        let values = row.metrics.as_ref().map(Metrics::values);
-        let v = |i: usize| values.map(|v| v[i]);
-        if row_stmt.execute(params![id, row.ts, v(0), v(1), v(2), v(3), v(4), row.error])? == 0 {
-            continue;
+    let sql = write_sqls();
+    // Nodes not seen yet, in order of first appearance (so that ids are handed out in that order).
+    let mut seen = HashSet::new();
+    let missing: Vec<&str> = rows
+        .iter()
+        .map(|r| r.node.as_str())
+        .filter(|n| !node_ids.contains_key(*n) && seen.insert(*n))
+        .collect();
+    for (k, range) in chunks(missing.len()) {
+        let mut stmt = tx.prepare_cached(&sql.nodes[k])?;
+        for (i, name) in missing[range].iter().enumerate() {
+            stmt.raw_bind_parameter(i + 1, name)?;
         }
-        inserted += 1;
-        if bulk {
-            let r = ranges.entry(id).or_insert((row.ts, row.ts));
-            *r = (r.0.min(row.ts), r.1.max(row.ts));
+        let mut out = stmt.raw_query();
+        while let Some(r) = out.next()? {
+            node_ids.insert(r.get(1)?, r.get(0)?);
+        }
+    }
+    let ids = rows
+        .iter()
+        .map(|r| {
+            node_ids
+                .get(&r.node)
+                .copied()
+                .ok_or(rusqlite::Error::QueryReturnedNoRows)
+        })
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+
+    // Raw rows. `is_new[i]`: rows[i] was really inserted. A returned (node_id, ts) is the first row of
+    // the chunk with that key: a later one in the same statement conflicts with it.
+    let mut is_new = vec![false; rows.len()];
+    let mut keys = Vec::new();
+    for (k, range) in chunks(rows.len()) {
+        let mut stmt = tx.prepare_cached(&sql.samples[k])?;
+        let mut p = 1;
+        for (row, id) in rows[range.clone()].iter().zip(&ids[range.clone()]) {
+            let values = row.metrics.as_ref().map(Metrics::values);
+            stmt.raw_bind_parameter(p, id)?;
+            stmt.raw_bind_parameter(p + 1, row.ts)?;
+            for i in 0..METRICS.len() {
+                stmt.raw_bind_parameter(p + 2 + i, values.map(|v| v[i]))?;
+            }
+            stmt.raw_bind_parameter(p + 2 + METRICS.len(), &row.error)?;
+            p += 3 + METRICS.len();
+        }
+        keys.clear();
+        let mut out = stmt.raw_query();
+        while let Some(r) = out.next()? {
+            keys.push((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?));
+        }
+        if keys.len() == range.len() {
+            // Every row of the chunk is new (so no two of them share a key).
+            is_new[range].fill(true);
         } else {
-            for (k, (_, secs)) in ROLLUPS.iter().enumerate() {
-                deltas
-                    .entry((k, id, row.ts.div_euclid(*secs) * secs))
-                    .or_default()
-                    .add_row(values);
+            let mut first: HashMap<(i64, i64), usize> = HashMap::new();
+            for i in range {
+                first.entry((ids[i], rows[i].ts)).or_insert(i);
+            }
+            for key in &keys {
+                if let Some(&i) = first.get(key) {
+                    is_new[i] = true;
+                }
             }
         }
     }
-    for ((k, id, ts), d) in &deltas {
-        let mut up = tx.prepare_cached(&rollup_sqls()[*k])?;
-        let mut p: Vec<&dyn rusqlite::ToSql> = vec![id, ts, &d.n_rows, &d.n_ok];
-        for i in 0..METRICS.len() {
-            p.push(&d.sum[i]);
-            p.push(&d.max[i]);
+
+    let new: Vec<usize> = (0..rows.len()).filter(|&i| is_new[i]).collect();
+    if bulk {
+        // Per node, the time range of its new rows; the roll-ups are rebuilt over it.
+        let mut ranges: HashMap<i64, (i64, i64)> = HashMap::new();
+        for &i in &new {
+            let ts = rows[i].ts;
+            let r = ranges.entry(ids[i]).or_insert((ts, ts));
+            *r = (r.0.min(ts), r.1.max(ts));
         }
-        up.execute(p.as_slice())?;
+        for (id, (lo, hi)) in &ranges {
+            recompute_rollups(tx, *id, *lo, *hi)?;
+        }
+        return Ok(new.len());
     }
-    for (id, (lo, hi)) in &ranges {
-        recompute_rollups(tx, *id, *lo, *hi)?;
+    // Per tier: the new rows by (node, period) (a stable sort: the rows of one period are added
+    // in the order given), summed per period, then added to the table in its key order.
+    let values: Vec<Option<[f64; 5]>> = new
+        .iter()
+        .map(|&i| rows[i].metrics.as_ref().map(Metrics::values))
+        .collect();
+    let mut keyed: Vec<((i64, i64), usize)> = Vec::with_capacity(new.len());
+    let mut periods: Vec<((i64, i64), Period)> = Vec::with_capacity(new.len());
+    for ((_, secs), tier_sql) in ROLLUPS.iter().zip(&sql.rollups) {
+        keyed.clear();
+        keyed.extend(
+            new.iter()
+                .enumerate()
+                .map(|(j, &i)| ((ids[i], rows[i].ts.div_euclid(*secs) * secs), j)),
+        );
+        keyed.sort_by_key(|(key, _)| *key);
+        periods.clear();
+        for &(key, j) in &keyed {
+            match periods.last_mut() {
+                Some((k, d)) if *k == key => d.add_row(values[j]),
+                _ => {
+                    let mut d = Period::default();
+                    d.add_row(values[j]);
+                    periods.push((key, d));
+                }
+            }
+        }
+        for (k, range) in chunks(periods.len()) {
+            let mut stmt = tx.prepare_cached(&tier_sql[k])?;
+            let mut p = 1;
+            for ((id, ts), d) in &periods[range] {
+                stmt.raw_bind_parameter(p, id)?;
+                stmt.raw_bind_parameter(p + 1, ts)?;
+                stmt.raw_bind_parameter(p + 2, d.n_rows)?;
+                stmt.raw_bind_parameter(p + 3, d.n_ok)?;
+                for i in 0..METRICS.len() {
+                    stmt.raw_bind_parameter(p + 4 + 2 * i, d.sum[i])?;
+                    stmt.raw_bind_parameter(p + 5 + 2 * i, d.max[i])?;
+                }
+                p += ROLLUP_PARAMS;
+            }
+            stmt.raw_execute()?;
+        }
     }
-    Ok(inserted)
+    Ok(new.len())
 }
 
 /// Rebuilds every roll-up tier of one node over the periods that contain `lo..=hi`: each tier from
@@ -755,6 +992,218 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Every table of `s`, row by row, as text (exact: floats in full).
+    fn dump_all(s: &Store) -> Vec<(String, Vec<Vec<String>>)> {
+        let tables = ["nodes", "samples"]
+            .into_iter()
+            .chain(ROLLUPS.iter().map(|(t, _)| *t));
+        tables
+            .map(|table| {
+                let mut stmt = s
+                    .conn
+                    .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
+                    .unwrap();
+                let n = stmt.column_count();
+                let rows = stmt
+                    .query_map([], |r| {
+                        (0..n)
+                            .map(|i| {
+                                r.get::<_, rusqlite::types::Value>(i)
+                                    .map(|v| format!("{v:?}"))
+                            })
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    })
+                    .unwrap()
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .unwrap();
+                (table.to_string(), rows)
+            })
+            .collect()
+    }
+
+    /// Ticks of 701 rows (every statement size of `CHUNKS`) with rows already present and
+    /// duplicates inside a tick give exactly the tables and counts of writing the same rows one
+    /// at a time.
+    #[test]
+    fn chunked_ticks_match_row_by_row_writes() {
+        let nodes: Vec<String> = (0..701)
+            .map(|i| format!("n{:03}", (i * 37) % 701))
+            .collect();
+        let mut ticks: Vec<Vec<Row>> = Vec::new();
+        for t in 0..7i64 {
+            let ts = 1_795_478_400 + t * 600;
+            let mut tick: Vec<Row> = nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let x = ((i as i64 * 7 + t * 3) % 97) as f64 + 0.1;
+                    row(ts, n, ((i as i64 + t) % 11 != 0).then_some(x))
+                })
+                .collect();
+            if t == 3 {
+                // Rows of the previous tick again (kept as they are), in the middle of the batch.
+                let again: Vec<Row> = ticks[2]
+                    .iter()
+                    .step_by(13)
+                    .map(|r| row(r.ts, &r.node, Some(55.5)))
+                    .collect();
+                tick.splice(300..300, again);
+                // The same (node, ts) twice in one tick: the first one counts, nearby (same
+                // statement) and far apart (another statement).
+                let dup = row(ts, &tick[10].node, Some(77.7));
+                tick.insert(11, dup);
+                let late: Vec<Row> = tick[600..620]
+                    .iter()
+                    .map(|r| row(r.ts, &r.node, None))
+                    .collect();
+                tick.extend(late);
+            }
+            if t == 5 {
+                tick.insert(400, row(ts, "new-node", Some(1.0)));
+            }
+            ticks.push(tick);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut chunked = Store::open(&dir.path().join("chunked.sqlite3")).unwrap();
+        let mut single = Store::open(&dir.path().join("single.sqlite3")).unwrap();
+        for (t, tick) in ticks.iter().enumerate() {
+            let expected = if t == 5 { 702 } else { 701 };
+            assert_eq!(chunked.insert_rows(tick).unwrap(), expected, "tick {t}");
+            let one_by_one: usize = tick
+                .iter()
+                .map(|r| single.insert_rows(std::slice::from_ref(r)).unwrap())
+                .sum();
+            assert_eq!(one_by_one, expected, "tick {t}");
+        }
+        // The first value of a (node, ts) stays.
+        let at3 = chunked.rows_at(ticks[3][0].ts).unwrap();
+        let first = |node: &str| at3.iter().find(|r| r.node == node).unwrap().clone();
+        assert_eq!(first(&ticks[3][10].node), ticks[3][10]);
+        assert_eq!(first(&ticks[3][600].node), ticks[3][600]);
+        assert!(chunked.rows_at(ticks[2][0].ts).unwrap().iter().all(|r| r
+            .metrics
+            .as_ref()
+            .map(|m| m.cpu_pct)
+            != Some(55.5)));
+        // Ids in order of first appearance, every table identical.
+        let ids = chunked.node_ids(&nodes[..3]).unwrap();
+        assert_eq!(
+            ids,
+            vec![
+                (nodes[0].clone(), 1),
+                (nodes[1].clone(), 2),
+                (nodes[2].clone(), 3)
+            ]
+        );
+        assert_eq!(dump_all(&chunked), dump_all(&single));
+        let counts = |sql: &str| -> (i64, i64) {
+            chunked
+                .conn
+                .query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+        };
+        let raw = counts("SELECT count(*), count(cpu_pct) FROM samples");
+        assert_eq!(raw.0, 7 * 701 + 1);
+        for (table, _) in ROLLUPS {
+            let sql = format!("SELECT sum(n_rows), sum(n_ok) FROM {table}");
+            assert_eq!(counts(&sql), raw, "{table}");
+        }
+    }
+
+    /// A write that fails part-way (here in the last roll-up tier) leaves nothing of itself, not
+    /// even its new nodes, and the same rows can then be written.
+    #[test]
+    fn failed_write_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("db.sqlite3")).unwrap();
+        let tick = |ts: i64, n: usize| -> Vec<Row> {
+            (0..n)
+                .map(|i| row(ts, &format!("n{i:03}"), Some(i as f64)))
+                .collect()
+        };
+        assert_eq!(s.insert_rows(&tick(600, 300)).unwrap(), 300);
+        let before = dump_all(&s);
+        s.conn
+            .execute_batch(
+                "CREATE TRIGGER fail BEFORE UPDATE ON rollup_1d WHEN NEW.node_id = 200 \
+                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+            )
+            .unwrap();
+        let e = s.insert_rows(&tick(1200, 500)).expect_err("fails");
+        assert!(e.to_string().contains("injected failure"), "{e}");
+        assert_eq!(dump_all(&s), before);
+        s.conn.execute_batch("DROP TRIGGER fail").unwrap();
+        assert_eq!(s.insert_rows(&tick(1200, 500)).unwrap(), 500);
+        assert_eq!(s.rows_at(1200).unwrap().len(), 500);
+        assert_eq!(s.node_names().unwrap().len(), 500);
+        let n_rows: i64 = s
+            .conn
+            .query_row("SELECT sum(n_rows) FROM rollup_1d", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n_rows, 800);
+    }
+
+    /// Several rows of one period in one write are summed in the order given (as they always
+    /// were), not in time order.
+    #[test]
+    fn rows_of_one_period_are_summed_in_the_order_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("db.sqlite3")).unwrap();
+        let rows = [
+            row(3000, "x", Some(0.1)),
+            row(1800, "x", Some(0.2)),
+            row(2400, "x", Some(0.3)),
+        ];
+        assert_eq!(s.insert_rows(&rows).unwrap(), 3);
+        let sum: f64 = s
+            .conn
+            .query_row(
+                "SELECT cpu_pct_sum FROM rollup_30m WHERE ts = 1800",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let (given, by_time) = ((0.1 + 0.2) + 0.3, (0.2 + 0.3) + 0.1);
+        assert_ne!(given, by_time);
+        assert_eq!(sum, given);
+    }
+
+    /// A writing store keeps statement journals in memory and checkpoints on its own thread: the
+    /// commit leaves the pages in the WAL (the writer's automatic checkpoint only a backstop), and
+    /// they reach the database file shortly.
+    #[test]
+    fn writes_are_checkpointed_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let mut s = Store::open(&path).unwrap();
+        let empty = std::fs::metadata(&path).unwrap().len();
+        let rows: Vec<Row> = (0..1000)
+            .map(|i| row(600, &format!("n{i:04}"), Some(i as f64)))
+            .collect();
+        assert_eq!(s.insert_rows(&rows).unwrap(), 1000);
+        assert!(matches!(s.checkpointer, Some(Ok(_))));
+        let backstop: i64 = s
+            .conn
+            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(backstop, BACKSTOP_CHECKPOINT_PAGES);
+        let temp_store: i64 = s
+            .conn
+            .query_row("PRAGMA temp_store", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(temp_store, 2, "MEMORY");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        // 1000 rows are ~110 pages: too few for an automatic checkpoint at commit.
+        while std::fs::metadata(&path).unwrap().len() <= empty {
+            assert!(std::time::Instant::now() < deadline, "no checkpoint");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(s);
+        let s = Store::open_existing(&path).unwrap();
+        assert_eq!(s.rows_at(600).unwrap().len(), 1000);
+        assert!(s.checkpointer.is_none());
     }
 
     #[test]
