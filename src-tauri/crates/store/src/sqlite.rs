@@ -995,7 +995,7 @@ mod tests {
     }
 
     /// Every table of `s`, row by row, as text (exact: floats in full).
-    fn dump_all(s: &Store) -> Vec<(String, Vec<Vec<String>>)> {
+    fn dump_all(s: &SqliteStore) -> Vec<(String, Vec<Vec<String>>)> {
         let tables = ["nodes", "samples"]
             .into_iter()
             .chain(ROLLUPS.iter().map(|(t, _)| *t));
@@ -1066,8 +1066,8 @@ mod tests {
             ticks.push(tick);
         }
         let dir = tempfile::tempdir().unwrap();
-        let mut chunked = Store::open(&dir.path().join("chunked.sqlite3")).unwrap();
-        let mut single = Store::open(&dir.path().join("single.sqlite3")).unwrap();
+        let mut chunked = SqliteStore::open(&dir.path().join("chunked.sqlite3")).unwrap();
+        let mut single = SqliteStore::open(&dir.path().join("single.sqlite3")).unwrap();
         for (t, tick) in ticks.iter().enumerate() {
             let expected = if t == 5 { 702 } else { 701 };
             assert_eq!(chunked.insert_rows(tick).unwrap(), expected, "tick {t}");
@@ -1117,7 +1117,7 @@ mod tests {
     #[test]
     fn failed_write_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(&dir.path().join("db.sqlite3")).unwrap();
+        let mut s = SqliteStore::open(&dir.path().join("db.sqlite3")).unwrap();
         let tick = |ts: i64, n: usize| -> Vec<Row> {
             (0..n)
                 .map(|i| row(ts, &format!("n{i:03}"), Some(i as f64)))
@@ -1150,7 +1150,7 @@ mod tests {
     #[test]
     fn rows_of_one_period_are_summed_in_the_order_given() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(&dir.path().join("db.sqlite3")).unwrap();
+        let mut s = SqliteStore::open(&dir.path().join("db.sqlite3")).unwrap();
         let rows = [
             row(3000, "x", Some(0.1)),
             row(1800, "x", Some(0.2)),
@@ -1177,7 +1177,7 @@ mod tests {
     fn writes_are_checkpointed_in_the_background() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite3");
-        let mut s = Store::open(&path).unwrap();
+        let mut s = SqliteStore::open(&path).unwrap();
         let empty = std::fs::metadata(&path).unwrap().len();
         let rows: Vec<Row> = (0..1000)
             .map(|i| row(600, &format!("n{i:04}"), Some(i as f64)))
@@ -1201,7 +1201,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         drop(s);
-        let s = Store::open_existing(&path).unwrap();
+        let s = SqliteStore::open_existing(&path).unwrap();
         assert_eq!(s.rows_at(600).unwrap().len(), 1000);
         assert!(s.checkpointer.is_none());
     }
