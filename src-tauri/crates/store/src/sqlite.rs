@@ -192,78 +192,16 @@ pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     node_ids: HashMap<String, i64>,
-    /// Started by the first write; `Err(())` once starting it failed (the connection then keeps
-    /// SQLite's automatic checkpoints at commit).
-    checkpointer: Option<std::result::Result<Checkpointer, ()>>,
+    /// The writer's settings are applied (at the first write; readers never need them).
+    prepared_for_writes: bool,
 }
 
-/// Pages in the WAL from which the writer's own commit checkpoints (SQLite's automatic checkpoint,
-/// 1000 pages by default) once the `Checkpointer` runs: only a backstop for when it falls behind.
-const BACKSTOP_CHECKPOINT_PAGES: i64 = 10_000;
-
-/// Checkpoints the WAL on a thread and connection of its own, after each write. SQLite's automatic
-/// checkpoint runs inside the commit that takes the WAL past 1000 pages: it copies every page in
-/// the WAL into the database and syncs both files, 8-10 ms for the up to 1100 pages a 1000-row tick
-/// rewrites in the poll benchmark (much of it two fsyncs), which the tick would wait for. Here a commit only appends to the
-/// WAL (`synchronous=NORMAL` syncs nothing at commit), and the copy happens beside it, as SQLite's
-/// documentation suggests for such writers. Passive: it never blocks the writer or readers.
-struct Checkpointer {
-    nudge: Option<std::sync::mpsc::SyncSender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Checkpointer {
-    fn start(path: &Path) -> std::result::Result<Self, String> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| e.to_string())?;
-        // Nudges while a checkpoint runs are merged into one more.
-        let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
-        let shown = path.display().to_string();
-        let thread = std::thread::Builder::new()
-            .name("dsmon-checkpoint".into())
-            .spawn(move || {
-                let mut failing = false;
-                while nudged.recv().is_ok() {
-                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                        Ok(()) => failing = false,
-                        // Said once until one succeeds (a full disk fails every write).
-                        Err(e) if !failing => {
-                            failing = true;
-                            tracing::warn!(
-                                "{shown}: WAL checkpoint failed (retried after each write): {e}"
-                            );
-                        }
-                        Err(_) => {}
-                    }
-                }
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(Self {
-            nudge: Some(nudge),
-            thread: Some(thread),
-        })
-    }
-
-    fn nudge(&self) {
-        if let Some(n) = &self.nudge {
-            // Full: a checkpoint is already due, which will include this write.
-            let _ = n.try_send(());
-        }
-    }
-}
-
-impl Drop for Checkpointer {
-    /// Lets a due checkpoint finish, then closes its connection.
-    fn drop(&mut self) {
-        self.nudge = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+/// WAL pages from which a commit checkpoints (SQLite's default is 1000). A 1000-row tick adds
+/// about 1 100 pages, so at the default nearly every such tick's commit copied the WAL into the
+/// database and waited for two fsyncs (8-10 ms on this machine); at 4000 one tick in about four
+/// does. The WAL stays bounded (about 16 MB at most) and grows on demand, so a full disk still
+/// fails the next write at once (and its rows are held in memory by the logger).
+const WRITER_CHECKPOINT_PAGES: i64 = 4000;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
@@ -329,7 +267,7 @@ impl SqliteStore {
             conn,
             path: path.to_path_buf(),
             node_ids: HashMap::new(),
-            checkpointer: None,
+            prepared_for_writes: false,
         })
     }
 
@@ -365,41 +303,29 @@ impl SqliteStore {
             tx.commit().map_err(&err)?;
             Ok(inserted)
         })();
-        match (&result, &self.checkpointer) {
-            (Ok(_), Some(Ok(c))) => c.nudge(),
-            (Ok(_), _) => {}
+        if result.is_err() {
             // Ids handed out inside the rolled-back transaction may not exist.
-            (Err(_), _) => self.node_ids.clear(),
+            self.node_ids.clear();
         }
         result
     }
 
     /// Once per store that writes (readers skip this): keeps the statement journals of the
     /// multi-row statements in memory (up to a few hundred pages each) instead of temporary files,
-    /// and hands the WAL checkpoints to a `Checkpointer`. If that cannot start, the commits
-    /// checkpoint as SQLite does by default.
+    /// and lets the WAL take [`WRITER_CHECKPOINT_PAGES`] before a commit checkpoints it.
     fn prepare_for_writes(&mut self) {
-        if self.checkpointer.is_some() {
+        if self.prepared_for_writes {
             return;
         }
-        if let Err(e) = self.conn.pragma_update(None, "temp_store", "MEMORY") {
-            tracing::warn!(
-                "{}: statement journals stay in temporary files: {e}",
-                self.path.display()
-            );
+        self.prepared_for_writes = true;
+        for (pragma, value) in [
+            ("temp_store", "MEMORY".to_string()),
+            ("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string()),
+        ] {
+            if let Err(e) = self.conn.pragma_update(None, pragma, &value) {
+                tracing::warn!("{}: PRAGMA {pragma} = {value}: {e}", self.path.display());
+            }
         }
-        let started = Checkpointer::start(&self.path).and_then(|c| {
-            self.conn
-                .pragma_update(None, "wal_autocheckpoint", BACKSTOP_CHECKPOINT_PAGES)
-                .map(|()| c)
-                .map_err(|e| e.to_string())
-        });
-        self.checkpointer = Some(started.map_err(|e| {
-            tracing::warn!(
-                "{}: no background WAL checkpoints, commits checkpoint themselves: {e}",
-                self.path.display()
-            );
-        }));
     }
 
     /// Names of the nodes that already have a row at `ts`.
@@ -1170,40 +1096,31 @@ mod tests {
         assert_eq!(sum, given);
     }
 
-    /// A writing store keeps statement journals in memory and checkpoints on its own thread: the
-    /// commit leaves the pages in the WAL (the writer's automatic checkpoint only a backstop), and
-    /// they reach the database file shortly.
+    /// A writing store keeps statement journals in memory and checkpoints less often; a reader
+    /// keeps SQLite's defaults.
     #[test]
-    fn writes_are_checkpointed_in_the_background() {
+    fn writers_are_prepared_readers_are_not() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite3");
         let mut s = SqliteStore::open(&path).unwrap();
-        let empty = std::fs::metadata(&path).unwrap().len();
         let rows: Vec<Row> = (0..1000)
             .map(|i| row(600, &format!("n{i:04}"), Some(i as f64)))
             .collect();
         assert_eq!(s.insert_rows(&rows).unwrap(), 1000);
-        assert!(matches!(s.checkpointer, Some(Ok(_))));
-        let backstop: i64 = s
-            .conn
-            .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(backstop, BACKSTOP_CHECKPOINT_PAGES);
-        let temp_store: i64 = s
-            .conn
-            .query_row("PRAGMA temp_store", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(temp_store, 2, "MEMORY");
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        // 1000 rows are ~110 pages: too few for an automatic checkpoint at commit.
-        while std::fs::metadata(&path).unwrap().len() <= empty {
-            assert!(std::time::Instant::now() < deadline, "no checkpoint");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        drop(s);
-        let s = SqliteStore::open_existing(&path).unwrap();
-        assert_eq!(s.rows_at(600).unwrap().len(), 1000);
-        assert!(s.checkpointer.is_none());
+        let pragma = |s: &SqliteStore, p: &str| -> i64 {
+            s.conn
+                .query_row(&format!("PRAGMA {p}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(pragma(&s, "wal_autocheckpoint"), WRITER_CHECKPOINT_PAGES);
+        assert_eq!(pragma(&s, "temp_store"), 2, "MEMORY");
+        let r = SqliteStore::open_existing(&path).unwrap();
+        assert_eq!(r.rows_at(600).unwrap().len(), 1000);
+        assert_eq!(
+            pragma(&r, "wal_autocheckpoint"),
+            1000,
+            "a reader: SQLite's default"
+        );
     }
 
     #[test]
