@@ -300,7 +300,7 @@ async fn live_stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     s.app.live(&c.0)?;
     let token = access::session_token(&headers, &s.cookies);
-    let slot = s.streams.open(token.as_deref().unwrap_or("local"))?;
+    let slot = s.streams.open(token.as_deref())?;
     let mut stop = s.shutdown.clone();
     let stopped = async move {
         let _ = stop.wait_for(|v| *v).await;

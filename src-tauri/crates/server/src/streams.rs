@@ -35,20 +35,29 @@ impl StreamLimits {
         }
     }
 
-    /// A place for one more stream of `session`, or a 429-kind refusal.
-    pub fn open(&self, session: &str) -> Result<Slot, AppError> {
-        let key: String = sha2::Sha256::digest(session.as_bytes())
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+    /// A place for one more stream of `session`, or a 429-kind refusal. Without a session (no
+    /// sign-in configured: everyone is the one local user) only the total cap applies.
+    pub fn open(&self, session: Option<&str>) -> Result<Slot, AppError> {
+        let key: String = match session {
+            Some(s) => sha2::Sha256::digest(s.as_bytes())
+                .iter()
+                .take(16)
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            None => "local".into(),
+        };
+        let per_session = if session.is_some() {
+            self.per_session
+        } else {
+            self.total
+        };
         let mut open = self
             .open
             .lock()
             .map_err(|_| AppError::internal("stream table lock poisoned"))?;
         let total: usize = open.values().sum();
         let mine = open.get(&key).copied().unwrap_or(0);
-        if mine >= self.per_session {
+        if mine >= per_session {
             return Err(AppError::new(
                 ErrorKind::TooMany,
                 format!(
@@ -92,13 +101,27 @@ mod tests {
     #[test]
     fn per_session_and_total_caps_and_slots_given_back() {
         let l = StreamLimits::new(2, 3);
-        let a1 = l.open("a").expect("a1");
-        let _a2 = l.open("a").expect("a2");
-        assert_eq!(l.open("a").err().map(|e| e.kind), Some(ErrorKind::TooMany));
-        let _b1 = l.open("b").expect("b1");
-        let e = l.open("c").err().expect("total reached");
+        let a1 = l.open(Some("a")).expect("a1");
+        let _a2 = l.open(Some("a")).expect("a2");
+        assert_eq!(
+            l.open(Some("a")).err().map(|e| e.kind),
+            Some(ErrorKind::TooMany)
+        );
+        let _b1 = l.open(Some("b")).expect("b1");
+        let e = l.open(Some("c")).err().expect("total reached");
         assert!(e.message.contains("most"), "{e}");
         drop(a1);
-        assert!(l.open("c").is_ok(), "a closed stream gives its place back");
+        assert!(
+            l.open(Some("c")).is_ok(),
+            "a closed stream gives its place back"
+        );
+    }
+
+    #[test]
+    fn without_sign_in_only_the_total_counts() {
+        let l = StreamLimits::new(2, 3);
+        let held: Vec<_> = (0..3).map(|_| l.open(None).expect("local")).collect();
+        assert_eq!(l.open(None).err().map(|e| e.kind), Some(ErrorKind::TooMany));
+        drop(held);
     }
 }
