@@ -142,17 +142,12 @@ fn main() {
     let live_clients = serve::env_num("DSMON_BENCH_LIVE", 500);
     let stream_clients = serve::env_num("DSMON_BENCH_STREAMS", 500);
     let history_clients = serve::env_num("DSMON_BENCH_HISTORY", 50);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = serve::runtime(None);
     let replay = rt.block_on(replay::ReplayServer::start());
-    let mut server = serve::Served::start(|port| {
-        format!(
-            "[collector]\nlog_interval = \"{LOG_INTERVAL}s\"\nlive_interval = \"1s\"\ntimeout = \"900ms\"\n[storage]\npath = \"db.sqlite3\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\n{}",
-            replay.nodes_toml(NODES)
-        )
-    });
+    let mut server = serve::Served::polling(
+        &format!("log_interval = \"{LOG_INTERVAL}s\"\nlive_interval = \"1s\"\ntimeout = \"900ms\""),
+        &replay.nodes_toml(NODES),
+    );
     let port = server.port;
     let pid = server.pid();
 
@@ -223,10 +218,7 @@ fn main() {
         }
     }
 
-    let hz = {
-        // SAFETY: sysconf has no preconditions.
-        unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
-    };
+    let hz = serve::ticks_per_sec();
     let mut gaps = 0u64;
     let mut min_events = usize::MAX;
     for ids in &streams {

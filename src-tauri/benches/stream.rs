@@ -18,17 +18,12 @@ use tokio::net::TcpStream;
 fn main() {
     let secs = serve::env_num("DSMON_BENCH_SECS", 60);
     let clients = serve::env_num("DSMON_BENCH_CLIENTS", 200) as usize;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = serve::runtime(None);
     let replay = rt.block_on(replay::ReplayServer::start());
-    let mut server = serve::Served::start(|port| {
-        format!(
-            "[collector]\nlive_interval = \"1s\"\ntimeout = \"900ms\"\n[storage]\npath = \"db.sqlite3\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\n{}",
-            replay.nodes_toml(100)
-        )
-    });
+    let mut server = serve::Served::polling(
+        "live_interval = \"1s\"\ntimeout = \"900ms\"",
+        &replay.nodes_toml(100),
+    );
     let port = server.port;
     let pid = server.pid();
 
@@ -78,8 +73,7 @@ fn main() {
     server.stop();
 
     let (all, elapsed, ticks) = received;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let hz = serve::ticks_per_sec();
     let first = all
         .iter()
         .filter_map(|v| v.first())

@@ -104,6 +104,8 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     init_tracing(default_level);
     dsmon::raise_fd_limit();
+    // Before the runtime starts its threads.
+    dsmon::limit_malloc_arenas();
 
     let cfg = match config::locate_and_load(cli.config.as_deref()) {
         Ok(c) => c,
@@ -325,6 +327,10 @@ async fn serve(cfg: &Config) -> ExitCode {
         let stop = stop_rx.clone();
         tokio::spawn(async move { collector.run_logger(store, stop).await })
     };
+    tokio::spawn(dsmon::release_free_heap(
+        std::time::Duration::from_secs(60),
+        stop_rx.clone(),
+    ));
     let http = dsmon::server::serve(bound, state).await;
     if let Err(e) = &http {
         tracing::error!(error = %e, "HTTP server failed: stopping");

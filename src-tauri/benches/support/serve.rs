@@ -44,6 +44,12 @@ impl Served {
         Self { dir, port, child }
     }
 
+    /// Starts `dsmon serve` with `collector` as the body of its `[collector]` table, polling the
+    /// agents of `nodes` (`[[nodes]]` tables); see [`config_toml`].
+    pub fn polling(collector: &str, nodes: &str) -> Self {
+        Self::start(|port| config_toml(collector, port, nodes))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -56,6 +62,30 @@ impl Served {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// A `dsmon.toml` for the benchmarks: `collector` is the body of its `[collector]` table, the
+/// database is `db.sqlite3` beside it, the server listens on loopback `port`, and `nodes` are its
+/// `[[nodes]]` tables.
+pub fn config_toml(collector: &str, port: u16, nodes: &str) -> String {
+    format!(
+        "[collector]\n{collector}\n[storage]\npath = \"db.sqlite3\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\n{nodes}"
+    )
+}
+
+/// The runtime of a benchmark's own servers and clients; `workers` threads (`None`: one per core).
+pub fn runtime(workers: Option<usize>) -> tokio::runtime::Runtime {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    b.enable_all().build().expect("runtime")
+}
+
+/// Clock ticks per second, the unit of [`cpu_ticks`].
+pub fn ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
 }
 
 /// utime + stime of a process, in clock ticks.

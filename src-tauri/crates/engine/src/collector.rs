@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -86,7 +86,10 @@ pub struct Collector {
     pub(crate) clock: Arc<dyn Clock>,
     /// Every monitored node's state: the one place it is worked out.
     states: Mutex<HashMap<String, NodeLive>>,
-    events: broadcast::Sender<NodeEvent>,
+    /// Made at the first subscription: the channel allocates its whole ring of [`EVENT_BUFFER`]
+    /// slots at once (some 450 KB), which `dsmon serve`, where nobody subscribes, never needs.
+    /// Until then an event has nobody to go to, as with a channel that has no receiver.
+    events: OnceLock<broadcast::Sender<NodeEvent>>,
     /// Whether logging ticks update node state. Off when a live poller, which sees the nodes far
     /// more often, is the one that decides.
     ticks_track_state: AtomicBool,
@@ -110,7 +113,7 @@ impl Collector {
             settings: cfg.collector.clone(),
             clock,
             states: Mutex::new(states),
-            events: broadcast::channel(EVENT_BUFFER).0,
+            events: OnceLock::new(),
             ticks_track_state: AtomicBool::new(true),
         })
     }
@@ -130,12 +133,16 @@ impl Collector {
 
     /// The node events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
-        self.events.subscribe()
+        self.events
+            .get_or_init(|| broadcast::channel(EVENT_BUFFER).0)
+            .subscribe()
     }
 
     pub(crate) fn publish(&self, event: NodeEvent) {
         // No subscriber is fine: nobody is listening.
-        let _ = self.events.send(event);
+        if let Some(events) = self.events.get() {
+            let _ = events.send(event);
+        }
     }
 
     /// The names of the nodes monitored now, in configuration order.
