@@ -24,7 +24,8 @@ use dsmon_store::{SqliteAuthStore, SqliteStore};
 
 pub type Result<T> = std::result::Result<T, AppError>;
 
-fn config_error(e: impl std::fmt::Display) -> AppError {
+/// The configuration does not load (the Settings page can fix it).
+pub(super) fn config_error(e: impl std::fmt::Display) -> AppError {
     AppError::new(ErrorKind::Config, e.to_string())
 }
 

@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tauri::{AppHandle, State};
 
-use super::backend::{Me, SettingsScope};
+use super::backend::{config_error, Me, SettingsScope};
 use super::{prefs, Desktop};
-use dsmon_app::{AppError, ErrorKind, HistoryRequest, Request};
+use dsmon_app::{AppError, HistoryRequest, Request};
 use dsmon_config::settings::{self, Settings, SettingsView};
 
 type R<T> = Result<T, AppError>;
@@ -71,10 +71,6 @@ pub async fn sign_in(state: State<'_, Desktop>) -> R<Me> {
 #[tauri::command]
 pub async fn sign_out(state: State<'_, Desktop>) -> R<()> {
     state.backend().await.sign_out(&state.session).await
-}
-
-fn config_error(e: impl std::fmt::Display) -> AppError {
-    AppError::new(ErrorKind::Config, e.to_string())
 }
 
 #[tauri::command]

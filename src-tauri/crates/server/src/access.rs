@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use axum_extra::headers::authorization::Bearer;
@@ -148,16 +148,8 @@ impl Recheck {
     }
 }
 
-fn api_refusal(status: StatusCode, message: &str) -> Response {
-    ApiError::from(AppError::new(
-        if status == StatusCode::FORBIDDEN {
-            ErrorKind::Forbidden
-        } else {
-            ErrorKind::BadRequest
-        },
-        message,
-    ))
-    .into_response()
+fn forbidden(message: &str) -> Response {
+    ApiError::from(AppError::new(ErrorKind::Forbidden, message)).into_response()
 }
 
 /// The origin browsers send with this site's own requests: the redirect URL's origin when sign-in
@@ -201,8 +193,7 @@ impl FromRequestParts<AppState> for SameOrigin {
                     path = parts.uri.path(),
                     "cross-site request refused"
                 );
-                Err(api_refusal(
-                    StatusCode::FORBIDDEN,
+                Err(forbidden(
                     "cross-site request refused (the Origin header is missing or not this site)",
                 ))
             }

@@ -99,14 +99,9 @@ struct ViaHttps;
 
 impl Defence {
     pub fn new(state: &AppState) -> Self {
-        let https = state.app.auth().is_some_and(|a| {
-            a.config()
-                .redirect_url
-                .as_ref()
-                .is_some_and(|u| u.scheme() == "https")
-        });
         Self {
-            https: state.cookies.https || https,
+            // The public address is https (worked out once, with the cookies' names).
+            https: state.cookies.https,
             limiter: Limiter::new(auth_quota(), MonotonicClock),
             trusted: Arc::clone(&state.trusted_proxies),
             loopback_only: state.app.auth().is_none().then_some(state.port),
