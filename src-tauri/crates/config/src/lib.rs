@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+pub mod alerts;
 mod auth;
 mod collector;
 mod desktop;
@@ -18,6 +19,7 @@ mod server;
 pub mod settings;
 mod storage;
 
+pub use alerts::AlertsConfig;
 pub use auth::{AuthConfig, Secret, UserRule};
 pub use collector::CollectorConfig;
 pub use desktop::DesktopMode;
@@ -68,6 +70,8 @@ pub struct Config {
     pub auth: Option<AuthConfig>,
     /// `[desktop]`: where the desktop app takes its data from (ignored by the other commands).
     pub desktop: DesktopMode,
+    /// `[alerts]`: rules, notifiers, maintenance windows (empty: no alerts).
+    pub alerts: AlertsConfig,
 }
 
 // ---- the file as written -------------------------------------------------------------------
@@ -85,6 +89,7 @@ struct RawConfig {
     nodes: Vec<nodes::RawNode>,
     auth: Option<auth::RawAuth>,
     desktop: Option<desktop::RawDesktop>,
+    alerts: Option<alerts::RawAlerts>,
 }
 
 fn de_duration<'de, D: serde::Deserializer<'de>>(
@@ -234,6 +239,12 @@ fn validate(raw: RawConfig, path: &Path) -> std::result::Result<Config, KeyError
     let server = server::validate(raw.server, &base_dir, auth.is_some())?;
     let nodes = nodes::validate(raw.nodes, &base_dir)?;
     let desktop = desktop::validate(raw.desktop.unwrap_or_default(), auth.is_some())?;
+    let alerts = alerts::validate(
+        raw.alerts.unwrap_or_default(),
+        &base_dir,
+        collector.live_interval,
+        auth.as_ref().and_then(|a| a.redirect_url.as_ref()),
+    )?;
     Ok(Config {
         path: path.to_path_buf(),
         collector,
@@ -242,6 +253,7 @@ fn validate(raw: RawConfig, path: &Path) -> std::result::Result<Config, KeyError
         nodes,
         auth,
         desktop,
+        alerts,
     })
 }
 
@@ -258,6 +270,7 @@ impl Config {
             nodes: Vec::new(),
             auth: None,
             desktop: DesktopMode::Local,
+            alerts: AlertsConfig::default(),
         }
     }
 
