@@ -11,11 +11,13 @@
 //! lists every node in the body.
 
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use url::{Host, Url};
 
@@ -125,7 +127,10 @@ pub fn message(from: &Mailbox, to: &[Mailbox], n: &Notification) -> Result<Messa
 
 /// One email notifier's SMTP transport (a small connection pool) and addresses.
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// Made on the first send: lettre's pool starts its clean-up task when it is built, which
+    /// needs a Tokio runtime, and [`super::Notifiers::new`] may run outside one.
+    transport: OnceLock<AsyncSmtpTransport<Tokio1Executor>>,
+    builder: AsyncSmtpTransportBuilder,
     from: Mailbox,
     to: Vec<Mailbox>,
 }
@@ -187,7 +192,8 @@ impl Mailer {
             b = b.credentials(Credentials::new(u.to_string(), p.to_string()));
         }
         Ok(Self {
-            transport: b.build(),
+            transport: OnceLock::new(),
+            builder: b,
             from,
             to,
         })
@@ -200,7 +206,8 @@ impl Mailer {
             Ok(m) => m,
             Err(e) => return Attempt::GiveUp(e),
         };
-        match self.transport.send(msg).await {
+        let transport = self.transport.get_or_init(|| self.builder.clone().build());
+        match transport.send(msg).await {
             Ok(r) => {
                 let first = r.message().next().unwrap_or("").to_string();
                 Attempt::Done(text::one_line(&format!("{} {first}", r.code())))

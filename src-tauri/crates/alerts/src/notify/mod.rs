@@ -67,7 +67,7 @@ pub enum Attempt {
 }
 
 enum Sender {
-    Email(email::Mailer),
+    Email(Box<email::Mailer>),
     Http(reqwest::Client),
     Desktop,
 }
@@ -319,7 +319,7 @@ fn build(c: &NotifierConfig) -> Result<Notifier, String> {
             if let Some(p) = password {
                 secrets.push(p.expose().to_string());
             }
-            Sender::Email(email::Mailer::new(&email::MailerConfig {
+            Sender::Email(Box::new(email::Mailer::new(&email::MailerConfig {
                 url,
                 starttls: *starttls,
                 from,
@@ -327,7 +327,7 @@ fn build(c: &NotifierConfig) -> Result<Notifier, String> {
                 username: username.as_deref(),
                 password: password.as_ref().map(|p| p.expose()),
                 ca_file: ca,
-            })?)
+            })?))
         }
         NotifierKind::Desktop => Sender::Desktop,
         other => {
@@ -494,6 +494,34 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.starts_with("notifier hook: ca_file"), "{e}");
+    }
+
+    #[test]
+    fn notifiers_are_built_outside_a_runtime() {
+        let email = cfg(
+            "mail",
+            NotifierKind::Email {
+                url: url::Url::parse("smtp://127.0.0.1:1").unwrap(),
+                starttls: dsmon_config::alerts::StartTls::Required,
+                from: "dsmon@example.com".into(),
+                to: vec!["ops@example.com".into()],
+                username: Some("u".into()),
+                password: Some(Secret::new("p4ssword".into())),
+            },
+        );
+        let hook = cfg(
+            "hook",
+            NotifierKind::Webhook {
+                url: url::Url::parse("http://127.0.0.1:1/").unwrap(),
+                secret: None,
+            },
+        );
+        let n = Notifiers::new(&[email, hook], 2, Duration::from_millis(100)).unwrap();
+        assert_eq!(n.names().collect::<Vec<_>>(), ["mail", "hook"]);
+        assert_eq!(
+            n.config("hook").map(|c| c.kind.type_name()),
+            Some("webhook")
+        );
     }
 
     #[tokio::test]
