@@ -497,6 +497,16 @@ mod tests {
     }
 
     #[test]
+    fn notifiers_and_deliveries_can_go_to_other_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>(_: T) {}
+        send_sync::<Notifiers>();
+        let n = Notifiers::new(&[], 1, Duration::from_millis(100)).unwrap();
+        let notification = firing();
+        send(n.deliver("x", &notification));
+    }
+
+    #[test]
     fn notifiers_are_built_outside_a_runtime() {
         let email = cfg(
             "mail",
