@@ -4,11 +4,14 @@
 
 #![allow(dead_code)]
 
+pub mod alertmanager;
 pub mod browser;
 pub mod desktop;
 pub mod fake_agent;
 pub mod oidc;
+pub mod receiver;
 pub mod serving;
+pub mod smtp;
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
