@@ -8,6 +8,7 @@
 //! worker thread.
 
 mod error;
+pub mod metrics;
 mod request;
 
 pub use error::{AppError, ErrorKind, Result};
