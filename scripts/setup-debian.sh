@@ -23,9 +23,10 @@ fi
 
 # nginx and openssl: the reverse-proxy test runs Debian's nginx in front of dsmon with a throw-away
 # certificate; systemd (systemd-analyze) measures the shipped unit's sandbox; faketime (libfaketime)
-# moves dsmon's wall clock for the clock-jump test.
+# moves dsmon's wall clock for the clock-jump test; prometheus scrapes dsmon's /metrics in the
+# metrics test (its own instance, like nginx: the system service is not started, see below).
 packages=(netdata build-essential pkg-config ca-certificates curl file sqlite3 procps iproute2 util-linux
-    nginx openssl systemd faketime)
+    nginx openssl systemd faketime prometheus)
 # Node.js and npm build the web UI (uPlot comes from npm); a newer Node already present is kept.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 if [ "$gui" = yes ]; then
@@ -45,7 +46,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    # Install without starting services (nginx would otherwise start its default site on port 80):
+    # Install without starting services (nginx would otherwise start its default site on port 80,
+    # prometheus its server on 9090):
     # the tests run their own instances. policy-rc.d is Debian's switch for that.
     policy=/usr/sbin/policy-rc.d
     own_policy=no

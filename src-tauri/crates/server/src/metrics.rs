@@ -163,13 +163,13 @@ async fn loopback_only(port: Option<u16>, req: Request, next: Next) -> Response 
 /// The metrics listener, bound.
 pub struct MetricsBound {
     tcp: tokio::net::TcpListener,
-    port: u16,
+    addr: SocketAddr,
 }
 
 impl MetricsBound {
-    /// The port it listens on (the one asked for, or the one given for port 0).
-    pub fn port(&self) -> u16 {
-        self.port
+    /// The address it listens on (with the port given for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 }
 
@@ -182,14 +182,14 @@ pub async fn bind_metrics(addr: SocketAddr) -> Result<MetricsBound, ServerError>
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(bind_err)?;
-    let port = tcp.local_addr().map_err(bind_err)?.port();
-    Ok(MetricsBound { tcp, port })
+    let addr = tcp.local_addr().map_err(bind_err)?;
+    Ok(MetricsBound { tcp, addr })
 }
 
 /// Serves `/metrics` on the metrics listener until `state.shutdown` turns true.
 pub async fn serve_metrics(bound: MetricsBound, state: AppState) {
     let stop = state.shutdown.clone();
-    let app = metrics_router(state, Some(bound.port));
+    let app = metrics_router(state, Some(bound.addr.port()));
     super::conn::serve(bound.tcp, None, app, METRICS_CONNECTIONS, stop).await;
 }
 
