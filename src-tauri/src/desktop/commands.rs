@@ -9,6 +9,7 @@ use tauri::{AppHandle, State};
 
 use super::backend::{config_error, Me, SettingsScope};
 use super::{prefs, Desktop};
+use dsmon_app::alerts::AlertHistoryRequest;
 use dsmon_app::{AppError, HistoryRequest, Request};
 use dsmon_config::settings::{self, Settings, SettingsView};
 
@@ -47,6 +48,51 @@ pub async fn change_user(state: State<'_, Desktop>, email: String, change: Value
 pub async fn audit(state: State<'_, Desktop>, offset: i64, limit: i64) -> R<Value> {
     let (offset, limit) = (Some(offset), Some(limit));
     call(&state, Request::Audit { offset, limit }).await
+}
+
+#[tauri::command]
+pub async fn alerts(state: State<'_, Desktop>) -> R<Value> {
+    call(&state, Request::Alerts).await
+}
+
+#[tauri::command]
+pub async fn alert_history(state: State<'_, Desktop>, query: AlertHistoryRequest) -> R<Value> {
+    call(&state, Request::AlertHistory(query)).await
+}
+
+#[tauri::command]
+pub async fn alert_deliveries(state: State<'_, Desktop>, limit: Option<usize>) -> R<Value> {
+    call(&state, Request::AlertDeliveries { limit }).await
+}
+
+#[tauri::command]
+pub async fn alert_config(state: State<'_, Desktop>) -> R<Value> {
+    call(&state, Request::AlertConfig).await
+}
+
+#[tauri::command]
+pub async fn silences(state: State<'_, Desktop>) -> R<Value> {
+    call(&state, Request::Silences).await
+}
+
+#[tauri::command]
+pub async fn create_silence(state: State<'_, Desktop>, silence: Value) -> R<Value> {
+    call(&state, Request::CreateSilence { silence }).await
+}
+
+#[tauri::command]
+pub async fn expire_silence(state: State<'_, Desktop>, id: i64) -> R<Value> {
+    call(&state, Request::ExpireSilence { id }).await
+}
+
+#[tauri::command]
+pub async fn acknowledge(state: State<'_, Desktop>, rule: String, node: String) -> R<Value> {
+    call(&state, Request::Acknowledge { rule, node }).await
+}
+
+#[tauri::command]
+pub async fn test_notifier(state: State<'_, Desktop>, name: String) -> R<Value> {
+    call(&state, Request::TestNotifier { name }).await
 }
 
 /// Opens the system browser at the provider and waits for it to come back (a few minutes at most).
