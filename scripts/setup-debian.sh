@@ -27,8 +27,10 @@ fi
 # STARTTLS and AUTH) and prometheus-alertmanager receive the alert notifications in tests/notify.rs;
 # prometheus scrapes dsmon's /metrics in tests/metrics.rs. Like nginx, their system services are
 # not started (policy-rc.d below): the tests run their own instances.
+# postgresql-15: the PostgreSQL store's tests run a throw-away cluster of their own (initdb in a temp
+# directory, as the `postgres` user); the package's system cluster service is not started either.
 packages=(netdata build-essential pkg-config ca-certificates curl file sqlite3 procps iproute2 util-linux
-    nginx openssl systemd faketime python3-aiosmtpd prometheus-alertmanager prometheus)
+    nginx openssl systemd faketime python3-aiosmtpd prometheus-alertmanager prometheus postgresql-15)
 # Node.js and npm build the web UI (uPlot comes from npm); a newer Node already present is kept.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 if [ "$gui" = yes ]; then

@@ -1,20 +1,23 @@
-//! Build script: embeds the numbered SQL files of the repository's `migrations/`.
+//! Build script: embeds the numbered SQL files of the repository's `migrations/` (SQLite) and of
+//! `migrations/postgres/` (PostgreSQL). Each directory is read on its own, not recursively: the
+//! `postgres` subdirectory is no SQLite migration.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 fn main() {
-    embed_migrations();
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"))
+        .join("../../../migrations");
+    embed_migrations(&root, "MIGRATIONS", "migrations.rs");
+    embed_migrations(&root.join("postgres"), "PG_MIGRATIONS", "pg_migrations.rs");
 }
 
-fn embed_migrations() {
-    let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"))
-        .join("../../../migrations");
+fn embed_migrations(dir: &std::path::Path, name: &str, file: &str) {
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut files: Vec<(u32, PathBuf)> = std::fs::read_dir(&dir)
+    let mut files: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "sql"))
         .map(|p| {
             let stem = p
                 .file_stem()
@@ -44,7 +47,10 @@ fn embed_migrations() {
         );
         println!("cargo:rerun-if-changed={}", p.display());
     }
-    let mut out = String::from("/// The numbered SQL files of `migrations/`, in order.\npub const MIGRATIONS: &[(&str, &str)] = &[\n");
+    let mut out = format!(
+        "/// The numbered SQL files of `{}`, in order.\npub const {name}: &[(&str, &str)] = &[\n",
+        dir.display()
+    );
     for (_, p) in &files {
         let name = p.file_name().and_then(|s| s.to_str()).unwrap_or_default();
         let _ = writeln!(
@@ -54,6 +60,6 @@ fn embed_migrations() {
         );
     }
     out.push_str("];\n");
-    let dest = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo")).join("migrations.rs");
+    let dest = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo")).join(file);
     std::fs::write(dest, out).expect("write migrations.rs");
 }

@@ -1,6 +1,6 @@
 //! dsmon's storage: the logged rows and their roll-ups, the history read from them, the CSV/JSON
 //! export and import, and the sign-in state (users, sessions, audit). SQLite is the embedded
-//! implementation.
+//! implementation; PostgreSQL ([`postgres`]) the shared one.
 
 pub mod alert_db;
 pub mod auth_db;
@@ -8,12 +8,14 @@ pub mod conformance;
 pub mod export;
 pub mod history;
 pub mod import;
+pub mod postgres;
 mod sqlite;
 mod traits;
 
 pub use alert_db::SqliteAlertStore;
 pub use auth_db::SqliteAuthStore;
 pub use dsmon_core::Row;
+pub use postgres::{redact_url, PgAlertStore, PgAuthStore, PgDatabase, PgOptions, PgStore};
 pub use sqlite::{Period, Result, RowQuery, SqliteStore, StoreError, MIGRATIONS, ROLLUPS};
 pub use traits::{AlertStore, AuthStore, PendingCaps, PendingPut, SampleStore, SharedSamples};
 

@@ -126,7 +126,7 @@ fn write_sqls() -> &'static WriteSql {
 
 impl Period {
     /// Adds one raw row (its values, or `None` for an unreachable node).
-    fn add_row(&mut self, values: Option<[f64; 5]>) {
+    pub(crate) fn add_row(&mut self, values: Option<[f64; 5]>) {
         self.n_rows += 1;
         if let Some(v) = values {
             self.n_ok += 1;
@@ -174,6 +174,54 @@ pub enum StoreError {
     Db(#[from] rusqlite::Error),
     #[error("database lock poisoned")]
     Poisoned,
+    /// PostgreSQL: a setting that cannot work (the URL, the CA file). Never holds the password.
+    #[error("PostgreSQL: {0}")]
+    PgConfig(String),
+    /// PostgreSQL could not be reached (`url` is redacted).
+    #[error("{url}: cannot connect to PostgreSQL: {source}")]
+    PgConnect {
+        url: String,
+        source: postgres::Error,
+    },
+    #[error("{url}: {source}")]
+    Pg {
+        url: String,
+        source: postgres::Error,
+    },
+    #[error("{url}: database schema version {found} is newer than this dsmon supports ({supported}); use a newer dsmon")]
+    PgTooNew {
+        url: String,
+        found: i64,
+        supported: usize,
+    },
+    #[error("{url}: migration {name} failed: {source}")]
+    PgMigrate {
+        url: String,
+        name: String,
+        source: postgres::Error,
+    },
+    #[error("{url}: no free database connection within 10 s (pool of {size})")]
+    PoolTimeout { url: String, size: usize },
+}
+
+impl StoreError {
+    /// The database could not be reached (or its connection broke): worth retrying later, and a
+    /// 503 rather than a 500 for a request that needed it.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::PgConnect { .. } | StoreError::PoolTimeout { .. } => true,
+            StoreError::Pg { source, .. } => {
+                let io = std::error::Error::source(source)
+                    .is_some_and(|e| e.downcast_ref::<std::io::Error>().is_some());
+                source.is_closed()
+                    || io
+                    || source
+                        .code()
+                        .is_some_and(|c| c.code().starts_with("08") || c.code().starts_with("57P"))
+            }
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
