@@ -15,7 +15,10 @@ use dsmon::config::{self, Config};
 use dsmon::core::{format_ts, tick_at_or_before, unix_now, Metrics, Row};
 use dsmon::engine::Collector;
 use dsmon::store::export::{self, ExportError, Format};
-use dsmon::store::{RowQuery, SharedSamples, SqliteAuthStore, SqliteStore};
+use dsmon::store::{
+    AlertStore, AuthStore, PgDatabase, PgOptions, RowQuery, SampleStore, SharedSamples,
+    SqliteAlertStore, SqliteAuthStore, SqliteStore, StoreError,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -177,16 +180,74 @@ fn fail(code: u8, e: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Where the data lives: the SQLite file (the embedded default) or a PostgreSQL database
+/// (`[storage] url`), whose connection pool the stores share.
+enum Storage {
+    Sqlite(PathBuf),
+    Postgres(PgDatabase),
+}
+
+impl Storage {
+    /// Opens the configured storage; PostgreSQL is connected to and its schema brought up to date
+    /// (a newer schema is refused).
+    fn open(cfg: &Config) -> Result<Self, StoreError> {
+        match &cfg.storage.postgres {
+            None => Ok(Storage::Sqlite(cfg.storage.path.clone())),
+            Some(pg) => {
+                let db = PgDatabase::connect(&PgOptions {
+                    url: pg.url.clone(),
+                    password: pg.password.as_ref().map(|p| p.expose().to_string()),
+                    ca_file: pg.ca_file.clone(),
+                    pool_size: pg.pool_size,
+                })?;
+                tracing::info!(database = %db.label(), "PostgreSQL storage");
+                Ok(Storage::Postgres(db))
+            }
+        }
+    }
+
+    /// The database for messages (a PostgreSQL URL without any password).
+    fn describe(&self) -> String {
+        match self {
+            Storage::Sqlite(p) => p.display().to_string(),
+            Storage::Postgres(db) => db.label().to_string(),
+        }
+    }
+
+    /// A sample store (SQLite: a connection of its own; created and migrated if needed).
+    fn samples(&self) -> Result<SharedSamples, StoreError> {
+        Ok(match self {
+            Storage::Sqlite(p) => Arc::new(Mutex::new(SqliteStore::open(p)?)),
+            Storage::Postgres(db) => Arc::new(Mutex::new(db.samples())),
+        })
+    }
+
+    fn auth(&self) -> Result<Arc<dyn AuthStore>, StoreError> {
+        Ok(match self {
+            Storage::Sqlite(p) => Arc::new(SqliteAuthStore::open(p)?),
+            Storage::Postgres(db) => Arc::new(db.auth()),
+        })
+    }
+
+    fn alerts(&self) -> Result<Arc<dyn AlertStore>, StoreError> {
+        Ok(match self {
+            Storage::Sqlite(p) => Arc::new(SqliteAlertStore::open(p)?),
+            Storage::Postgres(db) => Arc::new(db.alerts()),
+        })
+    }
+}
+
 /// The collector (first: a bad CA file is a configuration error, reported before any file is
-/// created) and the opened store.
-fn collector_and_store(cfg: &Config) -> Result<(Collector, SharedSamples), ExitCode> {
+/// created), the storage and its opened sample store.
+fn collector_and_store(cfg: &Config) -> Result<(Collector, Storage, SharedSamples), ExitCode> {
     let collector = Collector::new(cfg).map_err(|e| fail(EXIT_USAGE, &e))?;
-    let store = SqliteStore::open(&cfg.storage.path).map_err(|e| fail(EXIT_RUNTIME, &e))?;
-    Ok((collector, Arc::new(Mutex::new(store))))
+    let storage = Storage::open(cfg).map_err(|e| fail(EXIT_RUNTIME, &e))?;
+    let store = storage.samples().map_err(|e| fail(EXIT_RUNTIME, &e))?;
+    Ok((collector, storage, store))
 }
 
 async fn collect_once(cfg: &Config) -> ExitCode {
-    let (collector, store) = match collector_and_store(cfg) {
+    let (collector, storage, store) = match collector_and_store(cfg) {
         Ok(parts) => parts,
         Err(code) => return code,
     };
@@ -196,9 +257,16 @@ async fn collect_once(cfg: &Config) -> ExitCode {
         Err(e) => return fail(EXIT_RUNTIME, &e),
     };
     // Show what is stored for the tick (also rows logged by an earlier run).
-    let stored = match store.lock().map_err(|_| "store lock poisoned".to_string()) {
-        Ok(s) => s.rows_at(ts).map_err(|e| e.to_string()),
-        Err(e) => Err(e),
+    let stored = {
+        let store = Arc::clone(&store);
+        tokio::task::spawn_blocking(move || {
+            match store.lock().map_err(|_| "store lock poisoned".to_string()) {
+                Ok(s) => s.rows_at(ts).map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()))
     };
     let rows = match stored {
         Ok(rows) => rows,
@@ -212,7 +280,7 @@ async fn collect_once(cfg: &Config) -> ExitCode {
             "tick {} (average over the {} before it) -> {}",
             format_ts(ts),
             humantime::format_duration(cfg.collector.log_interval),
-            cfg.storage.path.display()
+            storage.describe()
         )?;
         print_rows(
             &mut out,
@@ -241,12 +309,12 @@ async fn collect_once(cfg: &Config) -> ExitCode {
 }
 
 async fn serve(cfg: &Config) -> ExitCode {
-    let (collector, store) = match collector_and_store(cfg) {
+    let (collector, storage, store) = match collector_and_store(cfg) {
         Ok(parts) => parts,
         Err(code) => return code,
     };
-    let reader = match SqliteStore::open(&cfg.storage.path) {
-        Ok(s) => Arc::new(Mutex::new(s)),
+    let reader = match storage.samples() {
+        Ok(s) => s,
         Err(e) => return fail(EXIT_RUNTIME, &e),
     };
     if cfg.auth.as_ref().is_some_and(|a| a.redirect_url.is_none()) {
@@ -259,11 +327,11 @@ async fn serve(cfg: &Config) -> ExitCode {
         );
     }
     let auth = match &cfg.auth {
-        Some(a) => match SqliteAuthStore::open(&cfg.storage.path)
+        Some(a) => match storage
+            .auth()
             .map_err(|e| e.to_string())
-            .and_then(|db| {
-                dsmon::auth::Auth::new(a.clone(), Arc::new(db)).map_err(|e| e.to_string())
-            }) {
+            .and_then(|db| dsmon::auth::Auth::new(a.clone(), db).map_err(|e| e.to_string()))
+        {
             Ok(a) => {
                 tracing::info!(issuer = %a.config().issuer, "sign-in required (OpenID Connect)");
                 Some(Arc::new(a))
@@ -309,7 +377,7 @@ async fn serve(cfg: &Config) -> ExitCode {
         nodes = cfg.nodes.len(),
         log_interval = %humantime::format_duration(cfg.collector.log_interval),
         live_interval = %humantime::format_duration(cfg.collector.live_interval),
-        database = %cfg.storage.path.display(),
+        database = %storage.describe(),
         listen = %cfg.server.listen,
         "dsmon serve started"
     );
@@ -317,8 +385,7 @@ async fn serve(cfg: &Config) -> ExitCode {
         cfg.path.clone(),
         Arc::clone(&collector),
     ));
-    let reader: SharedSamples = reader;
-    let alerts = match start_alerts(cfg, &reader) {
+    let alerts = match start_alerts(cfg, &storage, &reader) {
         Ok(a) => a,
         Err(e) => return fail(EXIT_RUNTIME, &e),
     };
@@ -377,6 +444,7 @@ async fn serve(cfg: &Config) -> ExitCode {
 /// The alerts, when `[alerts]` has rules: their state restored from the store.
 fn start_alerts(
     cfg: &Config,
+    storage: &Storage,
     samples: &SharedSamples,
 ) -> Result<Option<Arc<dsmon::alerts::Alerts>>, String> {
     if cfg.alerts.rules.is_empty() {
@@ -386,15 +454,9 @@ fn start_alerts(
     let notifiers =
         dsmon::alerts::notify::Notifiers::new(&a.notifiers, a.attempts, a.retry_backoff)
             .map_err(|e| e.to_string())?;
-    let store =
-        dsmon::store::SqliteAlertStore::open(&cfg.storage.path).map_err(|e| e.to_string())?;
-    let alerts = dsmon::alerts::Alerts::new(
-        a.clone(),
-        Arc::new(store),
-        Some(Arc::clone(samples)),
-        notifiers,
-    )
-    .map_err(|e| e.to_string())?;
+    let store = storage.alerts().map_err(|e| e.to_string())?;
+    let alerts = dsmon::alerts::Alerts::new(a.clone(), store, Some(Arc::clone(samples)), notifiers)
+        .map_err(|e| e.to_string())?;
     tracing::info!(
         rules = a.rules.len(),
         notifiers = a.notifiers.len(),
@@ -539,12 +601,19 @@ fn export(cfg: &Config, from: &str, to: &str, nodes: Vec<String>, format: Format
         (Ok(from), Ok(to)) => RowQuery { from, to, nodes },
         (Err(e), _) | (_, Err(e)) => return fail(EXIT_USAGE, &e),
     };
-    let store = match SqliteStore::open_existing(&cfg.storage.path) {
-        Ok(s) => s,
-        Err(e) => return fail(EXIT_RUNTIME, &e),
+    let store: Box<dyn SampleStore> = match &cfg.storage.postgres {
+        None => match SqliteStore::open_existing(&cfg.storage.path) {
+            Ok(s) => Box::new(s),
+            Err(e) => return fail(EXIT_RUNTIME, &e),
+        },
+        Some(_) => match Storage::open(cfg) {
+            Ok(Storage::Postgres(db)) => Box::new(db.samples()),
+            Ok(Storage::Sqlite(_)) => return fail(EXIT_RUNTIME, &"no PostgreSQL configured"),
+            Err(e) => return fail(EXIT_RUNTIME, &e),
+        },
     };
     let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
-    match export::write_rows(&store, &q, format, &mut out) {
+    match export::write_rows(&*store, &q, format, &mut out) {
         Ok(n) => {
             tracing::info!(rows = n, "exported");
             ExitCode::SUCCESS
@@ -574,12 +643,16 @@ fn import(cfg: &Config, file: &std::path::Path) -> ExitCode {
         Ok(rows) => rows,
         Err(e) => return fail(EXIT_USAGE, &e),
     };
-    let mut store = match SqliteStore::open(&cfg.storage.path) {
+    let store = match Storage::open(cfg).and_then(|s| s.samples()) {
         Ok(s) => s,
         Err(e) => return fail(EXIT_RUNTIME, &e),
     };
     let start = std::time::Instant::now();
-    match store.insert_rows(&rows) {
+    let written = match store.lock() {
+        Ok(mut s) => s.insert_rows(&rows),
+        Err(_) => Err(StoreError::Poisoned),
+    };
+    match written {
         Ok(inserted) => {
             let secs = start.elapsed().as_secs_f64();
             let _ = writeln!(

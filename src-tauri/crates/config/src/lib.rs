@@ -25,7 +25,7 @@ pub use collector::CollectorConfig;
 pub use desktop::DesktopMode;
 pub use nodes::NodeConfig;
 pub use server::{Listen, ServerConfig, TlsFiles};
-pub use storage::{default_storage_path, StorageConfig};
+pub use storage::{default_storage_path, PostgresStorage, StorageConfig};
 
 /// The file name looked for in the working directory, then in the platform config directory.
 pub const DEFAULT_FILE_NAME: &str = "dsmon.toml";
@@ -265,6 +265,7 @@ impl Config {
             collector: CollectorConfig::default(),
             storage: StorageConfig {
                 path: default_storage_path(),
+                postgres: None,
             },
             server: ServerConfig::default(),
             nodes: Vec::new(),

@@ -44,6 +44,20 @@ const POOL_WAIT: Duration = Duration::from_secs(10);
 /// How long connecting may take (the server unreachable fails within this).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Runs blocking database work from any thread. The `postgres` client drives each call on a
+/// runtime of its own, which tokio refuses on a thread that is running async tasks: on a worker
+/// of a multi-threaded runtime the work runs in `block_in_place` (as a SQLite call there simply
+/// blocks). Callers are meant to use the blocking pool; this keeps a stray call from an async
+/// task from panicking.
+fn sync<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// Where and how to reach the database.
 #[derive(Clone)]
 pub struct PgOptions {
@@ -303,6 +317,10 @@ impl PgDatabase {
     /// Connects, applies the migrations not applied yet (refusing a newer schema), and keeps up to
     /// `pool_size` connections.
     pub fn connect(opts: &PgOptions) -> Result<Self> {
+        sync(|| Self::connect_now(opts))
+    }
+
+    fn connect_now(opts: &PgOptions) -> Result<Self> {
         let label = redact_url(&opts.url);
         let mut config = Config::from_str(&opts.url).map_err(|_| {
             StoreError::PgConfig(format!(
@@ -360,6 +378,10 @@ impl PgDatabase {
 
     /// The schema version of the database (the number of the last migration applied).
     pub fn schema_version(&self) -> Result<i64> {
+        sync(|| self.schema_version_now())
+    }
+
+    fn schema_version_now(&self) -> Result<i64> {
         let mut c = self.pool.get()?;
         let row = c
             .query_one(
@@ -642,99 +664,111 @@ const BATCH_ROWS: usize = 20_000;
 
 impl SampleStore for PgStore {
     fn insert_rows(&mut self, rows: &[Row]) -> Result<usize> {
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let pool = self.pool.clone();
-        let mut c = pool.get()?;
-        let result = (|| {
-            let mut tx = c.transaction().map_err(pool.err())?;
-            let mut new = 0;
-            for chunk in rows.chunks(BATCH_ROWS) {
-                new += self.write(&mut tx, chunk)?;
+        sync(|| {
+            if rows.is_empty() {
+                return Ok(0);
             }
-            tx.commit().map_err(pool.err())?;
-            Ok(new)
-        })();
-        if result.is_err() {
-            // Ids handed out inside the rolled-back transaction may not exist.
-            self.node_ids.clear();
-        }
-        result
+            let pool = self.pool.clone();
+            let mut c = pool.get()?;
+            let result = (|| {
+                let mut tx = c.transaction().map_err(pool.err())?;
+                let mut new = 0;
+                for chunk in rows.chunks(BATCH_ROWS) {
+                    new += self.write(&mut tx, chunk)?;
+                }
+                tx.commit().map_err(pool.err())?;
+                Ok(new)
+            })();
+            if result.is_err() {
+                // Ids handed out inside the rolled-back transaction may not exist.
+                self.node_ids.clear();
+            }
+            result
+        })
     }
 
     fn nodes_logged_at(&self, ts: i64) -> Result<HashSet<String>> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        c.query(
-            "SELECT n.name FROM samples s JOIN nodes n ON n.id = s.node_id WHERE s.ts = $1",
-            &[&ts],
-        )
-        .map_err(&err)?
-        .iter()
-        .map(|r| r.try_get(0).map_err(&err))
-        .collect()
-    }
-
-    fn node_names(&self) -> Result<Vec<String>> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        c.query("SELECT name FROM nodes ORDER BY name COLLATE \"C\"", &[])
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            c.query(
+                "SELECT n.name FROM samples s JOIN nodes n ON n.id = s.node_id WHERE s.ts = $1",
+                &[&ts],
+            )
             .map_err(&err)?
             .iter()
             .map(|r| r.try_get(0).map_err(&err))
             .collect()
+        })
+    }
+
+    fn node_names(&self) -> Result<Vec<String>> {
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            c.query("SELECT name FROM nodes ORDER BY name COLLATE \"C\"", &[])
+                .map_err(&err)?
+                .iter()
+                .map(|r| r.try_get(0).map_err(&err))
+                .collect()
+        })
     }
 
     fn latest_ts(&self) -> Result<Option<i64>> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        c.query_one("SELECT max(ts) FROM samples", &[])
-            .and_then(|r| r.try_get(0))
-            .map_err(err)
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            c.query_one("SELECT max(ts) FROM samples", &[])
+                .and_then(|r| r.try_get(0))
+                .map_err(err)
+        })
     }
 
     fn node_ids(&self, names: &[String]) -> Result<Vec<(String, i64)>> {
-        let mut c = self.pool.get()?;
-        self.ids_of(&mut c, names)
+        sync(|| {
+            let mut c = self.pool.get()?;
+            self.ids_of(&mut c, names)
+        })
     }
 
     fn scan_rows(&self, q: &RowQuery, f: &mut dyn FnMut(Row) -> ControlFlow<()>) -> Result<()> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        let ids: Vec<i64> = self
-            .ids_of(&mut c, &q.nodes)?
-            .into_iter()
-            .map(|(_, id)| id)
-            .collect();
-        let filter = if q.nodes.is_empty() {
-            "cardinality($3::int8[]) >= 0"
-        } else {
-            "s.node_id = ANY($3)"
-        };
-        let sql = format!(
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            let ids: Vec<i64> = self
+                .ids_of(&mut c, &q.nodes)?
+                .into_iter()
+                .map(|(_, id)| id)
+                .collect();
+            let filter = if q.nodes.is_empty() {
+                "cardinality($3::int8[]) >= 0"
+            } else {
+                "s.node_id = ANY($3)"
+            };
+            let sql = format!(
             "SELECT s.ts, n.name, s.cpu_pct, s.mem_pct, s.disk_pct, s.net_in_kbps, s.net_out_kbps, s.error \
              FROM samples s JOIN nodes n ON n.id = s.node_id \
              WHERE s.ts BETWEEN $1 AND $2 AND {filter} ORDER BY s.ts, n.name COLLATE \"C\""
         );
-        let params: [&(dyn ToSql + Sync); 3] = [&q.from, &q.to, &ids];
-        let mut it = c.query_raw(&sql, params).map_err(&err)?;
-        while let Some(r) = it.next().map_err(&err)? {
-            let mut values = [None; 5];
-            for (i, v) in values.iter_mut().enumerate() {
-                *v = r.try_get(2 + i).map_err(&err)?;
+            let params: [&(dyn ToSql + Sync); 3] = [&q.from, &q.to, &ids];
+            let mut it = c.query_raw(&sql, params).map_err(&err)?;
+            while let Some(r) = it.next().map_err(&err)? {
+                let mut values = [None; 5];
+                for (i, v) in values.iter_mut().enumerate() {
+                    *v = r.try_get(2 + i).map_err(&err)?;
+                }
+                let row = Row {
+                    ts: r.try_get(0).map_err(&err)?,
+                    node: r.try_get(1).map_err(&err)?,
+                    metrics: Metrics::from_options(values),
+                    error: r.try_get(7).map_err(&err)?,
+                };
+                if f(row).is_break() {
+                    break;
+                }
             }
-            let row = Row {
-                ts: r.try_get(0).map_err(&err)?,
-                node: r.try_get(1).map_err(&err)?,
-                metrics: Metrics::from_options(values),
-                error: r.try_get(7).map_err(&err)?,
-            };
-            if f(row).is_break() {
-                break;
-            }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn scan_periods(
@@ -745,10 +779,11 @@ impl SampleStore for PgStore {
         rollup: Option<&str>,
         f: &mut dyn FnMut(i64, &Period),
     ) -> Result<()> {
-        if node_ids.is_empty() {
-            return Ok(());
-        }
-        let sql = match rollup {
+        sync(|| {
+            if node_ids.is_empty() {
+                return Ok(());
+            }
+            let sql = match rollup {
             None => format!(
                 "SELECT node_id, ts, 1::int8, (cpu_pct IS NOT NULL)::int4::int8, {m}, {m} FROM samples \
                  WHERE node_id = ANY($1) AND ts >= $2 AND ts < $3 ORDER BY node_id, ts",
@@ -766,30 +801,33 @@ impl SampleStore for PgStore {
                 )
             }
         };
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        let params: [&(dyn ToSql + Sync); 3] = [&node_ids, &from, &to];
-        let mut it = c.query_raw(&sql, params).map_err(&err)?;
-        let mut p = Period::default();
-        while let Some(r) = it.next().map_err(&err)? {
-            let node: i64 = r.try_get(0).map_err(&err)?;
-            p.ts = r.try_get(1).map_err(&err)?;
-            p.n_rows = r.try_get(2).map_err(&err)?;
-            p.n_ok = r.try_get(3).map_err(&err)?;
-            for i in 0..METRICS.len() {
-                p.sum[i] = r.try_get(4 + i).map_err(&err)?;
-                p.max[i] = r.try_get(4 + METRICS.len() + i).map_err(&err)?;
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            let params: [&(dyn ToSql + Sync); 3] = [&node_ids, &from, &to];
+            let mut it = c.query_raw(&sql, params).map_err(&err)?;
+            let mut p = Period::default();
+            while let Some(r) = it.next().map_err(&err)? {
+                let node: i64 = r.try_get(0).map_err(&err)?;
+                p.ts = r.try_get(1).map_err(&err)?;
+                p.n_rows = r.try_get(2).map_err(&err)?;
+                p.n_ok = r.try_get(3).map_err(&err)?;
+                for i in 0..METRICS.len() {
+                    p.sum[i] = r.try_get(4 + i).map_err(&err)?;
+                    p.max[i] = r.try_get(4 + METRICS.len() + i).map_err(&err)?;
+                }
+                f(node, &p);
             }
-            f(node, &p);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn check(&self) -> Result<String> {
-        let mut c = self.pool.get()?;
-        c.query_one("SELECT 'ok'::text", &[])
-            .and_then(|r| r.try_get(0))
-            .map_err(self.pool.err())
+        sync(|| {
+            let mut c = self.pool.get()?;
+            c.query_one("SELECT 'ok'::text", &[])
+                .and_then(|r| r.try_get(0))
+                .map_err(self.pool.err())
+        })
     }
 }
 
@@ -849,68 +887,73 @@ fn user_of(
 
 impl AuthStore for PgAuthStore {
     fn user(&self, email: &str) -> Result<Option<UserRecord>> {
-        let mut c = self.pool.get()?;
-        user_of(&mut *c, email, false).map_err(self.pool.err())
+        sync(|| {
+            let mut c = self.pool.get()?;
+            user_of(&mut *c, email, false).map_err(self.pool.err())
+        })
     }
 
     fn users(&self) -> Result<Vec<UserRecord>> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        c.query(
-            &format!(
-                "SELECT {USER_COLUMNS} FROM users \
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            c.query(
+                &format!(
+                    "SELECT {USER_COLUMNS} FROM users \
                  ORDER BY last_sign_in IS NULL, last_sign_in DESC, email COLLATE \"C\""
-            ),
-            &[],
-        )
-        .map_err(&err)?
-        .iter()
-        .map(|r| user_from_row(r).map_err(&err))
-        .collect()
+                ),
+                &[],
+            )
+            .map_err(&err)?
+            .iter()
+            .map(|r| user_from_row(r).map_err(&err))
+            .collect()
+        })
     }
 
     fn claim_user(&self, id: &Identity, issuer: &str, now: i64) -> Result<Claim> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        let mut tx = c.transaction().map_err(&err)?;
-        // A new address is inserted and bound; an existing one is locked for the decision, so
-        // two first sign-ins with one address (from two instances) cannot both bind it.
-        let inserted = tx
-            .execute(
-                "INSERT INTO users (email, issuer, sub, name, hd, first_seen) \
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            let mut tx = c.transaction().map_err(&err)?;
+            // A new address is inserted and bound; an existing one is locked for the decision, so
+            // two first sign-ins with one address (from two instances) cannot both bind it.
+            let inserted = tx
+                .execute(
+                    "INSERT INTO users (email, issuer, sub, name, hd, first_seen) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email) DO NOTHING",
-                &[&id.email, &issuer, &id.sub, &id.name, &id.hd, &now],
-            )
-            .map_err(&err)?
-            == 1;
-        let bound = if inserted {
-            true
-        } else {
-            let u = user_of(&mut tx, &id.email, true).map_err(&err)?;
-            match u {
-                Some(u)
-                    if u.issuer.is_none()
-                        || (u.issuer.as_deref() == Some(issuer) && u.sub == id.sub) =>
-                {
-                    tx.execute(
+                    &[&id.email, &issuer, &id.sub, &id.name, &id.hd, &now],
+                )
+                .map_err(&err)?
+                == 1;
+            let bound = if inserted {
+                true
+            } else {
+                let u = user_of(&mut tx, &id.email, true).map_err(&err)?;
+                match u {
+                    Some(u)
+                        if u.issuer.is_none()
+                            || (u.issuer.as_deref() == Some(issuer) && u.sub == id.sub) =>
+                    {
+                        tx.execute(
                         "UPDATE users SET issuer = $2, sub = $3, name = $4, hd = $5 WHERE email = $1",
                         &[&id.email, &issuer, &id.sub, &id.name, &id.hd],
                     )
                     .map_err(&err)?;
-                    true
-                }
-                _ => {
-                    tx.execute(
+                        true
+                    }
+                    _ => {
+                        tx.execute(
                         "UPDATE users SET other_issuer = $2, other_sub = $3, other_at = $4 WHERE email = $1",
                         &[&id.email, &issuer, &id.sub, &now],
                     )
                     .map_err(&err)?;
-                    false
+                        false
+                    }
                 }
-            }
-        };
-        let blocked_as = if bound {
-            tx.query_opt(
+            };
+            let blocked_as = if bound {
+                tx.query_opt(
                 "SELECT email FROM users WHERE issuer = $1 AND sub = $2 AND email <> $3 AND blocked \
                  ORDER BY email COLLATE \"C\" LIMIT 1",
                 &[&issuer, &id.sub, &id.email],
@@ -919,169 +962,190 @@ impl AuthStore for PgAuthStore {
             .map(|r| r.try_get(0))
             .transpose()
             .map_err(&err)?
-        } else {
-            None
-        };
-        let record = user_of(&mut tx, &id.email, false)
-            .map_err(&err)?
-            .ok_or_else(|| StoreError::PgConfig(format!("{}: user vanished", id.email)))?;
-        tx.commit().map_err(&err)?;
-        Ok(Claim {
-            record,
-            bound,
-            blocked_as,
+            } else {
+                None
+            };
+            let record = user_of(&mut tx, &id.email, false)
+                .map_err(&err)?
+                .ok_or_else(|| StoreError::PgConfig(format!("{}: user vanished", id.email)))?;
+            tx.commit().map_err(&err)?;
+            Ok(Claim {
+                record,
+                bound,
+                blocked_as,
+            })
         })
     }
 
     fn stamp_sign_in(&self, email: &str, now: i64) -> Result<()> {
-        let mut c = self.pool.get()?;
-        c.execute(
-            "UPDATE users SET last_sign_in = $2 WHERE email = $1",
-            &[&email, &now],
-        )
-        .map_err(self.pool.err())?;
-        Ok(())
+        sync(|| {
+            let mut c = self.pool.get()?;
+            c.execute(
+                "UPDATE users SET last_sign_in = $2 WHERE email = $1",
+                &[&email, &now],
+            )
+            .map_err(self.pool.err())?;
+            Ok(())
+        })
     }
 
     fn rebind(&self, email: &str) -> Result<Rebind> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        let mut tx = c.transaction().map_err(&err)?;
-        let Some(u) = user_of(&mut tx, email, true).map_err(&err)? else {
-            return Ok(Rebind::UnknownUser);
-        };
-        let (Some(issuer), Some(sub)) = (u.other_issuer, u.other_sub) else {
-            return Ok(Rebind::NoOtherAccount);
-        };
-        tx.execute(
-            "UPDATE users SET issuer = $2, sub = $3, other_issuer = NULL, other_sub = NULL, \
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            let mut tx = c.transaction().map_err(&err)?;
+            let Some(u) = user_of(&mut tx, email, true).map_err(&err)? else {
+                return Ok(Rebind::UnknownUser);
+            };
+            let (Some(issuer), Some(sub)) = (u.other_issuer, u.other_sub) else {
+                return Ok(Rebind::NoOtherAccount);
+            };
+            tx.execute(
+                "UPDATE users SET issuer = $2, sub = $3, other_issuer = NULL, other_sub = NULL, \
              other_at = NULL WHERE email = $1",
-            &[&email, &issuer, &sub],
-        )
-        .map_err(&err)?;
-        tx.execute("DELETE FROM sessions WHERE email = $1", &[&email])
+                &[&email, &issuer, &sub],
+            )
             .map_err(&err)?;
-        tx.commit().map_err(&err)?;
-        Ok(Rebind::Done {
-            from: u.sub,
-            to: sub,
+            tx.execute("DELETE FROM sessions WHERE email = $1", &[&email])
+                .map_err(&err)?;
+            tx.commit().map_err(&err)?;
+            Ok(Rebind::Done {
+                from: u.sub,
+                to: sub,
+            })
         })
     }
 
     fn bind_unbound(&self, issuer: &str) -> Result<usize> {
-        let mut c = self.pool.get()?;
-        let n = c
-            .execute(
-                "UPDATE users SET issuer = $1 WHERE issuer IS NULL",
-                &[&issuer],
-            )
-            .map_err(self.pool.err())?;
-        Ok(n as usize)
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let n = c
+                .execute(
+                    "UPDATE users SET issuer = $1 WHERE issuer IS NULL",
+                    &[&issuer],
+                )
+                .map_err(self.pool.err())?;
+            Ok(n as usize)
+        })
     }
 
     fn set_role(&self, email: &str, role: Option<Role>) -> Result<bool> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        let mut tx = c.transaction().map_err(&err)?;
-        let Some(u) = user_of(&mut tx, email, true).map_err(&err)? else {
-            return Ok(false);
-        };
-        if u.role != role {
-            tx.execute(
-                "UPDATE users SET role = $2 WHERE email = $1",
-                &[&email, &role_text(role)],
-            )
-            .map_err(&err)?;
-            tx.execute("DELETE FROM sessions WHERE email = $1", &[&email])
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            let mut tx = c.transaction().map_err(&err)?;
+            let Some(u) = user_of(&mut tx, email, true).map_err(&err)? else {
+                return Ok(false);
+            };
+            if u.role != role {
+                tx.execute(
+                    "UPDATE users SET role = $2 WHERE email = $1",
+                    &[&email, &role_text(role)],
+                )
                 .map_err(&err)?;
-        }
-        tx.commit().map_err(&err)?;
-        Ok(true)
+                tx.execute("DELETE FROM sessions WHERE email = $1", &[&email])
+                    .map_err(&err)?;
+            }
+            tx.commit().map_err(&err)?;
+            Ok(true)
+        })
     }
 
     fn set_blocked(&self, email: &str, blocked: bool) -> Result<bool> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        let mut tx = c.transaction().map_err(&err)?;
-        let n = tx
-            .execute(
-                "UPDATE users SET blocked = $2 WHERE email = $1",
-                &[&email, &blocked],
-            )
-            .map_err(&err)?;
-        if blocked {
-            tx.execute("DELETE FROM sessions WHERE email = $1", &[&email])
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            let mut tx = c.transaction().map_err(&err)?;
+            let n = tx
+                .execute(
+                    "UPDATE users SET blocked = $2 WHERE email = $1",
+                    &[&email, &blocked],
+                )
                 .map_err(&err)?;
-        }
-        tx.commit().map_err(&err)?;
-        Ok(n == 1)
+            if blocked {
+                tx.execute("DELETE FROM sessions WHERE email = $1", &[&email])
+                    .map_err(&err)?;
+            }
+            tx.commit().map_err(&err)?;
+            Ok(n == 1)
+        })
     }
 
     fn create_session(&self, id_hash: &str, email: &str, now: i64, expires: i64) -> Result<()> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        c.execute("DELETE FROM sessions WHERE expires <= $1", &[&now])
-            .map_err(&err)?;
-        c.execute(
-            "INSERT INTO sessions (id_hash, email, created, expires, last_seen) \
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            c.execute("DELETE FROM sessions WHERE expires <= $1", &[&now])
+                .map_err(&err)?;
+            c.execute(
+                "INSERT INTO sessions (id_hash, email, created, expires, last_seen) \
              VALUES ($1, $2, $3, $4, $3)",
-            &[&id_hash, &email, &now, &expires],
-        )
-        .map_err(&err)?;
-        Ok(())
+                &[&id_hash, &email, &now, &expires],
+            )
+            .map_err(&err)?;
+            Ok(())
+        })
     }
 
     fn session_user(&self, id_hash: &str, now: i64) -> Result<Option<SessionRecord>> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        let cols = USER_COLUMNS
-            .split(", ")
-            .map(|c| format!("u.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let row = c
-            .query_opt(
-                &format!(
-                    "SELECT {cols}, s.created, s.last_seen, s.expires FROM sessions s \
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            let cols = USER_COLUMNS
+                .split(", ")
+                .map(|c| format!("u.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let row = c
+                .query_opt(
+                    &format!(
+                        "SELECT {cols}, s.created, s.last_seen, s.expires FROM sessions s \
                      JOIN users u ON u.email = s.email WHERE s.id_hash = $1 AND s.expires > $2"
-                ),
-                &[&id_hash, &now],
-            )
-            .map_err(&err)?;
-        row.map(|r| {
-            Ok(SessionRecord {
-                user: user_from_row(&r)?,
-                authenticated: r.try_get(12)?,
-                last_seen: r.try_get(13)?,
-                expires: r.try_get(14)?,
+                    ),
+                    &[&id_hash, &now],
+                )
+                .map_err(&err)?;
+            row.map(|r| {
+                Ok(SessionRecord {
+                    user: user_from_row(&r)?,
+                    authenticated: r.try_get(12)?,
+                    last_seen: r.try_get(13)?,
+                    expires: r.try_get(14)?,
+                })
             })
+            .transpose()
+            .map_err(&err)
         })
-        .transpose()
-        .map_err(&err)
     }
 
     fn touch_session(&self, id_hash: &str, now: i64) -> Result<()> {
-        let mut c = self.pool.get()?;
-        c.execute(
-            "UPDATE sessions SET last_seen = $2 WHERE id_hash = $1 AND last_seen < $2",
-            &[&id_hash, &now],
-        )
-        .map_err(self.pool.err())?;
-        Ok(())
+        sync(|| {
+            let mut c = self.pool.get()?;
+            c.execute(
+                "UPDATE sessions SET last_seen = $2 WHERE id_hash = $1 AND last_seen < $2",
+                &[&id_hash, &now],
+            )
+            .map_err(self.pool.err())?;
+            Ok(())
+        })
     }
 
     fn delete_session(&self, id_hash: &str) -> Result<()> {
-        let mut c = self.pool.get()?;
-        c.execute("DELETE FROM sessions WHERE id_hash = $1", &[&id_hash])
-            .map_err(self.pool.err())?;
-        Ok(())
+        sync(|| {
+            let mut c = self.pool.get()?;
+            c.execute("DELETE FROM sessions WHERE id_hash = $1", &[&id_hash])
+                .map_err(self.pool.err())?;
+            Ok(())
+        })
     }
 
     fn delete_sessions_of(&self, email: &str) -> Result<()> {
-        let mut c = self.pool.get()?;
-        c.execute("DELETE FROM sessions WHERE email = $1", &[&email])
-            .map_err(self.pool.err())?;
-        Ok(())
+        sync(|| {
+            let mut c = self.pool.get()?;
+            c.execute("DELETE FROM sessions WHERE email = $1", &[&email])
+                .map_err(self.pool.err())?;
+            Ok(())
+        })
     }
 
     fn audit(
@@ -1092,73 +1156,79 @@ impl AuthStore for PgAuthStore {
         target: Option<&str>,
         detail: Option<&str>,
     ) -> Result<i64> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        if actor.is_none() {
-            let counted = c
-                .query_opt(
-                    "UPDATE audit SET count = count + 1, last_ts = $1::int8 \
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            if actor.is_none() {
+                let counted = c
+                    .query_opt(
+                        "UPDATE audit SET count = count + 1, last_ts = $1::int8 \
                      WHERE id = (SELECT id FROM audit \
                                  WHERE actor IS NULL AND action = $2 AND ts > $1::int8 - $5::int8 \
                                    AND target IS NOT DISTINCT FROM $3::text \
                                    AND detail IS NOT DISTINCT FROM $4::text \
                                  ORDER BY ts DESC, id DESC LIMIT 1) \
                      RETURNING count",
-                    &[&now, &action, &target, &detail, &AUDIT_COLLAPSE_SECS],
-                )
-                .map_err(&err)?;
-            if let Some(r) = counted {
-                return r.try_get(0).map_err(&err);
+                        &[&now, &action, &target, &detail, &AUDIT_COLLAPSE_SECS],
+                    )
+                    .map_err(&err)?;
+                if let Some(r) = counted {
+                    return r.try_get(0).map_err(&err);
+                }
             }
-        }
-        c.execute(
-            "INSERT INTO audit (ts, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
-            &[&now, &actor, &action, &target, &detail],
-        )
-        .map_err(&err)?;
-        Ok(1)
+            c.execute(
+                "INSERT INTO audit (ts, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
+                &[&now, &actor, &action, &target, &detail],
+            )
+            .map_err(&err)?;
+            Ok(1)
+        })
     }
 
     fn prune_audit(&self, before: i64) -> Result<usize> {
-        let mut c = self.pool.get()?;
-        let n = c
-            .execute("DELETE FROM audit WHERE ts < $1", &[&before])
-            .map_err(self.pool.err())?;
-        Ok(n as usize)
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let n = c
+                .execute("DELETE FROM audit WHERE ts < $1", &[&before])
+                .map_err(self.pool.err())?;
+            Ok(n as usize)
+        })
     }
 
     fn audit_page(&self, offset: i64, limit: i64) -> Result<(Vec<AuditEntry>, i64)> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        let total: i64 = c
-            .query_one("SELECT count(*) FROM audit", &[])
-            .and_then(|r| r.try_get(0))
-            .map_err(&err)?;
-        let rows = c
-            .query(
-                "SELECT id, ts, actor, action, target, detail, count, last_ts FROM audit \
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            let total: i64 = c
+                .query_one("SELECT count(*) FROM audit", &[])
+                .and_then(|r| r.try_get(0))
+                .map_err(&err)?;
+            let rows = c
+                .query(
+                    "SELECT id, ts, actor, action, target, detail, count, last_ts FROM audit \
                  ORDER BY id DESC LIMIT $1 OFFSET $2",
-                &[&limit.max(0), &offset.max(0)],
-            )
-            .map_err(&err)?;
-        let page = rows
-            .iter()
-            .map(|r| {
-                let ts: i64 = r.try_get(1)?;
-                Ok(AuditEntry {
-                    id: r.try_get(0)?,
-                    ts,
-                    actor: r.try_get(2)?,
-                    action: r.try_get(3)?,
-                    target: r.try_get(4)?,
-                    detail: r.try_get(5)?,
-                    count: r.try_get(6)?,
-                    last_seen: r.try_get::<_, Option<i64>>(7)?.unwrap_or(ts),
+                    &[&limit.max(0), &offset.max(0)],
+                )
+                .map_err(&err)?;
+            let page = rows
+                .iter()
+                .map(|r| {
+                    let ts: i64 = r.try_get(1)?;
+                    Ok(AuditEntry {
+                        id: r.try_get(0)?,
+                        ts,
+                        actor: r.try_get(2)?,
+                        action: r.try_get(3)?,
+                        target: r.try_get(4)?,
+                        detail: r.try_get(5)?,
+                        count: r.try_get(6)?,
+                        last_seen: r.try_get::<_, Option<i64>>(7)?.unwrap_or(ts),
+                    })
                 })
-            })
-            .collect::<std::result::Result<Vec<_>, postgres::Error>>()
-            .map_err(&err)?;
-        Ok((page, total))
+                .collect::<std::result::Result<Vec<_>, postgres::Error>>()
+                .map_err(&err)?;
+            Ok((page, total))
+        })
     }
 
     fn put_pending(
@@ -1170,85 +1240,91 @@ impl AuthStore for PgAuthStore {
         expires: i64,
         caps: PendingCaps,
     ) -> Result<PendingPut> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        let mut tx = c.transaction().map_err(&err)?;
-        // One at a time across instances: the caps count every pending sign-in.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PENDING_LOCK])
-            .map_err(&err)?;
-        tx.execute("DELETE FROM pending_logins WHERE expires <= $1", &[&now])
-            .map_err(&err)?;
-        // Replaced, as SQLite's INSERT OR REPLACE does (it then counts as the newest).
-        tx.execute(
-            "DELETE FROM pending_logins WHERE key_hash = $1",
-            &[&key_hash],
-        )
-        .map_err(&err)?;
-        let mine: i64 = tx
-            .query_one(
-                "SELECT count(*) FROM pending_logins WHERE client = $1",
-                &[&client],
-            )
-            .and_then(|r| r.try_get(0))
-            .map_err(&err)?;
-        let over = mine + 1 - caps.per_client as i64;
-        if over > 0 {
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            let mut tx = c.transaction().map_err(&err)?;
+            // One at a time across instances: the caps count every pending sign-in.
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PENDING_LOCK])
+                .map_err(&err)?;
+            tx.execute("DELETE FROM pending_logins WHERE expires <= $1", &[&now])
+                .map_err(&err)?;
+            // Replaced, as SQLite's INSERT OR REPLACE does (it then counts as the newest).
             tx.execute(
-                "DELETE FROM pending_logins WHERE key_hash IN \
-                 (SELECT key_hash FROM pending_logins WHERE client = $1 \
-                  ORDER BY created, seq LIMIT $2)",
-                &[&client, &over],
-            )
-            .map_err(&err)?;
-        }
-        let total: i64 = tx
-            .query_one("SELECT count(*) FROM pending_logins", &[])
-            .and_then(|r| r.try_get(0))
-            .map_err(&err)?;
-        if total >= caps.total as i64 {
-            tx.commit().map_err(&err)?;
-            return Ok(PendingPut::Full);
-        }
-        tx.execute(
-            "INSERT INTO pending_logins (key_hash, data, created, expires, client) \
-             VALUES ($1, $2, $3, $4, $5)",
-            &[&key_hash, &data, &now, &expires, &client],
-        )
-        .map_err(&err)?;
-        tx.commit().map_err(&err)?;
-        Ok(PendingPut::Kept)
-    }
-
-    fn take_pending(&self, key_hash: &str, now: i64) -> Result<Option<String>> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        let row = c
-            .query_opt(
-                "DELETE FROM pending_logins WHERE key_hash = $1 RETURNING data, expires",
+                "DELETE FROM pending_logins WHERE key_hash = $1",
                 &[&key_hash],
             )
             .map_err(&err)?;
-        let Some(r) = row else { return Ok(None) };
-        let data: String = r.try_get(0).map_err(&err)?;
-        let exp: i64 = r.try_get(1).map_err(&err)?;
-        Ok((exp > now).then_some(data))
+            let mine: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM pending_logins WHERE client = $1",
+                    &[&client],
+                )
+                .and_then(|r| r.try_get(0))
+                .map_err(&err)?;
+            let over = mine + 1 - caps.per_client as i64;
+            if over > 0 {
+                tx.execute(
+                    "DELETE FROM pending_logins WHERE key_hash IN \
+                 (SELECT key_hash FROM pending_logins WHERE client = $1 \
+                  ORDER BY created, seq LIMIT $2)",
+                    &[&client, &over],
+                )
+                .map_err(&err)?;
+            }
+            let total: i64 = tx
+                .query_one("SELECT count(*) FROM pending_logins", &[])
+                .and_then(|r| r.try_get(0))
+                .map_err(&err)?;
+            if total >= caps.total as i64 {
+                tx.commit().map_err(&err)?;
+                return Ok(PendingPut::Full);
+            }
+            tx.execute(
+                "INSERT INTO pending_logins (key_hash, data, created, expires, client) \
+             VALUES ($1, $2, $3, $4, $5)",
+                &[&key_hash, &data, &now, &expires, &client],
+            )
+            .map_err(&err)?;
+            tx.commit().map_err(&err)?;
+            Ok(PendingPut::Kept)
+        })
+    }
+
+    fn take_pending(&self, key_hash: &str, now: i64) -> Result<Option<String>> {
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            let row = c
+                .query_opt(
+                    "DELETE FROM pending_logins WHERE key_hash = $1 RETURNING data, expires",
+                    &[&key_hash],
+                )
+                .map_err(&err)?;
+            let Some(r) = row else { return Ok(None) };
+            let data: String = r.try_get(0).map_err(&err)?;
+            let exp: i64 = r.try_get(1).map_err(&err)?;
+            Ok((exp > now).then_some(data))
+        })
     }
 
     fn mark_used(&self, token_hash: &str, now: i64, expires: i64) -> Result<bool> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        let mut tx = c.transaction().map_err(&err)?;
-        tx.execute("DELETE FROM used_tokens WHERE expires < $1", &[&now])
-            .map_err(&err)?;
-        let n = tx
-            .execute(
-                "INSERT INTO used_tokens (token_hash, expires) VALUES ($1, $2) \
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            let mut tx = c.transaction().map_err(&err)?;
+            tx.execute("DELETE FROM used_tokens WHERE expires < $1", &[&now])
+                .map_err(&err)?;
+            let n = tx
+                .execute(
+                    "INSERT INTO used_tokens (token_hash, expires) VALUES ($1, $2) \
                  ON CONFLICT (token_hash) DO NOTHING",
-                &[&token_hash, &expires],
-            )
-            .map_err(&err)?;
-        tx.commit().map_err(&err)?;
-        Ok(n == 1)
+                    &[&token_hash, &expires],
+                )
+                .map_err(&err)?;
+            tx.commit().map_err(&err)?;
+            Ok(n == 1)
+        })
     }
 }
 
@@ -1280,32 +1356,34 @@ fn silence_from_row(r: &postgres::Row) -> std::result::Result<SilenceRecord, pos
 
 impl AlertStore for PgAlertStore {
     fn alert_states(&self) -> Result<Vec<AlertStateRecord>> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        c.query(
-            &format!(
-                "SELECT {STATE_COLUMNS} FROM alert_state \
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            c.query(
+                &format!(
+                    "SELECT {STATE_COLUMNS} FROM alert_state \
                  ORDER BY rule COLLATE \"C\", node COLLATE \"C\""
-            ),
-            &[],
-        )
-        .map_err(&err)?
-        .iter()
-        .map(|r| {
-            Ok(AlertStateRecord {
-                rule: r.try_get(0)?,
-                node: r.try_get(1)?,
-                state: r.try_get(2)?,
-                since: r.try_get(3)?,
-                fired_at: r.try_get(4)?,
-                value: r.try_get(5)?,
-                last_notified: r.try_get(6)?,
-                acked_by: r.try_get(7)?,
-                acked_at: r.try_get(8)?,
+                ),
+                &[],
+            )
+            .map_err(&err)?
+            .iter()
+            .map(|r| {
+                Ok(AlertStateRecord {
+                    rule: r.try_get(0)?,
+                    node: r.try_get(1)?,
+                    state: r.try_get(2)?,
+                    since: r.try_get(3)?,
+                    fired_at: r.try_get(4)?,
+                    value: r.try_get(5)?,
+                    last_notified: r.try_get(6)?,
+                    acked_by: r.try_get(7)?,
+                    acked_at: r.try_get(8)?,
+                })
             })
+            .collect::<std::result::Result<_, postgres::Error>>()
+            .map_err(&err)
         })
-        .collect::<std::result::Result<_, postgres::Error>>()
-        .map_err(&err)
     }
 
     fn save_alerts(
@@ -1314,68 +1392,70 @@ impl AlertStore for PgAlertStore {
         removed: &[(String, String)],
         events: &[AlertEventRecord],
     ) -> Result<()> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        let mut tx = c.transaction().map_err(&err)?;
-        if !states.is_empty() {
-            let put = tx
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            let mut tx = c.transaction().map_err(&err)?;
+            if !states.is_empty() {
+                let put = tx
                 .prepare(&format!(
                     "INSERT INTO alert_state ({STATE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                      ON CONFLICT (rule, node) DO UPDATE SET state = $3, since = $4, fired_at = $5, \
                      value = $6, last_notified = $7, acked_by = $8, acked_at = $9"
                 ))
                 .map_err(&err)?;
-            for s in states {
-                tx.execute(
-                    &put,
-                    &[
-                        &s.rule,
-                        &s.node,
-                        &s.state,
-                        &s.since,
-                        &s.fired_at,
-                        &s.value,
-                        &s.last_notified,
-                        &s.acked_by,
-                        &s.acked_at,
-                    ],
-                )
-                .map_err(&err)?;
+                for s in states {
+                    tx.execute(
+                        &put,
+                        &[
+                            &s.rule,
+                            &s.node,
+                            &s.state,
+                            &s.since,
+                            &s.fired_at,
+                            &s.value,
+                            &s.last_notified,
+                            &s.acked_by,
+                            &s.acked_at,
+                        ],
+                    )
+                    .map_err(&err)?;
+                }
             }
-        }
-        if !removed.is_empty() {
-            let del = tx
-                .prepare("DELETE FROM alert_state WHERE rule = $1 AND node = $2")
-                .map_err(&err)?;
-            for (rule, node) in removed {
-                tx.execute(&del, &[rule, node]).map_err(&err)?;
+            if !removed.is_empty() {
+                let del = tx
+                    .prepare("DELETE FROM alert_state WHERE rule = $1 AND node = $2")
+                    .map_err(&err)?;
+                for (rule, node) in removed {
+                    tx.execute(&del, &[rule, node]).map_err(&err)?;
+                }
             }
-        }
-        if !events.is_empty() {
-            let ev = tx
+            if !events.is_empty() {
+                let ev = tx
                 .prepare(
                     "INSERT INTO alert_events (at, rule, node, severity, state, value, threshold, silenced) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .map_err(&err)?;
-            for e in events {
-                tx.execute(
-                    &ev,
-                    &[
-                        &e.at,
-                        &e.rule,
-                        &e.node,
-                        &e.severity,
-                        &e.state,
-                        &e.value,
-                        &e.threshold,
-                        &e.silenced,
-                    ],
-                )
-                .map_err(&err)?;
+                for e in events {
+                    tx.execute(
+                        &ev,
+                        &[
+                            &e.at,
+                            &e.rule,
+                            &e.node,
+                            &e.severity,
+                            &e.state,
+                            &e.value,
+                            &e.threshold,
+                            &e.silenced,
+                        ],
+                    )
+                    .map_err(&err)?;
+                }
             }
-        }
-        tx.commit().map_err(&err)
+            tx.commit().map_err(&err)
+        })
     }
 
     fn alert_events(
@@ -1385,40 +1465,43 @@ impl AlertStore for PgAlertStore {
         nodes: &[String],
         limit: usize,
     ) -> Result<Vec<AlertEventRecord>> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        c.query(
-            &format!(
-                "SELECT {EVENT_COLUMNS} FROM alert_events WHERE at >= $1 AND at <= $2 \
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            c.query(
+                &format!(
+                    "SELECT {EVENT_COLUMNS} FROM alert_events WHERE at >= $1 AND at <= $2 \
                  AND (cardinality($3::text[]) = 0 OR node = ANY($3)) \
                  ORDER BY at DESC, id DESC LIMIT $4"
-            ),
-            &[&from, &to, &nodes, &limit],
-        )
-        .map_err(&err)?
-        .iter()
-        .map(|r| {
-            Ok(AlertEventRecord {
-                id: r.try_get(0)?,
-                at: r.try_get(1)?,
-                rule: r.try_get(2)?,
-                node: r.try_get(3)?,
-                severity: r.try_get(4)?,
-                state: r.try_get(5)?,
-                value: r.try_get(6)?,
-                threshold: r.try_get(7)?,
-                silenced: r.try_get(8)?,
+                ),
+                &[&from, &to, &nodes, &limit],
+            )
+            .map_err(&err)?
+            .iter()
+            .map(|r| {
+                Ok(AlertEventRecord {
+                    id: r.try_get(0)?,
+                    at: r.try_get(1)?,
+                    rule: r.try_get(2)?,
+                    node: r.try_get(3)?,
+                    severity: r.try_get(4)?,
+                    state: r.try_get(5)?,
+                    value: r.try_get(6)?,
+                    threshold: r.try_get(7)?,
+                    silenced: r.try_get(8)?,
+                })
             })
+            .collect::<std::result::Result<_, postgres::Error>>()
+            .map_err(&err)
         })
-        .collect::<std::result::Result<_, postgres::Error>>()
-        .map_err(&err)
     }
 
     fn put_silence(&self, s: &SilenceRecord) -> Result<SilenceRecord> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        let id: i64 = c
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            let id: i64 = c
             .query_one(
                 "INSERT INTO alert_silences (created, created_by, expires, nodes, rule, severity, comment) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -1434,49 +1517,55 @@ impl AlertStore for PgAlertStore {
             )
             .and_then(|r| r.try_get(0))
             .map_err(&err)?;
-        Ok(SilenceRecord { id, ..s.clone() })
+            Ok(SilenceRecord { id, ..s.clone() })
+        })
     }
 
     fn expire_silence(&self, id: i64, now: i64) -> Result<Option<SilenceRecord>> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        c.execute(
-            "UPDATE alert_silences SET expires = $2 WHERE id = $1 AND expires > $2",
-            &[&id, &now],
-        )
-        .map_err(&err)?;
-        c.query_opt(
-            &format!("SELECT {SILENCE_COLUMNS} FROM alert_silences WHERE id = $1"),
-            &[&id],
-        )
-        .map_err(&err)?
-        .as_ref()
-        .map(silence_from_row)
-        .transpose()
-        .map_err(&err)
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            c.execute(
+                "UPDATE alert_silences SET expires = $2 WHERE id = $1 AND expires > $2",
+                &[&id, &now],
+            )
+            .map_err(&err)?;
+            c.query_opt(
+                &format!("SELECT {SILENCE_COLUMNS} FROM alert_silences WHERE id = $1"),
+                &[&id],
+            )
+            .map_err(&err)?
+            .as_ref()
+            .map(silence_from_row)
+            .transpose()
+            .map_err(&err)
+        })
     }
 
     fn silences(&self, expired_since: i64) -> Result<Vec<SilenceRecord>> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        c.query(
-            &format!(
-                "SELECT {SILENCE_COLUMNS} FROM alert_silences WHERE expires > $1 \
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            c.query(
+                &format!(
+                    "SELECT {SILENCE_COLUMNS} FROM alert_silences WHERE expires > $1 \
                  ORDER BY expires DESC, id DESC"
-            ),
-            &[&expired_since],
-        )
-        .map_err(&err)?
-        .iter()
-        .map(silence_from_row)
-        .collect::<std::result::Result<_, _>>()
-        .map_err(&err)
+                ),
+                &[&expired_since],
+            )
+            .map_err(&err)?
+            .iter()
+            .map(silence_from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(&err)
+        })
     }
 
     fn record_delivery(&self, d: &DeliveryRecord) -> Result<i64> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        c.query_one(
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            c.query_one(
             &format!(
                 "INSERT INTO alert_deliveries ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
                 &DELIVERY_COLUMNS["id, ".len()..]
@@ -1495,58 +1584,63 @@ impl AlertStore for PgAlertStore {
         )
         .and_then(|r| r.try_get(0))
         .map_err(&err)
+        })
     }
 
     fn deliveries(&self, limit: usize) -> Result<Vec<DeliveryRecord>> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        c.query(
-            &format!(
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            c.query(
+                &format!(
                 "SELECT {DELIVERY_COLUMNS} FROM alert_deliveries ORDER BY at DESC, id DESC LIMIT $1"
             ),
-            &[&limit],
-        )
-        .map_err(&err)?
-        .iter()
-        .map(|r| {
-            let nodes: String = r.try_get(6)?;
-            let attempts: i64 = r.try_get(8)?;
-            Ok(DeliveryRecord {
-                id: r.try_get(0)?,
-                at: r.try_get(1)?,
-                notifier: r.try_get(2)?,
-                kind_of_notifier: r.try_get(3)?,
-                kind: r.try_get(4)?,
-                rule: r.try_get(5)?,
-                nodes: nodes
-                    .split(',')
-                    .filter(|n| !n.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-                ok: r.try_get(7)?,
-                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                answer: r.try_get(9)?,
+                &[&limit],
+            )
+            .map_err(&err)?
+            .iter()
+            .map(|r| {
+                let nodes: String = r.try_get(6)?;
+                let attempts: i64 = r.try_get(8)?;
+                Ok(DeliveryRecord {
+                    id: r.try_get(0)?,
+                    at: r.try_get(1)?,
+                    notifier: r.try_get(2)?,
+                    kind_of_notifier: r.try_get(3)?,
+                    kind: r.try_get(4)?,
+                    rule: r.try_get(5)?,
+                    nodes: nodes
+                        .split(',')
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    ok: r.try_get(7)?,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    answer: r.try_get(9)?,
+                })
             })
+            .collect::<std::result::Result<_, postgres::Error>>()
+            .map_err(&err)
         })
-        .collect::<std::result::Result<_, postgres::Error>>()
-        .map_err(&err)
     }
 
     fn prune_alerts(&self, before: i64) -> Result<usize> {
-        let mut c = self.pool.get()?;
-        let err = self.pool.err();
-        let mut tx = c.transaction().map_err(&err)?;
-        let mut n = 0;
-        for sql in [
-            "DELETE FROM alert_events WHERE at < $1",
-            "DELETE FROM alert_deliveries WHERE at < $1",
-            "DELETE FROM alert_silences WHERE expires < $1",
-        ] {
-            n += tx.execute(sql, &[&before]).map_err(&err)?;
-        }
-        tx.commit().map_err(&err)?;
-        Ok(n as usize)
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            let mut tx = c.transaction().map_err(&err)?;
+            let mut n = 0;
+            for sql in [
+                "DELETE FROM alert_events WHERE at < $1",
+                "DELETE FROM alert_deliveries WHERE at < $1",
+                "DELETE FROM alert_silences WHERE expires < $1",
+            ] {
+                n += tx.execute(sql, &[&before]).map_err(&err)?;
+            }
+            tx.commit().map_err(&err)?;
+            Ok(n as usize)
+        })
     }
 }
 
