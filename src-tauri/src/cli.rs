@@ -63,6 +63,19 @@ enum Command {
         #[arg(long = "monitor", value_name = "ADDR")]
         monitors: Vec<std::net::IpAddr>,
     },
+    /// Copy the SQLite history ([storage] path: rows and roll-ups, users, sessions, audit, alerts)
+    /// into a PostgreSQL database; running it again copies nothing twice.
+    Migrate {
+        /// The PostgreSQL database, postgres://user@host[:port]/database (no password in it).
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// A file holding the database password.
+        #[arg(long, value_name = "PATH")]
+        password_file: Option<PathBuf>,
+        /// PEM certificate authorities: connect with TLS and check the server against them.
+        #[arg(long, value_name = "PATH")]
+        ca_file: Option<PathBuf>,
+    },
     /// Print logged rows as CSV or JSON.
     Export {
         /// Start (inclusive): RFC 3339, a date, `now`, or relative such as -24h, -7d.
@@ -113,7 +126,9 @@ pub fn run(cli: Cli) -> ExitCode {
     let cfg = match config::locate_and_load(cli.config.as_deref()) {
         Ok(c) => c,
         // Reading rows needs only the database: without any config file, use the default one.
-        Err(config::ConfigError::NotFound { .. }) if matches!(command, Command::Export { .. }) => {
+        Err(config::ConfigError::NotFound { .. })
+            if matches!(command, Command::Export { .. } | Command::Migrate { .. }) =>
+        {
             Config::defaults()
         }
         Err(e) => return fail(EXIT_USAGE, &e),
@@ -141,6 +156,11 @@ pub fn run(cli: Cli) -> ExitCode {
             format,
         } => export(&cfg, &from, &to, nodes, format.into()),
         Command::Import { file } => import(&cfg, &file),
+        Command::Migrate {
+            to,
+            password_file,
+            ca_file,
+        } => migrate(&cfg, &to, password_file.as_deref(), ca_file),
         Command::NetdataAcl { monitors } => rt.block_on(netdata_acl(&cfg, monitors)),
     }
 }
@@ -661,6 +681,52 @@ fn import(cfg: &Config, file: &std::path::Path) -> ExitCode {
                 rows.len(),
                 rows.len() - inserted,
                 rows.len() as f64 / secs.max(1e-9)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_RUNTIME, &e),
+    }
+}
+
+/// `dsmon migrate --to URL`: the configured SQLite file into a PostgreSQL database.
+fn migrate(
+    cfg: &Config,
+    to: &str,
+    password_file: Option<&std::path::Path>,
+    ca_file: Option<PathBuf>,
+) -> ExitCode {
+    let url = match config::check_postgres_url(to) {
+        Ok(u) => u,
+        Err(e) => return fail(EXIT_USAGE, &format!("--to: {e}")),
+    };
+    let password = match password_file {
+        None => None,
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(text) if !text.trim_end_matches(['\n', '\r']).is_empty() => {
+                Some(text.trim_end_matches(['\n', '\r']).to_string())
+            }
+            Ok(_) => return fail(EXIT_USAGE, &format!("{}: is empty", p.display())),
+            Err(e) => return fail(EXIT_USAGE, &format!("{}: cannot read ({e})", p.display())),
+        },
+    };
+    let db = match PgDatabase::connect(&PgOptions {
+        url,
+        password,
+        ca_file,
+        pool_size: 2,
+    }) {
+        Ok(db) => db,
+        Err(e) => return fail(EXIT_RUNTIME, &e),
+    };
+    let start = std::time::Instant::now();
+    match dsmon::store::migrate::sqlite_to_postgres(&cfg.storage.path, &db) {
+        Ok(report) => {
+            let _ = writeln!(
+                io::stdout(),
+                "{} -> {}: {report} ({:.1} s)",
+                cfg.storage.path.display(),
+                db.label(),
+                start.elapsed().as_secs_f64()
             );
             ExitCode::SUCCESS
         }

@@ -9,6 +9,7 @@ pub mod browser;
 pub mod desktop;
 pub mod fake_agent;
 pub mod oidc;
+pub mod postgres;
 pub mod receiver;
 pub mod serving;
 pub mod smtp;

@@ -25,7 +25,7 @@ pub use collector::CollectorConfig;
 pub use desktop::DesktopMode;
 pub use nodes::NodeConfig;
 pub use server::{Listen, ServerConfig, TlsFiles};
-pub use storage::{default_storage_path, PostgresStorage, StorageConfig};
+pub use storage::{check_postgres_url, default_storage_path, PostgresStorage, StorageConfig};
 
 /// The file name looked for in the working directory, then in the platform config directory.
 pub const DEFAULT_FILE_NAME: &str = "dsmon.toml";

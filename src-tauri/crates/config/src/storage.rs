@@ -84,6 +84,12 @@ fn postgres_url(text: &str) -> Result<Url, String> {
     Ok(u)
 }
 
+/// Checks a PostgreSQL URL given elsewhere (`dsmon migrate --to`) as `[storage] url` is checked;
+/// the URL as dsmon will use it. The message never repeats the URL.
+pub fn check_postgres_url(text: &str) -> Result<String, String> {
+    postgres_url(text).map(|u| u.to_string())
+}
+
 /// Checks `[storage]`; relative paths are taken relative to `base_dir`.
 pub(crate) fn validate(raw: RawStorage, base_dir: &Path) -> Result<StorageConfig, KeyError> {
     let e = |key: &str, m: String| KeyError::at("storage", key, m);

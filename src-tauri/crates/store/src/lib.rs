@@ -8,6 +8,7 @@ pub mod conformance;
 pub mod export;
 pub mod history;
 pub mod import;
+pub mod migrate;
 pub mod postgres;
 mod sqlite;
 mod traits;

@@ -176,11 +176,26 @@ impl Drop for Conn<'_> {
         };
         if client.is_closed() || self.generation != self.pool.generation.load(Ordering::SeqCst) {
             st.open = st.open.saturating_sub(1);
+            drop(st);
+            self.pool.freed.notify_one();
+            // Closing a client blocks on its own runtime.
+            sync(|| drop(client));
         } else {
             st.idle.push((client, self.generation));
+            drop(st);
+            self.pool.freed.notify_one();
         }
-        drop(st);
-        self.pool.freed.notify_one();
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let idle = match self.state.get_mut() {
+            Ok(st) => std::mem::take(&mut st.idle),
+            Err(p) => std::mem::take(&mut p.into_inner().idle),
+        };
+        // Closing the clients blocks on their runtimes: not on a thread driving async tasks.
+        sync(|| drop(idle));
     }
 }
 
@@ -207,6 +222,7 @@ impl Pool {
             if let Some((c, g)) = st.idle.pop() {
                 if c.is_closed() || g != generation {
                     st.open = st.open.saturating_sub(1);
+                    sync(|| drop(c));
                     continue;
                 }
                 return Ok(Conn {
@@ -458,6 +474,205 @@ impl PgDatabase {
         PgAlertStore {
             pool: self.pool.clone(),
         }
+    }
+}
+
+// ---- copying a SQLite history in (dsmon migrate) ---------------------------------------------
+
+impl PgDatabase {
+    /// Runs `f` in one transaction; returns its count.
+    fn in_tx(
+        &self,
+        f: impl FnOnce(&mut postgres::Transaction<'_>) -> std::result::Result<u64, postgres::Error>,
+    ) -> Result<usize> {
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            let mut tx = c.transaction().map_err(&err)?;
+            let n = f(&mut tx).map_err(&err)?;
+            tx.commit().map_err(&err)?;
+            Ok(n as usize)
+        })
+    }
+
+    /// Users not there yet (by address); how many were new.
+    pub(crate) fn copy_users(&self, users: &[UserRecord]) -> Result<usize> {
+        self.in_tx(|tx| {
+            let st = tx.prepare(&format!(
+                "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 ON CONFLICT (email) DO NOTHING"
+            ))?;
+            let mut n = 0;
+            for u in users {
+                n += tx.execute(
+                    &st,
+                    &[
+                        &u.email,
+                        &u.name,
+                        &u.hd,
+                        &role_text(u.role),
+                        &u.blocked,
+                        &u.first_seen,
+                        &u.last_sign_in,
+                        &u.issuer,
+                        &u.sub,
+                        &u.other_issuer,
+                        &u.other_sub,
+                        &u.other_at,
+                    ],
+                )?;
+            }
+            Ok(n)
+        })
+    }
+
+    pub(crate) fn copy_sessions(&self, sessions: &[crate::migrate::SessionCopy]) -> Result<usize> {
+        self.in_tx(|tx| {
+            let st = tx.prepare(
+                "INSERT INTO sessions (id_hash, email, created, expires, last_seen) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id_hash) DO NOTHING",
+            )?;
+            let mut n = 0;
+            for (id, email, created, expires, last_seen) in sessions {
+                n += tx.execute(&st, &[id, email, created, expires, last_seen])?;
+            }
+            Ok(n)
+        })
+    }
+
+    /// Audit entries, oldest first, unless an identical entry is there.
+    pub(crate) fn copy_audit(&self, entries: &[crate::migrate::AuditCopy]) -> Result<usize> {
+        self.in_tx(|tx| {
+            let st = tx.prepare(
+                "INSERT INTO audit (ts, actor, action, target, detail, count, last_ts) \
+                 SELECT $1::int8, $2::text, $3::text, $4::text, $5::text, $6::int8, $7::int8 \
+                 WHERE NOT EXISTS (SELECT 1 FROM audit WHERE ts = $1 AND action = $3 \
+                   AND actor IS NOT DISTINCT FROM $2 AND target IS NOT DISTINCT FROM $4 \
+                   AND detail IS NOT DISTINCT FROM $5)",
+            )?;
+            let mut n = 0;
+            for e in entries {
+                n += tx.execute(
+                    &st,
+                    &[
+                        &e.ts, &e.actor, &e.action, &e.target, &e.detail, &e.count, &e.last_ts,
+                    ],
+                )?;
+            }
+            Ok(n)
+        })
+    }
+
+    /// The alerts' tables; how many states, events, silences and deliveries were new.
+    pub(crate) fn copy_alerts(
+        &self,
+        states: &[AlertStateRecord],
+        events: &[AlertEventRecord],
+        silences: &[SilenceRecord],
+        deliveries: &[crate::migrate::DeliveryCopy],
+    ) -> Result<(usize, usize, usize, usize)> {
+        let s = self.in_tx(|tx| {
+            let st = tx.prepare(&format!(
+                "INSERT INTO alert_state ({STATE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (rule, node) DO NOTHING"
+            ))?;
+            let mut n = 0;
+            for s in states {
+                n += tx.execute(
+                    &st,
+                    &[
+                        &s.rule,
+                        &s.node,
+                        &s.state,
+                        &s.since,
+                        &s.fired_at,
+                        &s.value,
+                        &s.last_notified,
+                        &s.acked_by,
+                        &s.acked_at,
+                    ],
+                )?;
+            }
+            Ok(n)
+        })?;
+        let e = self.in_tx(|tx| {
+            let st = tx.prepare(
+                "INSERT INTO alert_events (at, rule, node, severity, state, value, threshold, silenced) \
+                 SELECT $1::int8, $2::text, $3::text, $4::text, $5::text, $6::float8, $7::float8, $8::bool \
+                 WHERE NOT EXISTS (SELECT 1 FROM alert_events WHERE at = $1 AND rule = $2 \
+                   AND node = $3 AND state = $5)",
+            )?;
+            let mut n = 0;
+            for e in events {
+                n += tx.execute(
+                    &st,
+                    &[
+                        &e.at,
+                        &e.rule,
+                        &e.node,
+                        &e.severity,
+                        &e.state,
+                        &e.value,
+                        &e.threshold,
+                        &e.silenced,
+                    ],
+                )?;
+            }
+            Ok(n)
+        })?;
+        let si = self.in_tx(|tx| {
+            let st = tx.prepare(
+                "INSERT INTO alert_silences (created, created_by, expires, nodes, rule, severity, comment) \
+                 SELECT $1::int8, $2::text, $3::int8, $4::text, $5::text, $6::text, $7::text \
+                 WHERE NOT EXISTS (SELECT 1 FROM alert_silences WHERE created = $1 AND created_by = $2 \
+                   AND comment = $7 AND nodes IS NOT DISTINCT FROM $4 AND rule IS NOT DISTINCT FROM $5 \
+                   AND severity IS NOT DISTINCT FROM $6)",
+            )?;
+            let mut n = 0;
+            for s in silences {
+                n += tx.execute(
+                    &st,
+                    &[
+                        &s.created,
+                        &s.created_by,
+                        &s.expires,
+                        &s.nodes,
+                        &s.rule,
+                        &s.severity,
+                        &s.comment,
+                    ],
+                )?;
+            }
+            Ok(n)
+        })?;
+        let d = self.in_tx(|tx| {
+            let st = tx.prepare(&format!(
+                "INSERT INTO alert_deliveries ({}) \
+                 SELECT $1::int8, $2::text, $3::text, $4::text, $5::text, $6::text, $7::bool, $8::int8, $9::text \
+                 WHERE NOT EXISTS (SELECT 1 FROM alert_deliveries WHERE at = $1 AND notifier = $2 \
+                   AND kind = $4 AND rule = $5 AND nodes = $6 AND answer = $9)",
+                &DELIVERY_COLUMNS["id, ".len()..]
+            ))?;
+            let mut n = 0;
+            for d in deliveries {
+                n += tx.execute(
+                    &st,
+                    &[
+                        &d.at,
+                        &d.notifier,
+                        &d.kind_of_notifier,
+                        &d.kind,
+                        &d.rule,
+                        &d.nodes,
+                        &d.ok,
+                        &d.attempts,
+                        &d.answer,
+                    ],
+                )?;
+            }
+            Ok(n)
+        })?;
+        Ok((s, e, si, d))
     }
 }
 

@@ -1,0 +1,225 @@
+//! PostgreSQL as the store, end to end: `dsmon serve` logging real Netdata agents into a
+//! throw-away PostgreSQL 15 cluster (one row per node per tick, history served from it), and
+//! `dsmon migrate --to` copying a SQLite history there, twice without duplicating.
+
+mod harness;
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use harness::postgres::{shared, Cluster};
+use harness::{rfc3339, unix_now, wait_for_tick, Dsmon, Machine, NetdataAgent, Serve};
+
+/// A `Dsmon` whose `[storage]` is database `db` of `cluster` (the rest of the file as given).
+fn dsmon_on(cluster: &Cluster, db: &str, rest: &str) -> Dsmon {
+    let d = Dsmon::new(rest);
+    let text = fs::read_to_string(&d.config).expect("config");
+    let text = text.replacen(
+        &format!("path = \"{}\"", d.db.display()),
+        &format!("url = \"{}\"", cluster.url(db)),
+        1,
+    );
+    fs::write(&d.config, text).expect("config");
+    d
+}
+
+fn pg(cluster: &Cluster, db: &str) -> postgres::Client {
+    postgres::Client::connect(&cluster.url(db), postgres::NoTls).expect("connect")
+}
+
+#[test]
+fn serve_logs_every_node_once_per_tick_into_postgres() {
+    let cluster = shared();
+    let db = cluster.create_db();
+    let agents: Vec<NetdataAgent> = ["pgone", "pgtwo"]
+        .iter()
+        .map(|n| NetdataAgent::start(n, Machine::STANDARD))
+        .collect();
+    let nodes: String = agents.iter().map(NetdataAgent::node_toml).collect();
+    let dsmon = dsmon_on(
+        &cluster,
+        &db,
+        &format!("[collector]\nlog_interval = \"2s\"\ntimeout = \"1s\"\n\n{nodes}"),
+    );
+    // collect --once writes into PostgreSQL (the schema is created by this first start).
+    let tick = wait_for_tick(2, unix_now(), 0.0);
+    let once = dsmon.run(&["collect", "--once"]);
+    assert_eq!(once.code, 0, "{once:?}");
+    assert!(
+        once.stdout.contains(&format!("tick {}", rfc3339(tick)))
+            && once.stdout.contains("2 rows written"),
+        "{once:?}"
+    );
+    assert!(
+        once.stdout
+            .contains(&format!("127.0.0.1:{}/{db}", cluster.port)),
+        "the database is named: {once:?}"
+    );
+
+    let serve = Serve::start(&dsmon);
+    std::thread::sleep(std::time::Duration::from_millis(6500));
+    let h = serve.json("/api/history?from=-10m&points=100", 200);
+    assert!(
+        h.to_string().contains("pgone"),
+        "history from PostgreSQL: {h}"
+    );
+    assert!(serve.stop().success());
+
+    // Every tick: exactly one row per node, none skipped.
+    let rows = dsmon.rows();
+    let mut per_tick: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in &rows {
+        per_tick
+            .entry(r["ts"].as_str().unwrap_or_default().to_string())
+            .or_default()
+            .push(r["node"].as_str().unwrap_or_default().to_string());
+    }
+    assert!(per_tick.len() >= 3, "{per_tick:#?}");
+    for (ts, nodes) in &per_tick {
+        assert_eq!(
+            nodes,
+            &vec!["pgone".to_string(), "pgtwo".to_string()],
+            "tick {ts}"
+        );
+    }
+    let ticks: Vec<i64> = per_tick
+        .keys()
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .expect("ts")
+                .timestamp()
+        })
+        .collect();
+    assert!(ticks.windows(2).all(|w| w[1] - w[0] == 2), "{ticks:?}");
+    // The rows are really in PostgreSQL, and every roll-up tier counts each once.
+    let mut c = pg(&cluster, &db);
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM samples", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(n as usize, rows.len());
+    for tier in ["rollup_30m", "rollup_1d"] {
+        let s: i64 = c
+            .query_one(&format!("SELECT sum(n_rows)::int8 FROM {tier}"), &[])
+            .expect("sum")
+            .get(0);
+        assert_eq!(s, n, "{tier}");
+    }
+}
+
+#[test]
+fn migrate_copies_a_sqlite_history_and_can_run_twice() {
+    let cluster = shared();
+    let db = cluster.create_db();
+    // A SQLite history: rows imported from CSV, a user with a session, audit entries.
+    let sqlite = Dsmon::new("");
+    let csv = sqlite.dir.join("rows.csv");
+    let mut text =
+        String::from("ts,node,cpu_pct,mem_pct,disk_pct,net_in_kbps,net_out_kbps,error\n");
+    for i in 0..300i64 {
+        let ts = rfc3339(1_795_478_400 + i * 600);
+        text.push_str(&format!("{ts},a,{}.5,50,25,1000,2000,\n", i % 90));
+        if i % 7 == 0 {
+            text.push_str(&format!("{ts},b,,,,,,connection failed: refused\n"));
+        } else {
+            text.push_str(&format!("{ts},b,10,20,30,40,50,\n"));
+        }
+    }
+    fs::write(&csv, text).expect("csv");
+    let r = sqlite.run(&["import", csv.to_str().expect("utf-8")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    {
+        let c = rusqlite::Connection::open(&sqlite.db).expect("sqlite");
+        c.execute_batch(
+            "INSERT INTO users (email, sub, issuer, name, first_seen, last_sign_in, role)
+               VALUES ('a@x.org', 's1', 'https://idp', 'A', 100, 200, 'admin');
+             INSERT INTO sessions (id_hash, email, created, expires, last_seen)
+               VALUES ('h1', 'a@x.org', 200, 99999999999, 210);
+             INSERT INTO audit (ts, actor, action, target) VALUES (200, 'a@x.org', 'sign_in', NULL);
+             INSERT INTO audit (ts, actor, action, target, detail, count, last_ts)
+               VALUES (300, NULL, 'sign_in_refused', NULL, 'bad state', 5, 340);
+             INSERT INTO alert_events (at, rule, node, severity, state, value, threshold)
+               VALUES (400, 'cpu high', 'a', 'warning', 'firing', 95.0, 90.0);",
+        )
+        .expect("auth rows");
+    }
+    let target = cluster.url(&db);
+    let first = sqlite.run(&["migrate", "--to", &target]);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert!(
+        first.stdout.contains("rows: 600 read, 600 new")
+            && first.stdout.contains("users: 1 read, 1 new")
+            && first.stdout.contains("audit entries: 2 read, 2 new"),
+        "{first:?}"
+    );
+    let second = sqlite.run(&["migrate", "--to", &target]);
+    assert_eq!(second.code, 0, "{second:?}");
+    for kind in [
+        "rows: 600",
+        "users: 1",
+        "sessions: 1",
+        "audit entries: 2",
+        "alert events: 1",
+    ] {
+        assert!(
+            second.stdout.contains(&format!("{kind} read, 0 new")),
+            "{kind}: nothing twice: {second:?}"
+        );
+    }
+    let mut c = pg(&cluster, &db);
+    let one =
+        |c: &mut postgres::Client, sql: &str| -> i64 { c.query_one(sql, &[]).expect(sql).get(0) };
+    assert_eq!(one(&mut c, "SELECT count(*) FROM samples"), 600);
+    assert_eq!(
+        one(
+            &mut c,
+            "SELECT count(*) FROM samples WHERE error IS NOT NULL"
+        ),
+        43
+    );
+    for (tier, _) in dsmon::store::ROLLUPS {
+        assert_eq!(
+            one(&mut c, &format!("SELECT sum(n_rows)::int8 FROM {tier}")),
+            600,
+            "{tier}"
+        );
+    }
+    // The roll-ups equal SQLite's (sums up to the order of addition).
+    let s = rusqlite::Connection::open(&sqlite.db).expect("sqlite");
+    let sqlite_sum: f64 = s
+        .query_row("SELECT sum(cpu_pct_sum) FROM rollup_1h", [], |r| r.get(0))
+        .expect("sum");
+    let pg_sum: f64 = c
+        .query_one("SELECT sum(cpu_pct_sum) FROM rollup_1h", &[])
+        .expect("sum")
+        .get(0);
+    assert!(
+        (sqlite_sum - pg_sum).abs() < 1e-6,
+        "{sqlite_sum} vs {pg_sum}"
+    );
+    assert_eq!(one(&mut c, "SELECT count(*) FROM audit"), 2);
+    assert_eq!(
+        one(
+            &mut c,
+            "SELECT count FROM audit WHERE action = 'sign_in_refused'"
+        ),
+        5
+    );
+    assert_eq!(
+        one(
+            &mut c,
+            "SELECT last_seen FROM sessions WHERE id_hash = 'h1'"
+        ),
+        210
+    );
+    // `dsmon export` from PostgreSQL gives what SQLite gave.
+    let on_pg = dsmon_on(&cluster, &db, "");
+    let from_sqlite = sqlite.run(&["export", "--from", "2026-01-01", "--to", "2027-01-01"]);
+    let from_pg = on_pg.run(&["export", "--from", "2026-01-01", "--to", "2027-01-01"]);
+    assert_eq!(from_pg.code, 0, "{from_pg:?}");
+    assert_eq!(from_pg.stdout, from_sqlite.stdout);
+    // A URL carrying a password is refused without repeating it.
+    let bad = sqlite.run(&["migrate", "--to", "postgres://u:hunter2@127.0.0.1/x"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(!bad.stderr.contains("hunter2"), "{bad:?}");
+}
