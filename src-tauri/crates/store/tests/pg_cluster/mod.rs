@@ -20,7 +20,14 @@ pub struct Cluster {
     bin: PathBuf,
     as_user: Option<String>,
     next_db: AtomicUsize,
+    /// The server's `-c` settings beyond the port and socket.
+    settings: String,
 }
+
+/// Settings of a test cluster: no fsync (nothing of it must survive a crash of the machine).
+const FAST: &str = "-c fsync=off -c max_connections=200";
+/// Settings of a benchmark's cluster: PostgreSQL's durable defaults (fsync, synchronous commit).
+const DURABLE: &str = "-c max_connections=200";
 
 fn is_root() -> bool {
     Command::new("id")
@@ -53,6 +60,15 @@ impl Cluster {
     }
 
     pub fn start() -> Cluster {
+        Self::start_with(FAST)
+    }
+
+    /// A cluster that syncs its commits to disk, as a production server does (for benchmarks).
+    pub fn start_durable() -> Cluster {
+        Self::start_with(DURABLE)
+    }
+
+    fn start_with(settings: &str) -> Cluster {
         let bin = std::env::var_os("DSMON_PG_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"));
@@ -80,6 +96,7 @@ impl Cluster {
             bin,
             as_user,
             next_db: AtomicUsize::new(0),
+            settings: settings.to_string(),
         };
         let out = c
             .command("initdb")
@@ -105,22 +122,7 @@ impl Cluster {
         // A few tries: the free port may be taken between the probe and the start.
         for _ in 0..5 {
             c.port = free_port();
-            let st = c
-                .command("pg_ctl")
-                .arg("-D")
-                .arg(c.data())
-                .arg("-o")
-                .arg(format!(
-                    "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-                    c.port,
-                    c.dir.path().display()
-                ))
-                .arg("-l")
-                .arg(c.dir.path().join("log"))
-                .args(["-w", "start"])
-                .output()
-                .expect("run pg_ctl");
-            if st.status.success() {
+            if c.pg_ctl_start() {
                 return c;
             }
         }
@@ -158,24 +160,28 @@ impl Cluster {
             .output();
     }
 
-    /// Starts it again on the same port.
-    pub fn restart(&self) {
-        let out = self
-            .command("pg_ctl")
+    fn pg_ctl_start(&self) -> bool {
+        self.command("pg_ctl")
             .arg("-D")
             .arg(self.data())
             .arg("-o")
             .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                "-p {} -k {} -c listen_addresses=127.0.0.1 {}",
                 self.port,
-                self.dir.path().display()
+                self.dir.path().display(),
+                self.settings
             ))
             .arg("-l")
             .arg(self.dir.path().join("log"))
             .args(["-w", "start"])
             .output()
-            .expect("pg_ctl");
-        assert!(out.status.success(), "restart failed");
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&self) {
+        assert!(self.pg_ctl_start(), "restart failed");
     }
 
     pub fn path(&self) -> &Path {
