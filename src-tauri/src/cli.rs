@@ -409,8 +409,17 @@ async fn serve(cfg: &Config) -> ExitCode {
         Ok(a) => a,
         Err(e) => return fail(EXIT_RUNTIME, &e),
     };
-    if let Some(a) = &alerts {
-        tokio::spawn(Arc::clone(a).run(collector.subscribe(), stop_rx.clone()));
+    // On PostgreSQL several instances share the database: the one holding the leader lock logs
+    // the ticks and sends the notifications; every instance serves the UI and API.
+    let leader = match &storage {
+        Storage::Postgres(db) => Some(dsmon::store::PgLeaderLock::new(db)),
+        Storage::Sqlite(_) => None,
+    };
+    let leader_alerts = alerts.clone();
+    if leader.is_none() {
+        if let Some(a) = &alerts {
+            tokio::spawn(Arc::clone(a).run(collector.subscribe(), stop_rx.clone()));
+        }
     }
     let live = dsmon::engine::live::spawn(Arc::clone(&collector), stop_rx.clone());
     let mut app = dsmon::app::App::new(
@@ -431,7 +440,13 @@ async fn serve(cfg: &Config) -> ExitCode {
     let logger = {
         let collector = Arc::clone(&collector);
         let stop = stop_rx.clone();
-        tokio::spawn(async move { collector.run_logger(store, stop).await })
+        let interval = cfg.collector.log_interval.as_secs().max(1);
+        tokio::spawn(async move {
+            match leader {
+                None => collector.run_logger(store, stop).await,
+                Some(lock) => lead(lock, collector, store, leader_alerts, interval, stop).await,
+            }
+        })
     };
     tokio::spawn(dsmon::release_free_heap(
         std::time::Duration::from_secs(60),
@@ -458,6 +473,126 @@ async fn serve(cfg: &Config) -> ExitCode {
     match http {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(EXIT_RUNTIME, &e),
+    }
+}
+
+/// How often an instance on PostgreSQL tries to become the leader, and the leader checks that it
+/// still is: a dead leader is replaced within this plus the server noticing its end.
+const LEADER_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// At most this many missed ticks are backfilled when an instance becomes the leader (Netdata's
+/// per-second history is finite; older gaps stay gaps).
+const MAX_BACKFILL_TICKS: i64 = 360;
+
+/// Whether this instance holds the leader lock (checked on the blocking pool).
+async fn poll_leader(lock: &Arc<Mutex<dsmon::store::PgLeaderLock>>) -> bool {
+    let lock = Arc::clone(lock);
+    tokio::task::spawn_blocking(move || lock.lock().map(|mut l| l.poll()).unwrap_or(false))
+        .await
+        .unwrap_or(false)
+}
+
+/// An instance on PostgreSQL: waits to be the leader, then backfills the ticks nobody logged since
+/// the newest one stored (from the agents: Netdata keeps the seconds, so the interval averages
+/// are exact), logs every tick and runs the alerts' notifications until it stops or loses the
+/// lock, and then waits again.
+async fn lead(
+    lock: dsmon::store::PgLeaderLock,
+    collector: Arc<Collector>,
+    store: SharedSamples,
+    alerts: Option<Arc<dsmon::alerts::Alerts>>,
+    interval: u64,
+    mut stop: watch::Receiver<bool>,
+) {
+    let lock = Arc::new(Mutex::new(lock));
+    let release = |lock: Arc<Mutex<dsmon::store::PgLeaderLock>>| async move {
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(mut l) = lock.lock() {
+                l.release();
+            }
+        })
+        .await;
+    };
+    loop {
+        loop {
+            if *stop.borrow() {
+                release(lock).await;
+                return;
+            }
+            if poll_leader(&lock).await {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(LEADER_POLL) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        tracing::info!("leader of the instances on this database: logging ticks and sending alert notifications");
+        backfill(&collector, &store, interval).await;
+        let (lost_tx, lost_rx) = watch::channel(false);
+        let alerts_task = alerts
+            .as_ref()
+            .map(|a| tokio::spawn(Arc::clone(a).run(collector.subscribe(), lost_rx.clone())));
+        let logger = {
+            let (collector, store, rx) = (Arc::clone(&collector), Arc::clone(&store), lost_rx);
+            tokio::spawn(async move { collector.run_logger(store, rx).await })
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(LEADER_POLL) => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                break;
+            }
+            if !poll_leader(&lock).await {
+                tracing::warn!(
+                    "no longer the leader: logging stops here until this instance leads again"
+                );
+                break;
+            }
+        }
+        let _ = lost_tx.send(true);
+        let _ = logger.await;
+        if let Some(t) = alerts_task {
+            let _ = t.await;
+        }
+        if *stop.borrow() {
+            release(lock).await;
+            return;
+        }
+    }
+}
+
+/// Logs the ticks between the newest stored one and now (the logger then logs the current one).
+async fn backfill(collector: &Collector, store: &SharedSamples, interval: u64) {
+    let latest = {
+        let store = Arc::clone(store);
+        tokio::task::spawn_blocking(move || store.lock().ok().map(|s| s.latest_ts())).await
+    };
+    let latest = match latest {
+        Ok(Some(Ok(Some(ts)))) => ts,
+        Ok(Some(Err(e))) => {
+            tracing::warn!(error = %e, "cannot read the newest tick: nothing backfilled");
+            return;
+        }
+        _ => return,
+    };
+    let step = interval as i64;
+    let current = tick_at_or_before(unix_now(), interval);
+    let mut ts = (latest + step).max(current - MAX_BACKFILL_TICKS * step);
+    if ts < current {
+        tracing::info!(
+            from = %format_ts(ts),
+            ticks = (current - ts) / step,
+            "backfilling the ticks logged by nobody"
+        );
+    }
+    while ts < current {
+        if let Err(e) = collector.log_tick(store, ts).await {
+            tracing::warn!(tick = %format_ts(ts), error = %e, "backfill of a tick failed");
+        }
+        ts += step;
     }
 }
 

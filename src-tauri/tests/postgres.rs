@@ -223,3 +223,130 @@ fn migrate_copies_a_sqlite_history_and_can_run_twice() {
     assert_eq!(bad.code, 2, "{bad:?}");
     assert!(!bad.stderr.contains("hunter2"), "{bad:?}");
 }
+
+/// `dsmon serve` of `d` with its standard error in `log`.
+fn serve_logged(d: &Dsmon, log: &std::path::Path) -> std::process::Child {
+    let child = d
+        .command(&["serve"])
+        .env("DSMON_LOG", "info")
+        .stderr(fs::File::create(log).expect("log"))
+        .spawn()
+        .expect("serve");
+    let start = std::time::Instant::now();
+    while !matches!(harness::http_get(d.port, "/healthz"), Ok((200, ref b)) if b == "ok") {
+        assert!(
+            start.elapsed().as_secs() < 15,
+            "serve did not answer /healthz"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child
+}
+
+/// The backend pid holding the leader lock, if any.
+fn leader_pid(c: &mut postgres::Client) -> Option<i32> {
+    c.query_opt(
+        // The key 0x6473_6d6f_6e10: its high and low 32 bits.
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND classid = 25715 AND objid = 1836019216 AND objsubid = 1",
+        &[],
+    )
+    .expect("pg_locks")
+    .map(|r| r.get(0))
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: signalling a child of this test.
+    unsafe { libc::kill(pid as i32, sig) };
+}
+
+#[test]
+fn two_instances_one_leader_and_a_killed_leader_is_replaced_with_its_ticks_backfilled() {
+    let cluster = shared();
+    let db = cluster.create_db();
+    let agents: Vec<NetdataAgent> = ["leadone", "leadtwo"]
+        .iter()
+        .map(|n| NetdataAgent::start(n, Machine::STANDARD))
+        .collect();
+    let nodes: String = agents.iter().map(NetdataAgent::node_toml).collect();
+    let rest = format!("[collector]\nlog_interval = \"2s\"\ntimeout = \"1s\"\n\n{nodes}");
+    let (a, b) = (
+        dsmon_on(&cluster, &db, &rest),
+        dsmon_on(&cluster, &db, &rest),
+    );
+    let (log_a, log_b) = (a.dir.join("serve.log"), b.dir.join("serve.log"));
+    let mut first = serve_logged(&a, &log_a);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let mut second = serve_logged(&b, &log_b);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let mut c = pg(&cluster, &db);
+    let old = leader_pid(&mut c).expect("a leader");
+    let lead_a = fs::read_to_string(&log_a).unwrap_or_default();
+    let lead_b = fs::read_to_string(&log_b).unwrap_or_default();
+    assert!(lead_a.contains("leader of the instances"), "{lead_a}");
+    assert!(
+        !lead_b.contains("leader of the instances"),
+        "one leader only: {lead_b}"
+    );
+    // Both serve the API from the shared database.
+    for port in [a.port, b.port] {
+        let (status, body) =
+            harness::http_get(port, "/api/history?from=-10m&points=50").expect("GET");
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("leadone"), "{body}");
+    }
+
+    // kill -9 of the leader; the other is held still for 5 s so that ticks are surely missed.
+    signal(first.id(), libc::SIGKILL);
+    let killed = std::time::Instant::now();
+    let _ = first.wait();
+    signal(second.id(), libc::SIGSTOP);
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    signal(second.id(), libc::SIGCONT);
+    let took_over = loop {
+        if leader_pid(&mut c).is_some_and(|p| p != old) {
+            break killed.elapsed();
+        }
+        assert!(killed.elapsed().as_secs() < 20, "nobody took over");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    println!(
+        "takeover {:.1} s after kill -9 (5 s of it frozen)",
+        took_over.as_secs_f64()
+    );
+    assert!(took_over.as_secs() < 15, "{took_over:?}");
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    signal(second.id(), libc::SIGTERM);
+    assert!(second.wait().expect("wait").success());
+    let log = fs::read_to_string(&log_b).unwrap_or_default();
+    assert!(
+        log.contains("backfilling the ticks logged by nobody"),
+        "{log}"
+    );
+
+    // Every tick from the first to the last: exactly one row per node, none missing.
+    let rows = a.rows();
+    let mut per_tick: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for r in &rows {
+        let ts = chrono::DateTime::parse_from_rfc3339(r["ts"].as_str().unwrap_or_default())
+            .expect("ts")
+            .timestamp();
+        per_tick
+            .entry(ts)
+            .or_default()
+            .push(r["node"].as_str().unwrap_or_default().to_string());
+    }
+    let ticks: Vec<i64> = per_tick.keys().copied().collect();
+    assert!(ticks.len() >= 8, "{ticks:?}");
+    assert!(
+        ticks.windows(2).all(|w| w[1] - w[0] == 2),
+        "a tick is missing: {ticks:?}"
+    );
+    for (ts, nodes) in &per_tick {
+        assert_eq!(
+            nodes,
+            &vec!["leadone".to_string(), "leadtwo".to_string()],
+            "tick {ts}"
+        );
+    }
+}

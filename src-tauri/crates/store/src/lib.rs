@@ -16,7 +16,9 @@ mod traits;
 pub use alert_db::SqliteAlertStore;
 pub use auth_db::SqliteAuthStore;
 pub use dsmon_core::Row;
-pub use postgres::{redact_url, PgAlertStore, PgAuthStore, PgDatabase, PgOptions, PgStore};
+pub use postgres::{
+    redact_url, PgAlertStore, PgAuthStore, PgDatabase, PgLeaderLock, PgOptions, PgStore,
+};
 pub use sqlite::{Period, Result, RowQuery, SqliteStore, StoreError, MIGRATIONS, ROLLUPS};
 pub use traits::{AlertStore, AuthStore, PendingCaps, PendingPut, SampleStore, SharedSamples};
 

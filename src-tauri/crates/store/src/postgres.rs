@@ -477,6 +477,93 @@ impl PgDatabase {
     }
 }
 
+// ---- leadership ----------------------------------------------------------------------------
+
+/// The advisory lock key of the instance that logs ticks and sends notifications.
+const LEADER_LOCK: i64 = 0x6473_6d6f_6e10;
+
+/// Leadership among the instances on one database: a session-level advisory lock
+/// (`pg_try_advisory_lock`) held on a connection of its own, outside the pool. The lock lives as
+/// long as that session: when the holder dies (even by kill -9) the server ends the session and
+/// another instance's next [`PgLeaderLock::poll`] takes it. Server-side TCP keepalives on the
+/// session make a holder whose machine vanished (no FIN/RST) lose it within about 15 s.
+pub struct PgLeaderLock {
+    pool: Arc<Pool>,
+    client: Option<Client>,
+    held: bool,
+}
+
+impl PgLeaderLock {
+    /// Not the leader yet: [`PgLeaderLock::poll`] tries.
+    pub fn new(db: &PgDatabase) -> Self {
+        Self {
+            pool: db.pool.clone(),
+            client: None,
+            held: false,
+        }
+    }
+
+    /// Whether this instance is the leader now: checks that a held lock's session is alive, or
+    /// tries to take the lock. Errors (the server unreachable) count as not leading.
+    pub fn poll(&mut self) -> bool {
+        sync(|| match self.poll_now() {
+            Ok(held) => held,
+            Err(e) => {
+                if self.held {
+                    tracing::warn!(error = %e, "leader lock lost");
+                } else {
+                    tracing::debug!(error = %e, "leader lock not taken");
+                }
+                self.held = false;
+                if let Some(c) = self.client.take() {
+                    drop(c);
+                }
+                false
+            }
+        })
+    }
+
+    fn poll_now(&mut self) -> Result<bool> {
+        let err = self.pool.err();
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.held = false;
+            let mut c = self.pool.connect_one()?;
+            // The server notices a vanished holder by keepalives: idle 5 s, then 3 probes 3 s
+            // apart.
+            c.batch_execute(
+                "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 3; \
+                 SET tcp_keepalives_count = 3; SET application_name = 'dsmon leader lock'",
+            )
+            .map_err(&err)?;
+            self.client = Some(c);
+        }
+        let Some(c) = self.client.as_mut() else {
+            return Ok(false);
+        };
+        if self.held {
+            c.is_valid(Duration::from_secs(3)).map_err(&err)?;
+            return Ok(true);
+        }
+        self.held = c
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])
+            .and_then(|r| r.try_get(0))
+            .map_err(&err)?;
+        Ok(self.held)
+    }
+
+    /// Gives the lock up (at a clean stop, so another instance takes over at once).
+    pub fn release(&mut self) {
+        sync(|| {
+            if let Some(mut c) = self.client.take() {
+                if self.held {
+                    let _ = c.execute("SELECT pg_advisory_unlock($1)", &[&LEADER_LOCK]);
+                }
+            }
+            self.held = false;
+        })
+    }
+}
+
 // ---- copying a SQLite history in (dsmon migrate) ---------------------------------------------
 
 impl PgDatabase {
