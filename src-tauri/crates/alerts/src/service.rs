@@ -210,6 +210,7 @@ impl Alerts {
                     if now >= next_fit {
                         next_fit = now + 60;
                         self.fit(now).await;
+                        self.refresh_alertmanager(now);
                     }
                 }
                 _ = stop.changed() => if *stop.borrow() { break },
@@ -313,6 +314,50 @@ impl Alerts {
                 .and_then(|mut s| s.admit(notice.rule, notice.kind, notice.item, now));
             if let Some(item) = admitted {
                 self.dispatch(notice.rule, notice.kind, vec![item], now);
+            }
+        }
+    }
+
+    /// Alertmanager forgets an alert it is not told about again within its `resolve_timeout`
+    /// (5 m by default) and would call it resolved: every minute the alerts firing now (not muted)
+    /// are posted again to the rules' Alertmanager notifiers. These refreshes are counted, not
+    /// written to the delivery log.
+    fn refresh_alertmanager(self: &Arc<Self>, now: i64) {
+        use dsmon_config::alerts::NotifierKind;
+        for (r, rule) in self.cfg.rules.iter().enumerate() {
+            let targets: Vec<String> = rule
+                .notify
+                .iter()
+                .filter(|n| {
+                    self.notifiers
+                        .config(n)
+                        .is_some_and(|c| matches!(c.kind, NotifierKind::Alertmanager { .. }))
+                })
+                .cloned()
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            let items: Vec<NoticeItem> = match self.eval.lock() {
+                Ok(e) => e.firing_items(r),
+                Err(_) => return,
+            };
+            let items: Vec<NoticeItem> = items
+                .into_iter()
+                .filter(|i| i.since < now - 30 && !self.muted(rule, &i.node, now))
+                .collect();
+            if items.is_empty() {
+                continue;
+            }
+            let n = Arc::new(self.notification(rule, NoticeKind::Firing, items, now));
+            for name in targets {
+                let (me, n) = (Arc::clone(self), Arc::clone(&n));
+                tokio::spawn(async move {
+                    let outcome = me.notifiers.deliver(&name, &n).await;
+                    if !outcome.ok {
+                        tracing::warn!(notifier = %name, answer = %outcome.answer, "Alertmanager refresh failed");
+                    }
+                });
             }
         }
     }
