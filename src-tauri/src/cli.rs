@@ -310,13 +310,24 @@ async fn serve(cfg: &Config) -> ExitCode {
         cfg.path.clone(),
         Arc::clone(&collector),
     ));
+    let reader: SharedSamples = reader;
+    let alerts = match start_alerts(cfg, &reader) {
+        Ok(a) => a,
+        Err(e) => return fail(EXIT_RUNTIME, &e),
+    };
+    if let Some(a) = &alerts {
+        tokio::spawn(Arc::clone(a).run(collector.subscribe(), stop_rx.clone()));
+    }
     let live = dsmon::engine::live::spawn(Arc::clone(&collector), stop_rx.clone());
-    let app = dsmon::app::App::new(
+    let mut app = dsmon::app::App::new(
         live,
         reader,
         cfg.collector.log_interval.as_secs() as i64,
         auth,
     );
+    if let Some(a) = alerts {
+        app = app.with_alerts(a);
+    }
     let mut state = dsmon::server::AppState::new(app, stop_rx.clone())
         .with_trusted_proxies(&cfg.server.trusted_proxies);
     if let dsmon::config::Listen::Tcp(addr) = &cfg.server.listen {
@@ -343,6 +354,36 @@ async fn serve(cfg: &Config) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(EXIT_RUNTIME, &e),
     }
+}
+
+/// The alerts, when `[alerts]` has rules: their state restored from the store.
+fn start_alerts(
+    cfg: &Config,
+    samples: &SharedSamples,
+) -> Result<Option<Arc<dsmon::alerts::Alerts>>, String> {
+    if cfg.alerts.rules.is_empty() {
+        return Ok(None);
+    }
+    let a = &cfg.alerts;
+    let notifiers =
+        dsmon::alerts::notify::Notifiers::new(&a.notifiers, a.attempts, a.retry_backoff)
+            .map_err(|e| e.to_string())?;
+    let store =
+        dsmon::store::SqliteAlertStore::open(&cfg.storage.path).map_err(|e| e.to_string())?;
+    let alerts = dsmon::alerts::Alerts::new(
+        a.clone(),
+        Arc::new(store),
+        Some(Arc::clone(samples)),
+        notifiers,
+    )
+    .map_err(|e| e.to_string())?;
+    tracing::info!(
+        rules = a.rules.len(),
+        notifiers = a.notifiers.len(),
+        firing = alerts.current().len(),
+        "alerts evaluated on every live poll"
+    );
+    Ok(Some(alerts))
 }
 
 /// On SIGHUP, reads the configuration again and monitors its `[[nodes]]` from then on, without a

@@ -5,6 +5,7 @@
 //! `src-tauri/crates/` (see docs/architecture.md); they are re-exported here under short names for
 //! the integration tests and benchmarks.
 
+pub use dsmon_alerts as alerts;
 pub use dsmon_app as app;
 pub use dsmon_auth as auth;
 pub use dsmon_config as config;

@@ -7,6 +7,7 @@
 //! Blocking work (SQLite, the sign-in tables) runs on tokio's blocking pool, never on an async
 //! worker thread.
 
+pub mod alerts;
 mod error;
 mod request;
 
@@ -75,7 +76,7 @@ pub fn page_role(path: &str) -> Option<Role> {
     match first {
         "" | "index.html" | "live" => Some(Role::User),
         "nodes" if path.len() > "nodes/".len() => Some(Role::User),
-        "history" | "users" | "audit" => Some(Role::Admin),
+        "history" | "users" | "audit" | "alerts" => Some(Role::Admin),
         _ => None,
     }
 }
@@ -112,6 +113,8 @@ pub struct App {
     log_interval: i64,
     /// Sign-in; `None`: a single-user local tool where every caller is Admin.
     auth: Option<Arc<Auth>>,
+    /// The alerts, when this instance evaluates them.
+    alerts: Option<Arc<dsmon_alerts::Alerts>>,
 }
 
 impl App {
@@ -126,7 +129,14 @@ impl App {
             reader,
             log_interval,
             auth,
+            alerts: None,
         }
+    }
+
+    /// With the alerts this instance evaluates.
+    pub fn with_alerts(mut self, alerts: Arc<dsmon_alerts::Alerts>) -> Self {
+        self.alerts = Some(alerts);
+        self
     }
 
     /// Sign-in, when configured (the server's sign-in routes and the desktop's loopback sign-in
@@ -323,6 +333,22 @@ impl App {
                 json(self.change_user(access, &email, &bytes).await?)
             }
             Request::Audit { offset, limit } => json(self.audit(access, offset, limit).await?),
+            Request::Alerts => json(self.alerts_now(access)?),
+            Request::AlertHistory(h) => json(self.alert_history(access, h).await?),
+            Request::AlertDeliveries { limit } => json(self.alert_deliveries(access, limit).await?),
+            Request::AlertConfig => json(self.alert_config(access)?),
+            Request::Silences => json(self.silences(access).await?),
+            Request::CreateSilence { silence } => {
+                let bytes = serde_json::to_vec(&silence).map_err(AppError::internal)?;
+                json(self.create_silence(access, &bytes).await?)
+            }
+            Request::ExpireSilence { id } => json(self.expire_silence(access, id).await?),
+            Request::Acknowledge { rule, node } => {
+                let bytes =
+                    serde_json::to_vec(&alerts::Ack { rule, node }).map_err(AppError::internal)?;
+                json(self.acknowledge(access, &bytes).await?)
+            }
+            Request::TestNotifier { name } => json(self.test_notifier(access, &name).await?),
         }
     }
 

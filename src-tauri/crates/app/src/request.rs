@@ -121,6 +121,28 @@ pub enum Request {
         offset: Option<i64>,
         limit: Option<i64>,
     },
+    /// The alerts pending or firing now.
+    Alerts,
+    AlertHistory(crate::alerts::AlertHistoryRequest),
+    AlertDeliveries {
+        limit: Option<usize>,
+    },
+    AlertConfig,
+    Silences,
+    /// `silence`: the JSON of `dsmon_alerts::NewSilence`.
+    CreateSilence {
+        silence: serde_json::Value,
+    },
+    ExpireSilence {
+        id: i64,
+    },
+    Acknowledge {
+        rule: String,
+        node: String,
+    },
+    TestNotifier {
+        name: String,
+    },
 }
 
 impl Request {
@@ -132,6 +154,15 @@ impl Request {
             Request::History(_) => "history",
             Request::Users | Request::ChangeUser { .. } => "user administration",
             Request::Audit { .. } => "the audit log",
+            Request::Alerts => "the live view",
+            Request::AlertHistory(_) => "alert history",
+            Request::AlertDeliveries { .. } => "the delivery log",
+            Request::AlertConfig => "alert rules",
+            Request::Silences | Request::CreateSilence { .. } | Request::ExpireSilence { .. } => {
+                "silences"
+            }
+            Request::Acknowledge { .. } => "acknowledging alerts",
+            Request::TestNotifier { .. } => "notifiers",
         }
     }
 }

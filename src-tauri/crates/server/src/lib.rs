@@ -5,6 +5,7 @@
 
 mod access;
 mod account;
+mod alerts;
 mod conn;
 mod defence;
 pub mod loopback;
@@ -112,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/history", get(history_json))
         .route("/api/history.csv", get(history_csv))
         .merge(account::routes())
+        .merge(alerts::routes())
         // The routes' answers (the API's data, sign-in outcomes) are never cached; the fallback
         // serves the UI's files, which may be, and sets it for its pages and errors itself.
         .route_layer(SetResponseHeaderLayer::if_not_present(

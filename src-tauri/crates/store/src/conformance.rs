@@ -8,9 +8,11 @@ use std::ops::ControlFlow;
 
 use dsmon_core::{Identity, Metrics, Role, Row};
 
+use crate::alert_db::{AlertEventRecord, AlertStateRecord, DeliveryRecord, SilenceRecord};
 use crate::auth_db::Rebind;
 use crate::{
-    AuthStore, PendingCaps, PendingPut, Period, RowQuery, SampleStore, AUDIT_COLLAPSE_SECS, ROLLUPS,
+    AlertStore, AuthStore, PendingCaps, PendingPut, Period, RowQuery, SampleStore,
+    AUDIT_COLLAPSE_SECS, ROLLUPS,
 };
 
 /// A fresh, empty store per call.
@@ -34,6 +36,14 @@ pub fn auth(make: Make<'_, dyn AuthStore>) {
     anonymous_repeats_are_counted_and_old_entries_pruned(&*make());
     pending_sign_ins(&*make());
     used_tokens(&*make());
+}
+
+/// Runs every alert-state check, each on a fresh store.
+pub fn alerts(make: Make<'_, dyn AlertStore>) {
+    alert_states_round_trip(&*make());
+    alert_history_filters_and_orders(&*make());
+    silences_expire(&*make());
+    deliveries_are_logged(&*make());
 }
 
 const T0: i64 = 1_795_478_400; // 2026-11-22T00:00:00Z, a multiple of every tier
@@ -630,4 +640,185 @@ fn used_tokens(s: &dyn AuthStore) {
         !s.mark_used("t1", T0 + 60, T0 + 60).expect("at expiry"),
         "until it expires"
     );
+}
+
+// ---- alerts --------------------------------------------------------------------------------
+
+fn state(rule: &str, node: &str, st: &str, since: i64) -> AlertStateRecord {
+    AlertStateRecord {
+        rule: rule.into(),
+        node: node.into(),
+        state: st.into(),
+        since,
+        fired_at: (st == "firing").then_some(since),
+        value: Some(93.5),
+        last_notified: None,
+        acked_by: None,
+        acked_at: None,
+    }
+}
+
+fn event(at: i64, node: &str, st: &str) -> AlertEventRecord {
+    AlertEventRecord {
+        id: 0,
+        at,
+        rule: "cpu high".into(),
+        node: node.into(),
+        severity: "warning".into(),
+        state: st.into(),
+        value: Some(91.0),
+        threshold: 90.0,
+        silenced: node == "b",
+    }
+}
+
+fn alert_states_round_trip(s: &dyn AlertStore) {
+    assert!(
+        s.alert_states().expect("states").is_empty(),
+        "a new store has no alert state"
+    );
+    let mut a = state("cpu high", "a", "pending", T0);
+    let b = state("cpu high", "b", "firing", T0 + 2);
+    s.save_alerts(&[a.clone(), b.clone()], &[], &[])
+        .expect("save");
+    a.state = "firing".into();
+    a.fired_at = Some(T0 + 10);
+    a.last_notified = Some(T0 + 10);
+    a.acked_by = Some("admin@example.com".into());
+    a.acked_at = Some(T0 + 20);
+    s.save_alerts(&[a.clone()], &[], &[]).expect("update");
+    assert_eq!(
+        s.alert_states().expect("states"),
+        vec![a.clone(), b.clone()],
+        "upsert keeps one row per (rule, node)"
+    );
+    s.save_alerts(&[], &[("cpu high".into(), "b".into())], &[])
+        .expect("remove");
+    assert_eq!(
+        s.alert_states().expect("states"),
+        vec![a],
+        "removed pair gone"
+    );
+}
+
+fn alert_history_filters_and_orders(s: &dyn AlertStore) {
+    let events = [
+        event(T0, "a", "firing"),
+        event(T0 + 5, "b", "firing"),
+        event(T0 + 9, "a", "resolved"),
+    ];
+    s.save_alerts(&[], &[], &events).expect("events");
+    let all = s.alert_events(T0, T0 + 9, &[], 100).expect("all");
+    assert_eq!(
+        all.iter().map(|e| e.at).collect::<Vec<_>>(),
+        vec![T0 + 9, T0 + 5, T0],
+        "newest first"
+    );
+    assert!(all.iter().all(|e| e.id > 0), "ids assigned");
+    assert!(all[1].silenced && !all[0].silenced, "silenced flag kept");
+    let a = s.alert_events(T0, T0 + 100, &["a".into()], 100).expect("a");
+    assert_eq!(a.len(), 2, "node filter");
+    let one = s.alert_events(T0, T0 + 100, &[], 1).expect("limit");
+    assert_eq!(one.len(), 1, "limit");
+    assert!(
+        s.alert_events(T0 + 1, T0 + 4, &[], 100)
+            .expect("range")
+            .is_empty(),
+        "range"
+    );
+    assert_eq!(
+        s.prune_alerts(T0 + 6).expect("prune"),
+        2,
+        "older events pruned"
+    );
+}
+
+fn silences_expire(s: &dyn AlertStore) {
+    let new = SilenceRecord {
+        id: 0,
+        created: T0,
+        created_by: "admin@example.com".into(),
+        expires: T0 + 3600,
+        nodes: Some("web-*".into()),
+        rule: None,
+        severity: Some("warning".into()),
+        comment: "deploy".into(),
+    };
+    let a = s.put_silence(&new).expect("put");
+    assert!(a.id > 0);
+    let b = s
+        .put_silence(&SilenceRecord {
+            expires: T0 + 60,
+            ..new.clone()
+        })
+        .expect("put");
+    assert_eq!(
+        s.silences(T0)
+            .expect("list")
+            .iter()
+            .map(|x| x.id)
+            .collect::<Vec<_>>(),
+        vec![a.id, b.id],
+        "latest expiry first"
+    );
+    let ended = s
+        .expire_silence(a.id, T0 + 30)
+        .expect("expire")
+        .expect("exists");
+    assert_eq!(ended.expires, T0 + 30, "expired now");
+    let again = s
+        .expire_silence(a.id, T0 + 40)
+        .expect("expire")
+        .expect("exists");
+    assert_eq!(
+        again.expires,
+        T0 + 30,
+        "an expired silence keeps its expiry"
+    );
+    assert!(
+        s.expire_silence(9999, T0).expect("expire").is_none(),
+        "unknown id"
+    );
+    assert_eq!(
+        s.silences(T0 + 30)
+            .expect("list")
+            .iter()
+            .map(|x| x.id)
+            .collect::<Vec<_>>(),
+        vec![b.id],
+        "only those expiring later"
+    );
+}
+
+fn deliveries_are_logged(s: &dyn AlertStore) {
+    let d = DeliveryRecord {
+        id: 0,
+        at: T0,
+        notifier: "hook".into(),
+        kind_of_notifier: "webhook".into(),
+        kind: "firing".into(),
+        rule: "cpu high".into(),
+        nodes: vec!["a".into(), "b".into()],
+        ok: false,
+        attempts: 4,
+        answer: "HTTP 503".into(),
+    };
+    let id1 = s.record_delivery(&d).expect("log");
+    let id2 = s
+        .record_delivery(&DeliveryRecord {
+            at: T0 + 1,
+            ok: true,
+            attempts: 1,
+            answer: "HTTP 200".into(),
+            ..d.clone()
+        })
+        .expect("log");
+    let got = s.deliveries(10).expect("list");
+    assert_eq!(
+        got.iter().map(|x| x.id).collect::<Vec<_>>(),
+        vec![id2, id1],
+        "newest first"
+    );
+    assert_eq!(got[1], DeliveryRecord { id: id1, ..d }, "round trip");
+    assert_eq!(s.deliveries(1).expect("list").len(), 1);
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use dsmon_core::{Identity, Role, Row};
 
+use crate::alert_db::{AlertEventRecord, AlertStateRecord, DeliveryRecord, SilenceRecord};
 use crate::auth_db::{AuditEntry, Claim, Rebind, SessionRecord, UserRecord};
 use crate::{Period, Result, RowQuery};
 
@@ -158,6 +159,51 @@ pub trait AuthStore: Send + Sync {
 
     /// Marks a token as used until `expires`; false when it was already used (and not expired).
     fn mark_used(&self, token_hash: &str, now: i64, expires: i64) -> Result<bool>;
+}
+
+/// The alerts' state: every (rule, node) pair's state, the firing history, silences, the
+/// delivery log. Methods take `&self`: implementations synchronise inside.
+pub trait AlertStore: Send + Sync {
+    /// Every stored (rule, node) state.
+    fn alert_states(&self) -> Result<Vec<AlertStateRecord>>;
+
+    /// In one transaction: upserts `states`, deletes the (rule, node) pairs in `removed`, and
+    /// appends `events` to the history (their `id` is ignored).
+    fn save_alerts(
+        &self,
+        states: &[AlertStateRecord],
+        removed: &[(String, String)],
+        events: &[AlertEventRecord],
+    ) -> Result<()>;
+
+    /// History events with `from <= at <= to` (of the given nodes; empty: all), newest first, at
+    /// most `limit`.
+    fn alert_events(
+        &self,
+        from: i64,
+        to: i64,
+        nodes: &[String],
+        limit: usize,
+    ) -> Result<Vec<AlertEventRecord>>;
+
+    /// Stores a new silence (its `id` is ignored) and returns it with its id.
+    fn put_silence(&self, s: &SilenceRecord) -> Result<SilenceRecord>;
+
+    /// Ends a silence at `now` (one already expired keeps its expiry); `None` when no such id.
+    fn expire_silence(&self, id: i64, now: i64) -> Result<Option<SilenceRecord>>;
+
+    /// Silences that expire after `expired_since`: the active ones and the recently expired,
+    /// latest expiry first.
+    fn silences(&self, expired_since: i64) -> Result<Vec<SilenceRecord>>;
+
+    /// Appends to the delivery log (its `id` is ignored); returns the new id.
+    fn record_delivery(&self, d: &DeliveryRecord) -> Result<i64>;
+
+    /// The newest `limit` deliveries, newest first.
+    fn deliveries(&self, limit: usize) -> Result<Vec<DeliveryRecord>>;
+
+    /// Deletes history events, deliveries and silences older than `before`; returns how many.
+    fn prune_alerts(&self, before: i64) -> Result<usize>;
 }
 
 impl dyn SampleStore + '_ {

@@ -1,0 +1,794 @@
+//! The alerts at run time: follows the engine's node events, evaluates each poll, persists what
+//! changed, mutes what is silenced, groups storms and hands notifications to the notifiers; and
+//! answers the application layer's questions (current alerts, history, silences, ...).
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+
+use dsmon_config::alerts::{AlertsConfig, RuleConfig, Schedule, Severity};
+use dsmon_core::{format_ts, unix_now};
+use dsmon_engine::NodeEvent;
+use dsmon_netdata::NetdataError;
+use dsmon_store::alert_db::{AlertEventRecord, DeliveryRecord, SilenceRecord};
+use dsmon_store::{AlertStore, SharedSamples, StoreError};
+
+use crate::eval::{Changes, CurrentAlert, Evaluator, Input, Rule};
+use crate::events::{self, AlertEvent};
+use crate::model::{NoticeItem, NoticeKind, Notification};
+use crate::notify::Notifiers;
+use crate::predict;
+use crate::silence::{Silence, Window};
+use crate::storm::Storm;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("alert rules: {0}")]
+    Setup(String),
+    #[error("alerts: a background task failed: {0}")]
+    Task(String),
+}
+
+/// How long expired silences stay listed.
+const EXPIRED_LISTED: i64 = 7 * 86_400;
+/// History and deliveries are kept this long.
+const RETENTION: i64 = 400 * 86_400;
+
+/// A silence as the API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SilenceView {
+    pub id: i64,
+    pub created: String,
+    pub created_by: String,
+    pub expires: String,
+    pub nodes: Option<String>,
+    pub rule: Option<String>,
+    pub severity: Option<String>,
+    pub comment: String,
+    pub active: bool,
+}
+
+/// What an Admin sends to create a silence.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NewSilence {
+    pub nodes: Option<String>,
+    pub rule: Option<String>,
+    pub severity: Option<String>,
+    /// A duration from now (`2h`) or an RFC 3339 time.
+    pub expires: String,
+    pub comment: String,
+}
+
+/// A history event as the API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EventView {
+    pub id: i64,
+    pub at: String,
+    pub rule: String,
+    pub node: String,
+    pub severity: String,
+    pub state: String,
+    pub value: Option<f64>,
+    pub threshold: f64,
+    pub silenced: bool,
+}
+
+/// A delivery as the API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DeliveryView {
+    pub id: i64,
+    pub at: String,
+    pub notifier: String,
+    #[serde(rename = "type")]
+    pub kind_of_notifier: String,
+    pub kind: String,
+    pub rule: String,
+    pub nodes: Vec<String>,
+    pub ok: bool,
+    pub attempts: u32,
+    pub answer: String,
+}
+
+/// The configuration as the Alerts page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigView {
+    pub rules: Vec<RuleConfig>,
+    pub notifiers: Vec<NotifierView>,
+    pub maintenance: Vec<MaintenanceView>,
+    pub storm_threshold: usize,
+    pub storm_window_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NotifierView {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MaintenanceView {
+    pub name: String,
+    pub schedule: String,
+    pub timezone: String,
+    pub nodes: Vec<String>,
+    pub rules: Vec<String>,
+    pub open_now: bool,
+}
+
+/// The alerts part of a running dsmon.
+pub struct Alerts {
+    cfg: AlertsConfig,
+    eval: Mutex<Evaluator>,
+    storm: Mutex<Storm>,
+    silences: RwLock<Vec<Silence>>,
+    windows: Vec<Window>,
+    store: Arc<dyn AlertStore>,
+    /// The history, for the disk-full fit.
+    samples: Option<SharedSamples>,
+    notifiers: Arc<Notifiers>,
+}
+
+impl Alerts {
+    /// Sets up the rules and restores the state kept in `store` (blocking: call it before the
+    /// runtime's work starts, or on the blocking pool).
+    pub fn new(
+        cfg: AlertsConfig,
+        store: Arc<dyn AlertStore>,
+        samples: Option<SharedSamples>,
+        notifiers: Notifiers,
+    ) -> Result<Arc<Self>, AlertError> {
+        let rules = cfg
+            .rules
+            .iter()
+            .cloned()
+            .map(Rule::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AlertError::Setup(e.to_string()))?;
+        let mut eval = Evaluator::new(rules, cfg.public_url.as_ref().map(|u| u.to_string()));
+        let gone = eval.restore(&store.alert_states()?);
+        if !gone.is_empty() {
+            store.save_alerts(&[], &gone, &[])?;
+        }
+        let now = unix_now();
+        store.prune_alerts(now - RETENTION)?;
+        let silences = load_silences(&*store, now)?;
+        let windows = cfg
+            .maintenance
+            .iter()
+            .cloned()
+            .map(Window::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(AlertError::Setup)?;
+        Ok(Arc::new(Self {
+            storm: Mutex::new(Storm::new(cfg.storm)),
+            eval: Mutex::new(eval),
+            silences: RwLock::new(silences),
+            windows,
+            store,
+            samples,
+            notifiers: Arc::new(notifiers),
+            cfg,
+        }))
+    }
+
+    pub fn config(&self) -> &AlertsConfig {
+        &self.cfg
+    }
+
+    /// Follows the node events until `stop` turns true.
+    pub async fn run(
+        self: Arc<Self>,
+        mut events: broadcast::Receiver<NodeEvent>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_fit = 0i64;
+        loop {
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Ok(NodeEvent::Polled { node, at, result }) => self.on_poll(&node, at, &result).await,
+                    Ok(NodeEvent::Removed { nodes }) => self.on_removed(&nodes).await,
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(n)) => AlertEvent::Lagged { skipped: n }.emit(),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = tick.tick() => {
+                    let now = unix_now();
+                    self.flush_storm(now);
+                    if now >= next_fit {
+                        next_fit = now + 60;
+                        self.fit(now).await;
+                    }
+                }
+                _ = stop.changed() => if *stop.borrow() { break },
+            }
+        }
+    }
+
+    /// Whether alerts of `rule` on `node` are muted at `now`.
+    fn muted(&self, rule: &RuleConfig, node: &str, now: i64) -> bool {
+        let silenced = self
+            .silences
+            .read()
+            .map(|s| s.iter().any(|s| s.active(now) && s.matches(rule, node)))
+            .unwrap_or(false);
+        silenced
+            || self
+                .windows
+                .iter()
+                .any(|w| w.matches(rule, node) && w.open(now))
+    }
+
+    async fn on_poll(
+        self: &Arc<Self>,
+        node: &str,
+        at: i64,
+        result: &Result<dsmon_core::Metrics, NetdataError>,
+    ) {
+        let input = match result {
+            Ok(m) => Input::Metrics(m),
+            Err(e) => Input::Failed {
+                stale: matches!(e, NetdataError::Stale { .. } | NetdataError::NoData { .. }),
+            },
+        };
+        let mut changes = Changes::default();
+        {
+            let Ok(mut eval) = self.eval.lock() else {
+                return;
+            };
+            eval.observe(node, at, input, &|r, n| self.muted(r, n, at), &mut changes);
+        }
+        events::counters()
+            .evaluations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !changes.is_empty() {
+            self.commit(changes, at).await;
+        }
+    }
+
+    async fn on_removed(self: &Arc<Self>, nodes: &[String]) {
+        let mut changes = Changes::default();
+        if let Ok(mut eval) = self.eval.lock() {
+            for n in nodes {
+                eval.remove_node(n, &mut changes);
+            }
+        }
+        if !changes.is_empty() {
+            self.commit(changes, unix_now()).await;
+        }
+    }
+
+    /// Persists the changes (before anything is sent: a restart never notifies twice), then sends
+    /// what is not muted.
+    async fn commit(self: &Arc<Self>, changes: Changes, now: i64) {
+        let store = Arc::clone(&self.store);
+        let Changes {
+            states,
+            removed,
+            events: history,
+            notices,
+        } = changes;
+        let saved =
+            tokio::task::spawn_blocking(move || store.save_alerts(&states, &removed, &history))
+                .await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => AlertEvent::StoreFailed {
+                error: e.to_string(),
+            }
+            .emit(),
+            Err(e) => AlertEvent::StoreFailed {
+                error: e.to_string(),
+            }
+            .emit(),
+        }
+        for notice in notices {
+            let rule = &self.cfg.rules[notice.rule];
+            AlertEvent::Notice {
+                rule: &rule.name,
+                node: &notice.item.node,
+                kind: notice.kind,
+                muted: notice.muted,
+            }
+            .emit();
+            if notice.muted || rule.notify.is_empty() {
+                continue;
+            }
+            let admitted = self
+                .storm
+                .lock()
+                .ok()
+                .and_then(|mut s| s.admit(notice.rule, notice.kind, notice.item, now));
+            if let Some(item) = admitted {
+                self.dispatch(notice.rule, notice.kind, vec![item], now);
+            }
+        }
+    }
+
+    fn flush_storm(self: &Arc<Self>, now: i64) {
+        let due = match self.storm.lock() {
+            Ok(mut s) => s.due(now),
+            Err(_) => return,
+        };
+        for (rule, kind, items) in due {
+            AlertEvent::Grouped {
+                rule: &self.cfg.rules[rule].name,
+                nodes: items.len(),
+            }
+            .emit();
+            self.dispatch(rule, kind, items, now);
+        }
+    }
+
+    fn notification(
+        &self,
+        rule: &RuleConfig,
+        kind: NoticeKind,
+        items: Vec<NoticeItem>,
+        now: i64,
+    ) -> Notification {
+        Notification {
+            kind,
+            rule: rule.name.clone(),
+            metric: rule.metric,
+            severity: rule.severity,
+            direction: rule.direction,
+            threshold: rule.threshold,
+            items,
+            at: now,
+            public_url: self.cfg.public_url.as_ref().map(|u| u.to_string()),
+        }
+    }
+
+    /// Sends to each notifier of the rule on a task of its own: a slow or failing notifier holds
+    /// up no other.
+    fn dispatch(self: &Arc<Self>, rule: usize, kind: NoticeKind, items: Vec<NoticeItem>, now: i64) {
+        let cfg = &self.cfg.rules[rule];
+        let n = Arc::new(self.notification(cfg, kind, items, now));
+        for name in &cfg.notify {
+            let (me, n, name) = (Arc::clone(self), Arc::clone(&n), name.clone());
+            tokio::spawn(async move {
+                me.deliver_and_log(&name, &n).await;
+            });
+        }
+    }
+
+    async fn deliver_and_log(&self, name: &str, n: &Notification) -> DeliveryRecord {
+        let outcome = self.notifiers.deliver(name, n).await;
+        let record = DeliveryRecord {
+            id: 0,
+            at: unix_now(),
+            notifier: name.to_string(),
+            kind_of_notifier: self
+                .notifiers
+                .config(name)
+                .map_or("unknown", |c| c.kind.type_name())
+                .to_string(),
+            kind: n.kind.as_str().to_string(),
+            rule: n.rule.clone(),
+            nodes: n.items.iter().map(|i| i.node.clone()).collect(),
+            ok: outcome.ok,
+            attempts: outcome.attempts,
+            answer: outcome.answer,
+        };
+        AlertEvent::Delivered {
+            notifier: name,
+            ok: record.ok,
+            attempts: record.attempts,
+        }
+        .emit();
+        let store = Arc::clone(&self.store);
+        let r = record.clone();
+        let id = tokio::task::spawn_blocking(move || store.record_delivery(&r)).await;
+        match id {
+            Ok(Ok(id)) => DeliveryRecord { id, ..record },
+            Ok(Err(e)) => {
+                AlertEvent::StoreFailed {
+                    error: e.to_string(),
+                }
+                .emit();
+                record
+            }
+            Err(e) => {
+                AlertEvent::StoreFailed {
+                    error: e.to_string(),
+                }
+                .emit();
+                record
+            }
+        }
+    }
+
+    /// Fits every predicted node's disk use and hands the results to the evaluator.
+    async fn fit(self: &Arc<Self>, now: i64) {
+        let inputs = match self.eval.lock() {
+            Ok(e) if e.predicts() => e.fit_inputs(),
+            _ => return,
+        };
+        let Some(samples) = self.samples.clone() else {
+            return;
+        };
+        if inputs.is_empty() {
+            return;
+        }
+        let fitted = tokio::task::spawn_blocking(
+            move || -> Result<Vec<(String, Option<f64>)>, StoreError> {
+                let store = samples.lock().map_err(|_| StoreError::Poisoned)?;
+                let names: Vec<String> = inputs.iter().map(|i| i.0.clone()).collect();
+                let ids = store.node_ids(&names)?;
+                let mut points: std::collections::HashMap<i64, Vec<(i64, f64)>> =
+                    Default::default();
+                let id_list: Vec<i64> = ids.iter().map(|x| x.1).collect();
+                let half = predict::FIT_SPAN.min(1800) / 2;
+                store.scan_periods(
+                    &id_list,
+                    now - predict::FIT_SPAN,
+                    now,
+                    Some(predict::FIT_TIER),
+                    &mut |id, p| {
+                        if let (Some(sum), true) = (p.sum[2], p.n_ok > 0) {
+                            points
+                                .entry(id)
+                                .or_default()
+                                .push((p.ts + half, sum / p.n_ok as f64));
+                        }
+                    },
+                )?;
+                Ok(inputs
+                    .into_iter()
+                    .map(|(name, last)| {
+                        let mut pts = ids
+                            .iter()
+                            .find(|x| x.0 == name)
+                            .and_then(|x| points.remove(&x.1))
+                            .unwrap_or_default();
+                        pts.extend(last);
+                        let secs = predict::seconds_to_full(&pts, now);
+                        (name, secs)
+                    })
+                    .collect())
+            },
+        )
+        .await;
+        match fitted {
+            Ok(Ok(list)) => {
+                if let Ok(mut e) = self.eval.lock() {
+                    for (node, secs) in list {
+                        e.set_disk_full_in(&node, secs);
+                    }
+                }
+            }
+            Ok(Err(e)) => AlertEvent::StoreFailed {
+                error: e.to_string(),
+            }
+            .emit(),
+            Err(e) => AlertEvent::StoreFailed {
+                error: e.to_string(),
+            }
+            .emit(),
+        }
+    }
+
+    // ---- what the application layer asks ---------------------------------------------------
+
+    /// The alerts pending or firing now.
+    pub fn current(&self) -> Vec<CurrentAlert> {
+        let now = unix_now();
+        self.eval
+            .lock()
+            .map(|e| e.current(&|r, n| self.muted(r, n, now)))
+            .unwrap_or_default()
+    }
+
+    pub fn config_view(&self) -> ConfigView {
+        let now = unix_now();
+        ConfigView {
+            rules: self.cfg.rules.clone(),
+            notifiers: self
+                .cfg
+                .notifiers
+                .iter()
+                .map(|n| NotifierView {
+                    name: n.name.clone(),
+                    kind: n.kind.type_name().to_string(),
+                    target: n.kind.target(),
+                })
+                .collect(),
+            maintenance: self
+                .windows
+                .iter()
+                .map(|w| MaintenanceView {
+                    name: w.cfg.name.clone(),
+                    schedule: match &w.cfg.schedule {
+                        Schedule::Weekly { days, start, end } => format!(
+                            "{} {}-{}",
+                            if days.is_empty() {
+                                "every day".to_string()
+                            } else {
+                                days.iter()
+                                    .map(|d| d.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(",")
+                            },
+                            start.format("%H:%M"),
+                            end.format("%H:%M")
+                        ),
+                        Schedule::Cron { cron, duration } => {
+                            format!("cron {cron} for {}", humantime_secs(duration.as_secs()))
+                        }
+                    },
+                    timezone: w.cfg.timezone.name().to_string(),
+                    nodes: w.cfg.nodes.clone(),
+                    rules: w.cfg.rules.clone(),
+                    open_now: w.open(now),
+                })
+                .collect(),
+            storm_threshold: self.cfg.storm.threshold,
+            storm_window_secs: self.cfg.storm.window.as_secs(),
+        }
+    }
+
+    /// History events (blocking).
+    pub fn history(
+        &self,
+        from: i64,
+        to: i64,
+        nodes: &[String],
+        limit: usize,
+    ) -> Result<Vec<EventView>, AlertError> {
+        Ok(self
+            .store
+            .alert_events(from, to, nodes, limit)?
+            .into_iter()
+            .map(event_view)
+            .collect())
+    }
+
+    /// The delivery log (blocking).
+    pub fn deliveries(&self, limit: usize) -> Result<Vec<DeliveryView>, AlertError> {
+        Ok(self
+            .store
+            .deliveries(limit)?
+            .into_iter()
+            .map(delivery_view)
+            .collect())
+    }
+
+    /// Active and recently expired silences (blocking).
+    pub fn silences(&self) -> Result<Vec<SilenceView>, AlertError> {
+        let now = unix_now();
+        Ok(self
+            .store
+            .silences(now - EXPIRED_LISTED)?
+            .into_iter()
+            .map(|s| silence_view(s, now))
+            .collect())
+    }
+
+    /// A new silence by `by` (blocking).
+    pub fn create_silence(&self, by: &str, s: NewSilence) -> Result<SilenceView, AlertError> {
+        let now = unix_now();
+        let record = self.validate_silence(by, s, now)?;
+        let stored = self.store.put_silence(&record)?;
+        self.reload_silences(now)?;
+        tracing::info!(id = stored.id, by, "silence created");
+        Ok(silence_view(stored, now))
+    }
+
+    fn validate_silence(
+        &self,
+        by: &str,
+        s: NewSilence,
+        now: i64,
+    ) -> Result<SilenceRecord, AlertError> {
+        let bad = |m: String| AlertError::BadRequest(m);
+        let clean = |v: Option<String>| v.map(|x| x.trim().to_string()).filter(|x| !x.is_empty());
+        let (nodes, rule, severity) = (clean(s.nodes), clean(s.rule), clean(s.severity));
+        if nodes.is_none() && rule.is_none() && severity.is_none() {
+            return Err(bad(
+                "a silence matches by nodes (a glob), rule and/or severity: give at least one"
+                    .into(),
+            ));
+        }
+        if let Some(g) = &nodes {
+            if g.len() > 200 {
+                return Err(bad("nodes: at most 200 characters".into()));
+            }
+            globset::Glob::new(g).map_err(|e| bad(format!("nodes: invalid glob {g:?}: {e}")))?;
+        }
+        if let Some(r) = &rule {
+            if !self.cfg.rules.iter().any(|x| x.name == *r) {
+                return Err(bad(format!("rule: no rule is named {r:?}")));
+            }
+        }
+        if let Some(v) = &severity {
+            if v != Severity::Warning.as_str() && v != Severity::Critical.as_str() {
+                return Err(bad(format!(
+                    "severity: {v:?} is neither warning nor critical"
+                )));
+            }
+        }
+        let comment = s.comment.trim().to_string();
+        if comment.is_empty() || comment.len() > 1000 {
+            return Err(bad("comment: say why (1 to 1000 characters)".into()));
+        }
+        let text = s.expires.trim();
+        let expires = match chrono::DateTime::parse_from_rfc3339(text) {
+            Ok(t) => t.timestamp(),
+            Err(_) => match dsmon_config::parse_duration(text) {
+                Ok(d) => now + d.as_secs() as i64,
+                Err(_) => {
+                    return Err(bad(format!(
+                        "expires: {text:?} is neither a duration (\"2h\") nor an RFC 3339 time"
+                    )))
+                }
+            },
+        };
+        if expires <= now {
+            return Err(bad("expires: must be in the future".into()));
+        }
+        if expires > now + 90 * 86_400 {
+            return Err(bad("expires: at most 90 days ahead".into()));
+        }
+        Ok(SilenceRecord {
+            id: 0,
+            created: now,
+            created_by: by.to_string(),
+            expires,
+            nodes,
+            rule,
+            severity,
+            comment,
+        })
+    }
+
+    /// Ends a silence now (blocking).
+    pub fn expire_silence(&self, id: i64, by: &str) -> Result<SilenceView, AlertError> {
+        let now = unix_now();
+        let s = self
+            .store
+            .expire_silence(id, now)?
+            .ok_or_else(|| AlertError::NotFound(format!("no silence {id}")))?;
+        self.reload_silences(now)?;
+        tracing::info!(id, by, "silence expired");
+        Ok(silence_view(s, now))
+    }
+
+    fn reload_silences(&self, now: i64) -> Result<(), AlertError> {
+        let fresh = load_silences(&*self.store, now)?;
+        if let Ok(mut s) = self.silences.write() {
+            *s = fresh;
+        }
+        Ok(())
+    }
+
+    /// Acknowledges a firing alert: no repeats until it resolves (blocking).
+    pub fn acknowledge(
+        &self,
+        rule: &str,
+        node: &str,
+        by: &str,
+    ) -> Result<CurrentAlert, AlertError> {
+        let now = unix_now();
+        let mut changes = Changes::default();
+        self.eval
+            .lock()
+            .map_err(|_| AlertError::Task("evaluator lock poisoned".into()))?
+            .acknowledge(rule, node, by, now, &mut changes)
+            .map_err(|_| AlertError::NotFound(format!("{rule:?} is not firing on {node:?}")))?;
+        self.store.save_alerts(&changes.states, &[], &[])?;
+        tracing::info!(rule, node, by, "alert acknowledged");
+        self.current()
+            .into_iter()
+            .find(|a| a.rule == rule && a.node == node)
+            .ok_or_else(|| AlertError::NotFound(format!("{rule:?} is not firing on {node:?}")))
+    }
+
+    /// Sends a test notification to one notifier and logs it.
+    pub async fn send_test(&self, name: &str) -> Result<DeliveryView, AlertError> {
+        if self.notifiers.config(name).is_none() {
+            return Err(AlertError::NotFound(format!(
+                "no notifier is named {name:?}"
+            )));
+        }
+        let now = unix_now();
+        let rule = RuleConfig {
+            name: "dsmon test".into(),
+            metric: dsmon_config::alerts::Metric::CpuPct,
+            direction: dsmon_config::alerts::Direction::Above,
+            threshold: 90.0,
+            clear: 90.0,
+            for_: Duration::ZERO,
+            severity: Severity::Warning,
+            nodes: vec![],
+            notify: vec![],
+            repeat: None,
+        };
+        let item = NoticeItem {
+            node: "test-node".into(),
+            value: Some(95.0),
+            since: now,
+            ended: None,
+            url: self
+                .cfg
+                .public_url
+                .as_ref()
+                .map(|u| crate::eval::node_url(u.as_str(), "test-node")),
+        };
+        let n = self.notification(&rule, NoticeKind::Test, vec![item], now);
+        Ok(delivery_view(self.deliver_and_log(name, &n).await))
+    }
+}
+
+fn load_silences(store: &dyn AlertStore, now: i64) -> Result<Vec<Silence>, AlertError> {
+    Ok(store
+        .silences(now)?
+        .into_iter()
+        .filter_map(|s| match Silence::new(s) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "a stored silence has an invalid glob: ignored");
+                None
+            }
+        })
+        .collect())
+}
+
+fn humantime_secs(s: u64) -> String {
+    crate::model::human_secs(s as f64)
+}
+
+fn silence_view(s: SilenceRecord, now: i64) -> SilenceView {
+    SilenceView {
+        id: s.id,
+        created: format_ts(s.created),
+        created_by: s.created_by,
+        expires: format_ts(s.expires),
+        active: s.expires > now,
+        nodes: s.nodes,
+        rule: s.rule,
+        severity: s.severity,
+        comment: s.comment,
+    }
+}
+
+fn event_view(e: AlertEventRecord) -> EventView {
+    EventView {
+        id: e.id,
+        at: format_ts(e.at),
+        rule: e.rule,
+        node: e.node,
+        severity: e.severity,
+        state: e.state,
+        value: e.value,
+        threshold: e.threshold,
+        silenced: e.silenced,
+    }
+}
+
+fn delivery_view(d: DeliveryRecord) -> DeliveryView {
+    DeliveryView {
+        id: d.id,
+        at: format_ts(d.at),
+        notifier: d.notifier,
+        kind_of_notifier: d.kind_of_notifier,
+        kind: d.kind,
+        rule: d.rule,
+        nodes: d.nodes,
+        ok: d.ok,
+        attempts: d.attempts,
+        answer: d.answer,
+    }
+}

@@ -1,0 +1,254 @@
+//! The alerts' use cases: what is firing now (every role: it is live data), and for Admins the
+//! history, the delivery log, the rules and notifiers, silences, acknowledgements and a test send.
+//! Admin actions are audited.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use dsmon_alerts::{
+    AlertError, Alerts, ConfigView, CurrentAlert, DeliveryView, EventView, NewSilence, SilenceView,
+};
+use dsmon_core::{Caller, Role};
+
+use crate::{Access, App, AppError, ErrorKind, Result};
+
+/// `GET /api/alerts`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertsNow {
+    pub alerts: Vec<CurrentAlert>,
+}
+
+/// Alert history parameters: `from`/`to` as for history (default the last 24 hours), `node`
+/// (repeatable), `limit` (default 500, at most 5000).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertHistoryRequest {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    #[serde(default)]
+    pub node: Vec<String>,
+    pub limit: Option<usize>,
+    #[serde(skip)]
+    pub unknown: Vec<String>,
+}
+
+impl AlertHistoryRequest {
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut r = Self::default();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "from" => r.from = Some(v),
+                "to" => r.to = Some(v),
+                "node" => r.node.push(v),
+                "limit" => match v.trim().parse() {
+                    Ok(n) => r.limit = Some(n),
+                    Err(_) => r.unknown.push(format!("limit={v}")),
+                },
+                _ => r.unknown.push(k),
+            }
+        }
+        r
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Events {
+    pub events: Vec<EventView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Deliveries {
+    pub deliveries: Vec<DeliveryView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Silences {
+    pub silences: Vec<SilenceView>,
+}
+
+/// `POST /api/alerts/ack`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ack {
+    pub rule: String,
+    pub node: String,
+}
+
+pub const MAX_ALERT_EVENTS: usize = 5000;
+
+impl From<AlertError> for AppError {
+    fn from(e: AlertError) -> Self {
+        match e {
+            AlertError::BadRequest(m) => AppError::bad_request(m),
+            AlertError::NotFound(m) => AppError::new(ErrorKind::NotFound, m),
+            other => AppError::internal(other),
+        }
+    }
+}
+
+impl App {
+    fn alerts_part(&self) -> Option<&Arc<Alerts>> {
+        self.alerts.as_ref()
+    }
+
+    fn alerts_configured(&self) -> Result<Arc<Alerts>> {
+        self.alerts_part().cloned().ok_or_else(|| {
+            AppError::new(
+                ErrorKind::NotFound,
+                "alerts are not running here (no [alerts] rules, or this instance does not evaluate them)",
+            )
+        })
+    }
+
+    fn audit_action(&self, who: &Caller, action: &str, target: &str, detail: Option<&str>) {
+        if let Some(auth) = self.auth() {
+            auth.audit(Some(&who.email), action, Some(target), detail);
+        }
+    }
+
+    /// The alerts pending or firing now: every role (live data).
+    pub fn alerts_now(&self, access: &Access) -> Result<AlertsNow> {
+        self.require(access, Role::User, "the live view")?;
+        Ok(AlertsNow {
+            alerts: self.alerts_part().map(|a| a.current()).unwrap_or_default(),
+        })
+    }
+
+    pub async fn alert_history(&self, access: &Access, req: AlertHistoryRequest) -> Result<Events> {
+        self.require(access, Role::Admin, "alert history")?;
+        if let Some(k) = req.unknown.first() {
+            return Err(AppError::bad_request(format!("unknown parameter {k:?}")));
+        }
+        let (from, to) = dsmon_store::export::history_range(
+            req.from.as_deref(),
+            req.to.as_deref(),
+            chrono::Utc::now(),
+        )?;
+        let limit = req.limit.unwrap_or(500);
+        if !(1..=MAX_ALERT_EVENTS).contains(&limit) {
+            return Err(AppError::bad_request(format!(
+                "limit must be between 1 and {MAX_ALERT_EVENTS}"
+            )));
+        }
+        let Some(alerts) = self.alerts_part().cloned() else {
+            return Ok(Events { events: vec![] });
+        };
+        let events = blocking(move || alerts.history(from, to, &req.node, limit)).await?;
+        Ok(Events { events })
+    }
+
+    pub async fn alert_deliveries(
+        &self,
+        access: &Access,
+        limit: Option<usize>,
+    ) -> Result<Deliveries> {
+        self.require(access, Role::Admin, "the delivery log")?;
+        let limit = limit.unwrap_or(200);
+        if !(1..=MAX_ALERT_EVENTS).contains(&limit) {
+            return Err(AppError::bad_request(format!(
+                "limit must be between 1 and {MAX_ALERT_EVENTS}"
+            )));
+        }
+        let Some(alerts) = self.alerts_part().cloned() else {
+            return Ok(Deliveries { deliveries: vec![] });
+        };
+        let deliveries = blocking(move || alerts.deliveries(limit)).await?;
+        Ok(Deliveries { deliveries })
+    }
+
+    pub fn alert_config(&self, access: &Access) -> Result<ConfigView> {
+        self.require(access, Role::Admin, "alert rules")?;
+        Ok(self
+            .alerts_part()
+            .map(|a| a.config_view())
+            .unwrap_or(ConfigView {
+                rules: vec![],
+                notifiers: vec![],
+                maintenance: vec![],
+                storm_threshold: 0,
+                storm_window_secs: 0,
+            }))
+    }
+
+    pub async fn silences(&self, access: &Access) -> Result<Silences> {
+        self.require(access, Role::Admin, "silences")?;
+        let Some(alerts) = self.alerts_part().cloned() else {
+            return Ok(Silences { silences: vec![] });
+        };
+        let silences = blocking(move || alerts.silences()).await?;
+        Ok(Silences { silences })
+    }
+
+    /// `body`: the JSON of [`NewSilence`].
+    pub async fn create_silence(&self, access: &Access, body: &[u8]) -> Result<SilenceView> {
+        let who = self.require(access, Role::Admin, "silences")?;
+        let alerts = self.alerts_configured()?;
+        let new: NewSilence = serde_json::from_slice(body)
+            .map_err(|e| AppError::bad_request(format!("silence: {e}")))?;
+        let by = who.email.clone();
+        let s = blocking(move || alerts.create_silence(&by, new)).await?;
+        let detail = format!(
+            "nodes={} rule={} severity={} until {}: {}",
+            s.nodes.as_deref().unwrap_or("*"),
+            s.rule.as_deref().unwrap_or("*"),
+            s.severity.as_deref().unwrap_or("*"),
+            s.expires,
+            s.comment
+        );
+        self.audit_action(
+            &who,
+            "silence_created",
+            &format!("silence {}", s.id),
+            Some(&detail),
+        );
+        Ok(s)
+    }
+
+    pub async fn expire_silence(&self, access: &Access, id: i64) -> Result<SilenceView> {
+        let who = self.require(access, Role::Admin, "silences")?;
+        let alerts = self.alerts_configured()?;
+        let by = who.email.clone();
+        let s = blocking(move || alerts.expire_silence(id, &by)).await?;
+        self.audit_action(&who, "silence_expired", &format!("silence {id}"), None);
+        Ok(s)
+    }
+
+    /// `body`: `{"rule": ..., "node": ...}`.
+    pub async fn acknowledge(&self, access: &Access, body: &[u8]) -> Result<CurrentAlert> {
+        let who = self.require(access, Role::Admin, "acknowledging alerts")?;
+        let alerts = self.alerts_configured()?;
+        let ack: Ack = serde_json::from_slice(body)
+            .map_err(|e| AppError::bad_request(format!("acknowledge: {e}")))?;
+        let by = who.email.clone();
+        let (rule, node) = (ack.rule.clone(), ack.node.clone());
+        let a = blocking(move || alerts.acknowledge(&rule, &node, &by)).await?;
+        self.audit_action(
+            &who,
+            "alert_acknowledged",
+            &format!("{} on {}", ack.rule, ack.node),
+            None,
+        );
+        Ok(a)
+    }
+
+    pub async fn test_notifier(&self, access: &Access, name: &str) -> Result<DeliveryView> {
+        let who = self.require(access, Role::Admin, "notifiers")?;
+        let alerts = self.alerts_configured()?;
+        let d = alerts.send_test(name).await?;
+        self.audit_action(
+            &who,
+            "notifier_tested",
+            name,
+            Some(if d.ok { "delivered" } else { "failed" }),
+        );
+        Ok(d)
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, AlertError> + Send + 'static,
+) -> Result<T> {
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(AppError::internal)??)
+}
