@@ -153,6 +153,8 @@ export function alertsPage(main) {
       nodesInput.value = '';
       ruleSelect.value = '';
       severitySelect.value = '';
+      expirySelect.value = '1h';
+      untilInput.hidden = true;
       commentInput.value = '';
       refresh();
       refreshAlerts();
@@ -252,7 +254,7 @@ export function alertsPage(main) {
   const ruleMetric = (name) => (config.rules.find((r) => r.name === name) || {}).metric;
 
   function drawEvents(list) {
-    fine(events, list.length ? `The last ${list.length} events, newest first` : '');
+    fine(events, list.length ? `${list.length} event${list.length === 1 ? '' : 's'} in the last 24 hours, newest first` : '');
     if (!list.length) return el('p', { class: 'empty', text: 'No alert has fired yet.' });
     return table('events', ['Time', 'Rule', 'Node', 'Severity', 'State', 'Value', 'Silenced'], list.map((e) => {
       const metric = ruleMetric(e.rule);
@@ -273,13 +275,13 @@ export function alertsPage(main) {
     fine(deliveries, list.length ? `The last ${list.length} deliveries, newest first${failedN ? ` · ${failedN} failed` : ''}` : '');
     if (!list.length) return el('p', { class: 'empty', text: 'Nothing delivered yet.' });
     return table('deliveries', ['Time', 'Notifier', 'Kind', 'Rule', 'Nodes', 'Outcome', 'Attempts', 'Answer'], list.map((d) =>
-      el('tr', { class: `delivery ${d.ok ? 'ok' : 'failed'}`, 'data-notifier': d.notifier, 'data-kind': d.kind },
+      el('tr', { class: `delivery ${d.ok ? 'ok' : 'failed'}`, 'data-id': d.id, 'data-notifier': d.notifier, 'data-kind': d.kind },
         el('td', { text: when(d.at) }),
         el('td', { text: `${d.notifier}${d.type ? ` (${d.type})` : ''}` }),
         el('td', { text: d.kind }),
         el('td', { text: d.rule || '' }),
         el('td', { text: (d.nodes || []).join(', ') }),
-        el('td', {}, el('span', { class: `outcome ${d.ok ? 'ok' : 'failed'}`, text: d.ok ? 'ok' : 'failed' })),
+        el('td', { class: 'outcome' }, el('span', { class: `outcome ${d.ok ? 'ok' : 'failed'}`, text: d.ok ? 'ok' : 'failed' })),
         el('td', { class: 'num', text: String(d.attempts ?? '') }),
         el('td', { class: 'answer', text: d.answer || '' }))));
   }

@@ -84,7 +84,8 @@ function query(params) {
 }
 
 // ---- alerts (docs/alerts.md) ------------------------------------------------------------------
-// The desktop app reaches the same use cases through its commands (one per route, named below).
+// The desktop app reaches the same use cases through its commands, one per route, named as the
+// application layer's requests (dsmon_app::Request: alerts, alert_history, ..., test_notifier).
 
 const del = (path) => request(path, { method: 'DELETE' });
 
@@ -92,8 +93,11 @@ const del = (path) => request(path, { method: 'DELETE' });
 export const alerts = () => (desktop ? call('alerts') : getJSON('/api/alerts'));
 
 /** Firing and resolved events, newest first: { events } for { from, to, node, limit }. */
-export const alertHistory = (p = {}) =>
-  desktop ? call('alert_history', { query: p }) : getJSON(`/api/alerts/history?${query(p)}`);
+export const alertHistory = (p = {}) => {
+  if (!desktop) return getJSON(`/api/alerts/history?${query(p)}`);
+  const node = p.node === undefined || p.node === null ? [] : [].concat(p.node);
+  return call('alert_history', { query: { from: p.from, to: p.to, limit: p.limit, node } });
+};
 
 /** The delivery log, newest first: { deliveries }. */
 export const alertDeliveries = (limit) =>
@@ -111,11 +115,11 @@ export const createSilence = (silence) =>
 
 /** Expires a silence now -> Silence. */
 export const expireSilence = (id) =>
-  desktop ? call('expire_silence', { id }) : del(`/api/alerts/silences/${encodeURIComponent(id)}`);
+  desktop ? call('expire_silence', { id: Number(id) }) : del(`/api/alerts/silences/${encodeURIComponent(id)}`);
 
 /** Acknowledges a firing alert until it resolves -> Alert. */
 export const acknowledge = (rule, node) =>
-  desktop ? call('ack_alert', { rule, node }) : postJSON('/api/alerts/ack', { rule, node });
+  desktop ? call('acknowledge', { rule, node }) : postJSON('/api/alerts/ack', { rule, node });
 
 /** Sends a test notification through a notifier -> Delivery. */
 export const testNotifier = (name) =>

@@ -120,12 +120,10 @@ function alertMarks(marks) {
   };
 }
 
-/** The x scale: the data's times, stretched to the alert marks (within opts.within) if any. */
+/** The x scale: the data's times, stretched to cover opts.stretch ([from, to]) if given. */
 function xScale(opts) {
-  if (!opts.marks || !opts.marks.length) return { time: true };
-  const [lo, hi] = opts.within || [-Infinity, Infinity];
-  const from = Math.max(lo, Math.min(...opts.marks.map((m) => m.from)));
-  const to = Math.min(hi, Math.max(...opts.marks.map((m) => m.to)));
+  if (!opts.stretch) return { time: true };
+  const [from, to] = opts.stretch;
   return {
     time: true,
     range: (u, min, max) => {
@@ -139,8 +137,8 @@ function xScale(opts) {
 /**
  * A chart of time series in `container`.
  * opts: { names: [series label], unit, height, compact, live (clock-time axis), zoom: (from, to) => void,
- *         range: [min, max], marks: alert spans (see alertMarks), within: [from, to] that the x
- *         axis stretches to so that marks outside the data still show }
+ *         range: [min, max], marks: alert spans (see alertMarks), stretch: [from, to] that the
+ *         x axis covers at least (so that marks outside the data still show) }
  * data: [times, ...one array per series]
  */
 export function lineChart(container, data, opts) {

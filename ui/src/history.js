@@ -101,12 +101,21 @@ export function drawCharts(box, h, opts) {
     return { panel, plot, data, names, colors, dashes, unit: m.unit, key: m.key };
   });
   box.replaceChildren(...panels.map((p) => p.panel), spansLegend(opts.alerts) || []);
+  // Every chart covers the marked alerts (within the range asked for), so that they line up.
+  let stretch;
+  if (opts.alerts && opts.alerts.spans.length) {
+    const [lo, hi] = opts.within || [-Infinity, Infinity];
+    stretch = [
+      Math.max(lo, Math.min(...opts.alerts.spans.map((s) => s.from))),
+      Math.min(hi, Math.max(...opts.alerts.spans.map((s) => s.to))),
+    ];
+  }
   for (const p of panels) {
     charts.push(
       lineChart(p.plot, p.data, {
         names: p.names, colors: p.colors, dashes: p.dashes, unit: p.unit, height: 220,
         zoom: opts.zoom, range: p.unit === '%' ? [0, 100] : undefined,
-        marks: marksFor(opts.alerts, p.key), within: opts.within,
+        marks: marksFor(opts.alerts, p.key), stretch,
       }),
     );
   }
