@@ -279,8 +279,24 @@ async fn alerts_page_silence_acknowledge_live_badges_and_roles() {
     )
     .await;
 
-    // A silence through the form: a comment is required (the page says so and sends nothing).
+    // A silence through the form. One that matches nothing in particular: the backend refuses
+    // it, and the form shows its message.
     scroll_to(&b, "#silence-form").await;
+    type_into(&b, "#silence-comment", "everything").await;
+    click(&b, "#silence-create").await;
+    b.wait("the backend's refusal", Duration::from_secs(10), || async {
+        b.text("#silence-form-status").await
+            == "Could not create the silence: a silence matches by nodes (a glob), rule and/or severity: give at least one"
+    })
+    .await;
+    // A comment is required (the page says so and sends nothing).
+    b.client
+        .find(Locator::Css("#silence-comment"))
+        .await
+        .expect("comment")
+        .clear()
+        .await
+        .expect("clear");
     type_into(&b, "#silence-nodes", "alph*").await;
     choose(&b, "#silence-rule", RULE).await;
     choose(&b, "#silence-expires", "4h").await;
