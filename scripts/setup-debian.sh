@@ -23,9 +23,11 @@ fi
 
 # nginx and openssl: the reverse-proxy test runs Debian's nginx in front of dsmon with a throw-away
 # certificate; systemd (systemd-analyze) measures the shipped unit's sandbox; faketime (libfaketime)
-# moves dsmon's wall clock for the clock-jump test.
+# moves dsmon's wall clock for the clock-jump test. python3-aiosmtpd (a real SMTP server with
+# STARTTLS and AUTH) and prometheus-alertmanager receive the alert notifications in tests/notify.rs;
+# like nginx, Alertmanager's system service is not started (policy-rc.d below).
 packages=(netdata build-essential pkg-config ca-certificates curl file sqlite3 procps iproute2 util-linux
-    nginx openssl systemd faketime)
+    nginx openssl systemd faketime python3-aiosmtpd prometheus-alertmanager)
 # Node.js and npm build the web UI (uPlot comes from npm); a newer Node already present is kept.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 if [ "$gui" = yes ]; then

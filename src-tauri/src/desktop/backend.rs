@@ -281,6 +281,7 @@ impl Local {
         };
         let collector = Arc::new(collector);
         collector.leave_state_to_live_poller();
+        let stop_rx_alerts = stop_rx.clone();
         let live = dsmon_engine::live::spawn(Arc::clone(&collector), stop_rx.clone());
         let store: dsmon_store::SharedSamples = Arc::new(Mutex::new(store));
         let logger = {
@@ -293,7 +294,10 @@ impl Local {
             "desktop app: local collector started"
         );
         let log_interval = cfg.collector.log_interval.as_secs() as i64;
-        let app = App::new(live, Arc::new(Mutex::new(reader)), log_interval, auth);
+        let reader: dsmon_store::SharedSamples = Arc::new(Mutex::new(reader));
+        let alerts = desktop_alerts(&cfg, &reader)?;
+        tokio::spawn(Arc::clone(&alerts).run(collector.subscribe(), stop_rx_alerts));
+        let app = App::new(live, reader, log_interval, auth).with_alerts(alerts);
         Ok(Self {
             cfg,
             app,
@@ -385,6 +389,38 @@ impl Remote {
                 self.send(session, self.http.post(self.url(&path)?).json(&change))
                     .await
             }
+            Request::Alerts => get("/api/alerts".into()).await,
+            Request::AlertHistory(h) => get(format!("/api/alerts/history?{}", h.to_query())).await,
+            Request::AlertDeliveries { limit } => {
+                get(format!(
+                    "/api/alerts/deliveries?limit={}",
+                    limit.unwrap_or(200)
+                ))
+                .await
+            }
+            Request::AlertConfig => get("/api/alerts/config".into()).await,
+            Request::Silences => get("/api/alerts/silences".into()).await,
+            Request::CreateSilence { silence } => {
+                let url = self.url("/api/alerts/silences")?;
+                self.send(session, self.http.post(url).json(&silence)).await
+            }
+            Request::ExpireSilence { id } => {
+                let url = self.url(&format!("/api/alerts/silences/{id}"))?;
+                self.send(session, self.http.delete(url)).await
+            }
+            Request::Acknowledge { rule, node } => {
+                let url = self.url("/api/alerts/ack")?;
+                let body = serde_json::json!({ "rule": rule, "node": node });
+                self.send(session, self.http.post(url).json(&body)).await
+            }
+            Request::TestNotifier { name } => {
+                let enc: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
+                let url = self.url(&format!(
+                    "/api/alerts/notifiers/{}/test",
+                    enc.replace('+', "%20")
+                ))?;
+                self.send(session, self.http.post(url)).await
+            }
         }
     }
 
@@ -463,4 +499,45 @@ impl Remote {
             .map(str::to_string)
             .ok_or_else(|| AppError::new(ErrorKind::Unavailable, "the server sent no session"))
     }
+}
+
+/// The alerts of the desktop app's local mode: the configured rules, or when there are none a
+/// `node down` rule shown as a desktop notification (what the app did before alerts existed).
+fn desktop_alerts(
+    cfg: &Config,
+    samples: &dsmon_store::SharedSamples,
+) -> Result<Arc<dsmon_alerts::Alerts>> {
+    use dsmon_config::alerts::{
+        Direction, Metric, NotifierConfig, NotifierKind, RuleConfig, Severity,
+    };
+    let mut a = cfg.alerts.clone();
+    if a.rules.is_empty() {
+        if !a.notifiers.iter().any(|n| n.name == "desktop") {
+            a.notifiers.push(NotifierConfig {
+                name: "desktop".into(),
+                kind: NotifierKind::Desktop,
+                ca_file: None,
+            });
+        }
+        a.rules.push(RuleConfig {
+            name: "node down".into(),
+            metric: Metric::Down,
+            direction: Direction::Above,
+            threshold: 0.0,
+            clear: 0.0,
+            for_: cfg.collector.live_interval.max(Duration::from_secs(5)),
+            severity: Severity::Critical,
+            nodes: vec![],
+            notify: vec!["desktop".into()],
+            repeat: None,
+        });
+        a.attempts = 1;
+    }
+    let mut notifiers =
+        dsmon_alerts::notify::Notifiers::new(&a.notifiers, a.attempts, a.retry_backoff)
+            .map_err(config_error)?;
+    notifiers.set_desktop(Arc::new(super::TauriNotices));
+    let store = dsmon_store::SqliteAlertStore::open(&cfg.storage.path).map_err(config_error)?;
+    dsmon_alerts::Alerts::new(a, Arc::new(store), Some(Arc::clone(samples)), notifiers)
+        .map_err(config_error)
 }

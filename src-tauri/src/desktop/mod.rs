@@ -220,6 +220,7 @@ pub fn run(opts: Options) -> Result<(), AppError> {
                 prefs::get(&handle, "notifications").and_then(|v| v.as_bool()) == Some(true),
                 Ordering::Relaxed,
             );
+            let _ = NOTICES.set((handle.clone(), Arc::clone(&state.notify)));
             let backend = tauri::async_runtime::block_on(state.backend());
             spawn_forwarder(
                 handle.clone(),
@@ -323,7 +324,6 @@ fn spawn_forwarder(
         match &*backend {
             Backend::Local(l) => {
                 let mut rx = l.live_updates();
-                let mut events = l.collector.subscribe();
                 loop {
                     tokio::select! {
                         r = rx.changed() => {
@@ -333,15 +333,6 @@ fn spawn_forwarder(
                                 let _ = app.emit("live", &*snap);
                             }
                         }
-                        e = events.recv() => match e {
-                            Ok(NodeEvent::StateChanged(c)) => {
-                                if backend.may_view(&session).await {
-                                    send_notifications(&app, &[c], &notify);
-                                }
-                            }
-                            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                            Err(broadcast::error::RecvError::Closed) => break,
-                        },
                         _ = stopped.changed() => break,
                     }
                 }
@@ -435,6 +426,28 @@ fn notify_changes(
 ) {
     let changes = dsmon_engine::live::changes_between(last, snap);
     send_notifications(app, &changes, notify);
+}
+
+/// Where the alerts' `desktop` notifier shows its notifications: the app's, once it runs, while
+/// notifications are on (Preferences).
+static NOTICES: std::sync::OnceLock<(AppHandle, Arc<AtomicBool>)> = std::sync::OnceLock::new();
+
+pub(crate) struct TauriNotices;
+
+impl dsmon_alerts::notify::DesktopSink for TauriNotices {
+    fn show(&self, title: &str, body: &str) -> Result<(), String> {
+        use tauri_plugin_notification::NotificationExt;
+        let (app, on) = NOTICES.get().ok_or("the app's window is not up yet")?;
+        if !on.load(Ordering::Relaxed) {
+            return Err("not shown: notifications are off in the app's preferences".into());
+        }
+        app.notification()
+            .builder()
+            .title(title)
+            .body(body)
+            .show()
+            .map_err(|e| e.to_string())
+    }
 }
 
 fn send_notifications(app: &AppHandle, changes: &[StateChange], notify: &AtomicBool) {

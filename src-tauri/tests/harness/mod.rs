@@ -4,11 +4,14 @@
 
 #![allow(dead_code)]
 
+pub mod alertmanager;
 pub mod browser;
 pub mod desktop;
 pub mod fake_agent;
 pub mod oidc;
+pub mod receiver;
 pub mod serving;
+pub mod smtp;
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -354,6 +357,17 @@ impl NetdataAgent {
         self.wait_ready(Duration::from_secs(40));
     }
 
+    /// Changes the machine's memory use while the agent runs (Netdata reads it within a second).
+    pub fn set_memory(&mut self, used_pct: u32) {
+        let text = meminfo_text(used_pct);
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(self.dir.join("proc/meminfo"))
+            .expect("meminfo");
+        f.write_all_at(text.as_bytes(), 0).expect("meminfo write");
+        self.machine.mem_used = used_pct;
+    }
+
     /// Freezes the agent (SIGSTOP): connections are accepted by the kernel, nothing answers.
     pub fn hang(&self) {
         signal(self.pid(), libc::SIGSTOP);
@@ -501,19 +515,23 @@ pub fn make_certificates(dir: &Path) -> PathBuf {
 }
 
 fn write_meminfo(path: &Path, used_pct: u32) {
+    fs::write(path, meminfo_text(used_pct)).expect("meminfo");
+}
+
+/// /proc/meminfo with `used_pct` used. Fixed-width numbers: every text is the same length, so a
+/// change written at offset 0 is never seen half-written.
+fn meminfo_text(used_pct: u32) -> String {
     // Netdata: used = MemTotal - MemFree - Buffers - Cached (SReclaimable and Shmem zero here).
     let total: u64 = 8_000_000;
     let used = total * u64::from(used_pct) / 100;
     let rest = total - used;
     let (free, buffers) = (rest / 2, rest / 4);
     let cached = rest - free - buffers;
-    let text = format!(
-        "MemTotal:       {total} kB\nMemFree:        {free} kB\nMemAvailable:   {} kB\nBuffers:        {buffers} kB\n\
-         Cached:         {cached} kB\nSwapCached:            0 kB\nActive:         {used} kB\nInactive:       {cached} kB\n\
-         SwapTotal:             0 kB\nSwapFree:              0 kB\nShmem:                 0 kB\nSReclaimable:          0 kB\n",
-        rest
-    );
-    fs::write(path, text).expect("meminfo");
+    format!(
+        "MemTotal:       {total:>10} kB\nMemFree:        {free:>10} kB\nMemAvailable:   {rest:>10} kB\nBuffers:        {buffers:>10} kB\n\
+         Cached:         {cached:>10} kB\nSwapCached:            0 kB\nActive:         {used:>10} kB\nInactive:       {cached:>10} kB\n\
+         SwapTotal:             0 kB\nSwapFree:              0 kB\nShmem:                 0 kB\nSReclaimable:          0 kB\n"
+    )
 }
 
 /// /proc/stat and /proc/net/dev for `t` seconds of running. Fixed-width numbers, so every write is

@@ -33,6 +33,24 @@ pub struct AlertHistoryRequest {
 }
 
 impl AlertHistoryRequest {
+    /// The query string of these parameters (the desktop's remote client sends it).
+    pub fn to_query(&self) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(v) = &self.from {
+            q.append_pair("from", v);
+        }
+        if let Some(v) = &self.to {
+            q.append_pair("to", v);
+        }
+        for n in &self.node {
+            q.append_pair("node", n);
+        }
+        if let Some(l) = self.limit {
+            q.append_pair("limit", &l.to_string());
+        }
+        q.finish()
+    }
+
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
         let mut r = Self::default();
         for (k, v) in pairs {

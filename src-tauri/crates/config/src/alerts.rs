@@ -540,8 +540,11 @@ fn rule(
         return Err(e("for", "must be at most 7d".into()));
     }
     if let Some(rep) = r.repeat {
-        if rep < Duration::from_secs(60) {
-            return Err(e("repeat", "must be at least 1m".into()));
+        if rep < live_interval.max(Duration::from_secs(1)) {
+            return Err(e(
+                "repeat",
+                "must be at least collector.live_interval (and 1s)".into(),
+            ));
         }
     }
     let nodes = glob_list(&r.nodes, at, "nodes")?;
