@@ -25,9 +25,10 @@ fi
 # certificate; systemd (systemd-analyze) measures the shipped unit's sandbox; faketime (libfaketime)
 # moves dsmon's wall clock for the clock-jump test. python3-aiosmtpd (a real SMTP server with
 # STARTTLS and AUTH) and prometheus-alertmanager receive the alert notifications in tests/notify.rs;
-# like nginx, Alertmanager's system service is not started (policy-rc.d below).
+# prometheus scrapes dsmon's /metrics in tests/metrics.rs. Like nginx, their system services are
+# not started (policy-rc.d below): the tests run their own instances.
 packages=(netdata build-essential pkg-config ca-certificates curl file sqlite3 procps iproute2 util-linux
-    nginx openssl systemd faketime python3-aiosmtpd prometheus-alertmanager)
+    nginx openssl systemd faketime python3-aiosmtpd prometheus-alertmanager prometheus)
 # Node.js and npm build the web UI (uPlot comes from npm); a newer Node already present is kept.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 if [ "$gui" = yes ]; then
@@ -47,7 +48,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    # Install without starting services (nginx would otherwise start its default site on port 80):
+    # Install without starting services (nginx would otherwise start its default site on port 80,
+    # prometheus its server on 9090):
     # the tests run their own instances. policy-rc.d is Debian's switch for that.
     policy=/usr/sbin/policy-rc.d
     own_policy=no

@@ -281,6 +281,13 @@ async fn serve(cfg: &Config) -> ExitCode {
         Ok(b) => b,
         Err(e) => return fail(EXIT_RUNTIME, &e),
     };
+    let metrics_bound = match cfg.server.metrics_listen {
+        Some(addr) => match dsmon::server::bind_metrics(addr).await {
+            Ok(b) => Some(b),
+            Err(e) => return fail(EXIT_RUNTIME, &e),
+        },
+        None => None,
+    };
     let collector = Arc::new(collector);
     collector.leave_state_to_live_poller();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -329,7 +336,8 @@ async fn serve(cfg: &Config) -> ExitCode {
         app = app.with_alerts(a);
     }
     let mut state = dsmon::server::AppState::new(app, stop_rx.clone())
-        .with_trusted_proxies(&cfg.server.trusted_proxies);
+        .with_trusted_proxies(&cfg.server.trusted_proxies)
+        .with_metrics_token(cfg.server.metrics_token.clone());
     if let dsmon::config::Listen::Tcp(addr) = &cfg.server.listen {
         state = state.on_port(addr.port());
     }
@@ -342,6 +350,13 @@ async fn serve(cfg: &Config) -> ExitCode {
         std::time::Duration::from_secs(60),
         stop_rx.clone(),
     ));
+    let metrics_http = metrics_bound.map(|b| {
+        tracing::info!(
+            listen = %format!("http://{}/metrics", b.addr()),
+            "metrics listener started"
+        );
+        tokio::spawn(dsmon::server::serve_metrics(b, state.clone()))
+    });
     let http = dsmon::server::serve(bound, state).await;
     if let Err(e) = &http {
         tracing::error!(error = %e, "HTTP server failed: stopping");
@@ -349,6 +364,9 @@ async fn serve(cfg: &Config) -> ExitCode {
     }
     // The logger finishes a tick in progress before it returns.
     let _ = logger.await;
+    if let Some(m) = metrics_http {
+        let _ = m.await;
+    }
     tracing::info!("stopped");
     match http {
         Ok(()) => ExitCode::SUCCESS,

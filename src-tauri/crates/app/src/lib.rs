@@ -9,6 +9,7 @@
 
 pub mod alerts;
 mod error;
+pub mod metrics;
 mod request;
 
 pub use error::{AppError, ErrorKind, Result};

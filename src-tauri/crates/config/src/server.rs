@@ -1,10 +1,12 @@
 //! `[server]`: where `dsmon serve` answers HTTP, its TLS files, how many connections it holds at
-//! once, and which TCP peers are proxies whose `X-Forwarded-For` / `X-Real-IP` name the client.
+//! once, which TCP peers are proxies whose `X-Forwarded-For` / `X-Real-IP` name the client, and
+//! who may scrape `/metrics` (a bearer token, or a loopback-only listener of its own).
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::auth::Secret;
 use crate::KeyError;
 
 /// Where `dsmon serve` answers HTTP.
@@ -33,6 +35,10 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// `trusted_proxies`: TCP peers (CIDRs) whose `X-Forwarded-For` / `X-Real-IP` are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `metrics_token_file`, read at load: the bearer token `/metrics` needs on `listen`.
+    pub metrics_token: Option<Secret>,
+    /// `metrics_listen`: a loopback TCP address that serves `/metrics` alone, without a token.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Connections served at once unless `[server] max_connections` says otherwise.
@@ -54,6 +60,8 @@ impl Default for ServerConfig {
             tls: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             trusted_proxies: Vec::new(),
+            metrics_token: None,
+            metrics_listen: None,
         }
     }
 }
@@ -67,7 +75,12 @@ pub(crate) struct RawServer {
     tls_key: Option<PathBuf>,
     max_connections: Option<usize>,
     trusted_proxies: Option<Vec<String>>,
+    metrics_token_file: Option<PathBuf>,
+    metrics_listen: Option<String>,
 }
+
+/// The shortest metrics token accepted (e.g. `openssl rand -hex 32` makes 64 characters).
+pub const MIN_METRICS_TOKEN: usize = 16;
 
 fn err(key: &str, message: impl Into<String>) -> KeyError {
     KeyError::at("server", key, message)
@@ -104,12 +117,77 @@ pub(crate) fn validate(
         .map(|t| parse_cidr(t))
         .collect::<Result<_, _>>()
         .map_err(|m| err("trusted_proxies", m))?;
+    let metrics_token = raw
+        .metrics_token_file
+        .map(|f| metrics_token(&base_dir.join(f)))
+        .transpose()?;
+    let metrics_listen = raw
+        .metrics_listen
+        .map(|text| metrics_listen(&text, &listen))
+        .transpose()?;
     Ok(ServerConfig {
         listen,
         tls,
         max_connections,
         trusted_proxies,
+        metrics_token,
+        metrics_listen,
     })
+}
+
+/// The token in `path` (surrounding whitespace removed), at least [`MIN_METRICS_TOKEN`]
+/// characters. Errors name the file, never its content.
+fn metrics_token(path: &Path) -> Result<Secret, KeyError> {
+    let key = "metrics_token_file";
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err(key, format!("{}: cannot read ({e})", path.display())))?;
+    let token = text.trim();
+    if token.chars().count() < MIN_METRICS_TOKEN {
+        return Err(err(
+            key,
+            format!(
+                "{}: the token must be at least {MIN_METRICS_TOKEN} characters (e.g. the output of `openssl rand -hex 32`)",
+                path.display()
+            ),
+        ));
+    }
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(err(
+            key,
+            format!(
+                "{}: the token must be one line without spaces (it is sent as `Authorization: Bearer <token>`)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(Secret::new(token.to_string()))
+}
+
+/// `metrics_listen`: a loopback TCP address (the listener has no token), not `listen`'s.
+fn metrics_listen(text: &str, listen: &Listen) -> Result<std::net::SocketAddr, KeyError> {
+    let key = "metrics_listen";
+    let addr: std::net::SocketAddr = text.trim().parse().map_err(|_| {
+        err(
+            key,
+            format!("{text:?}: write a loopback address and port such as \"127.0.0.1:9464\""),
+        )
+    })?;
+    if !addr.ip().is_loopback() {
+        return Err(err(
+            key,
+            format!("\"{addr}\" is not a loopback address: the metrics listener has no token, so it serves this machine only (for remote scrapers, use metrics_token_file on listen)"),
+        ));
+    }
+    if matches!(listen, Listen::Tcp(l) if l.port() == addr.port() && addr.port() != 0 && (l.ip() == addr.ip() || l.ip().is_unspecified()))
+    {
+        return Err(err(
+            key,
+            format!(
+                "\"{addr}\" is the address of listen: give the metrics listener a port of its own"
+            ),
+        ));
+    }
+    Ok(addr)
 }
 
 /// A CIDR (`10.0.0.0/8`, `fd00::/8`) or a single address (a /32 or /128).
@@ -178,4 +256,93 @@ fn parse_listen(text: &str, base_dir: &Path) -> Result<Listen, String> {
         .parse()
         .map_err(|_| format!("{text:?}: write an address and port such as \"127.0.0.1:8080\", or \"unix:/path/to.sock\""))?;
     Ok(Listen::Tcp(addr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "0123456789abcdef0123";
+
+    fn raw(token_file: Option<&str>, metrics: Option<&str>) -> RawServer {
+        RawServer {
+            metrics_token_file: token_file.map(PathBuf::from),
+            metrics_listen: metrics.map(String::from),
+            ..RawServer::default()
+        }
+    }
+
+    fn message(r: Result<ServerConfig, KeyError>) -> String {
+        match r {
+            Ok(c) => panic!("expected an error, got {c:?}"),
+            Err(e) => format!("{}: {}", e.key, e.message),
+        }
+    }
+
+    #[test]
+    fn metrics_are_off_unless_configured() {
+        let c = validate(RawServer::default(), Path::new("/"), true).unwrap();
+        assert_eq!(c.metrics_token, None);
+        assert_eq!(c.metrics_listen, None);
+    }
+
+    #[test]
+    fn the_metrics_token_is_read_from_its_file_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("metrics.token"), format!("  {TOKEN}\n")).unwrap();
+        let c = validate(raw(Some("metrics.token"), None), dir.path(), true).unwrap();
+        assert_eq!(c.metrics_token.as_ref().map(Secret::expose), Some(TOKEN));
+        assert!(!format!("{c:?}").contains(TOKEN), "Debug shows no token");
+    }
+
+    #[test]
+    fn a_bad_metrics_token_file_is_refused_without_showing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = message(validate(raw(Some("missing"), None), dir.path(), true));
+        assert!(
+            e.starts_with("server.metrics_token_file: ") && e.contains("missing: cannot read"),
+            "{e}"
+        );
+        for (content, why) in [
+            ("short-token\n", "at least 16 characters"),
+            ("", "at least 16 characters"),
+            ("0123456789 abcdef 0123\n", "one line without spaces"),
+            (
+                "0123456789abcdef\nsecond-line-here\n",
+                "one line without spaces",
+            ),
+        ] {
+            std::fs::write(dir.path().join("t"), content).unwrap();
+            let e = message(validate(raw(Some("t"), None), dir.path(), true));
+            assert!(e.contains(why), "{content:?}: {e}");
+            for word in content.split_whitespace() {
+                assert!(!e.contains(word), "the message shows the token: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_metrics_listener_is_loopback_tcp_and_not_listen() {
+        let ok = validate(raw(None, Some("127.0.0.1:9464")), Path::new("/"), true).unwrap();
+        assert_eq!(ok.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        let ok = validate(raw(None, Some("[::1]:9464")), Path::new("/"), false).unwrap();
+        assert_eq!(ok.metrics_listen, Some("[::1]:9464".parse().unwrap()));
+        for (text, why) in [
+            ("0.0.0.0:9464", "not a loopback address"),
+            ("10.1.2.3:9464", "not a loopback address"),
+            ("localhost:9464", "write a loopback address"),
+            ("unix:/run/dsmon/metrics.sock", "write a loopback address"),
+            ("127.0.0.1:8080", "a port of its own"),
+        ] {
+            let e = message(validate(raw(None, Some(text)), Path::new("/"), true));
+            assert!(e.starts_with("server.metrics_listen: "), "{e}");
+            assert!(e.contains(why), "{text}: {e}");
+        }
+        let all = RawServer {
+            listen: Some("0.0.0.0:9000".into()),
+            ..raw(None, Some("127.0.0.1:9000"))
+        };
+        let e = message(validate(all, Path::new("/"), true));
+        assert!(e.contains("a port of its own"), "{e}");
+    }
 }

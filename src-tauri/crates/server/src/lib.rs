@@ -9,10 +9,12 @@ mod alerts;
 mod conn;
 mod defence;
 pub mod loopback;
+mod metrics;
 mod streams;
 mod tls;
 
 pub use access::Caller;
+pub use metrics::{bind_metrics, metrics_router, serve_metrics, MetricsBound};
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -31,7 +33,7 @@ use tokio_stream::wrappers::WatchStream;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use dsmon_app::{App, AppError, ErrorKind, HistoryRequest, NodeStatus};
-use dsmon_config::{Listen, ServerConfig};
+use dsmon_config::{Listen, Secret, ServerConfig};
 use dsmon_engine::LiveSnapshot;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,8 @@ pub struct AppState {
     pub(crate) streams: Arc<streams::StreamLimits>,
     /// TCP peers whose `X-Forwarded-For` / `X-Real-IP` name the client (`[server] trusted_proxies`).
     pub(crate) trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// The bearer token `/metrics` needs on this listener (`[server] metrics_token_file`).
+    pub(crate) metrics_token: Option<Secret>,
 }
 
 impl AppState {
@@ -81,7 +85,14 @@ impl AppState {
                 streams::TOTAL,
             )),
             trusted_proxies: Arc::from(Vec::new()),
+            metrics_token: None,
         }
+    }
+
+    /// `/metrics` needs this bearer token (`None`: served only without `[auth]`).
+    pub fn with_metrics_token(mut self, token: Option<Secret>) -> Self {
+        self.metrics_token = token;
+        self
     }
 
     /// Believes `X-Forwarded-For` / `X-Real-IP` from these TCP peers.
@@ -114,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/history.csv", get(history_csv))
         .merge(account::routes())
         .merge(alerts::routes())
+        .merge(metrics::routes())
         // The routes' answers (the API's data, sign-in outcomes) are never cached; the fallback
         // serves the UI's files, which may be, and sets it for its pages and errors itself.
         .route_layer(SetResponseHeaderLayer::if_not_present(

@@ -266,6 +266,8 @@ async fn every_route_answers_every_kind_of_caller() {
         ),
         ("GET", "/api/audit", "", [401, 403, 200, 404]),
         ("GET", "/api/nope", "", [404, 404, 404, 404]),
+        // With [auth], only with the metrics token (none configured here; see `metrics_*`).
+        ("GET", "/metrics", "", [404, 404, 404, 200]),
         // The provider (port 9) refuses the connection: sign-in is unavailable.
         ("GET", "/auth/login?next=/live", "", [503, 503, 503, 303]),
         ("GET", "/auth/callback", "", [400, 400, 400, 303]),
@@ -684,5 +686,160 @@ async fn hsts_only_when_the_public_address_is_https() {
             let want = if hsts { "max-age=31536000" } else { "" };
             assert_eq!(a.header("strict-transport-security"), want, "{path}");
         }
+    }
+}
+
+// ---- /metrics ------------------------------------------------------------------------------
+
+const METRICS_TOKEN: &str = "metrics-token-0123456789abcdef";
+/// What Prometheus 2.42 sends.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+fn metrics_request(host: &str, headers: &[(header::HeaderName, &str)]) -> Request<Body> {
+    let mut r = Request::get("/metrics").header(header::HOST, host);
+    for (name, value) in headers {
+        r = r.header(name, *value);
+    }
+    r.body(Body::empty()).expect("request")
+}
+
+/// The exposition's node lines are the live snapshot's: alpha up with values, beta down without.
+fn check_exposition(case: &str, a: &Answer, content_type: &str) {
+    assert_eq!(a.status, 200, "{case}: {}", a.body);
+    assert_eq!(a.header("content-type"), content_type, "{case}");
+    assert_eq!(a.header("cache-control"), "no-store", "{case}");
+    for line in [
+        "dsmon_node_up{node=\"alpha\"} 1\n",
+        "dsmon_node_up{node=\"beta\"} 0\n",
+        "dsmon_node_cpu_ratio{node=\"alpha\"} 0.125\n",
+        "dsmon_node_network_receive_bits_per_second{node=\"alpha\"} 8000.0\n",
+    ] {
+        assert!(a.body.contains(line), "{case}: {line:?} in\n{}", a.body);
+    }
+    assert!(
+        !a.body.contains("dsmon_node_cpu_ratio{node=\"beta\"}"),
+        "{case}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_without_auth_answer_on_loopback_only() {
+    let site = Site::new(None);
+    for host in ["localhost", "127.0.0.1:8080", "[::1]"] {
+        let a = site.send(metrics_request(host, &[])).await;
+        check_exposition(host, &a, "text/plain; version=0.0.4; charset=utf-8");
+    }
+    let a = site
+        .send(metrics_request(
+            "localhost",
+            &[(header::ACCEPT, PROMETHEUS_ACCEPT)],
+        ))
+        .await;
+    check_exposition(
+        "OpenMetrics",
+        &a,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+    );
+    assert!(a.body.ends_with("# EOF\n"));
+    // A page that rebinds its name to 127.0.0.1 gets nothing.
+    let a = site.send(metrics_request("evil.example", &[])).await;
+    assert_eq!(a.status, 421, "{}", a.body);
+    assert!(a.json()["error"].is_string());
+}
+
+#[tokio::test]
+async fn metrics_with_auth_need_the_metrics_token() {
+    let site = Site::new(Some(SITE));
+    let mut with_token = Site::new(Some(SITE));
+    with_token.state = with_token
+        .state
+        .clone()
+        .with_metrics_token(Some(dsmon_config::Secret::new(METRICS_TOKEN.into())));
+    let admin = format!("dsmon_session={}", with_token.session(ADMIN));
+    let admin_bearer = format!("Bearer {}", with_token.session(ADMIN));
+    let wrong = format!("Bearer {METRICS_TOKEN}x");
+    let right = format!("Bearer {METRICS_TOKEN}");
+    let basic = format!("Basic {METRICS_TOKEN}");
+    let refused: [(&str, Vec<(header::HeaderName, &str)>); 5] = [
+        ("no token", vec![]),
+        (
+            "a wrong token",
+            vec![(header::AUTHORIZATION, wrong.as_str())],
+        ),
+        (
+            "not a bearer",
+            vec![(header::AUTHORIZATION, basic.as_str())],
+        ),
+        ("an Admin's cookie", vec![(header::COOKIE, admin.as_str())]),
+        (
+            "an Admin's session as bearer",
+            vec![(header::AUTHORIZATION, admin_bearer.as_str())],
+        ),
+    ];
+    for (case, headers) in &refused {
+        let a = with_token
+            .send(metrics_request("monitor.example.com", headers))
+            .await;
+        assert_eq!(a.status, 401, "{case}: {}", a.body);
+        assert_eq!(a.json()["kind"], "not_signed_in", "{case}");
+        assert!(
+            a.json()["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("metrics_token_file") && !e.contains(METRICS_TOKEN)),
+            "{case}: {}",
+            a.body
+        );
+        assert_eq!(
+            a.header("www-authenticate"),
+            "Bearer realm=\"dsmon metrics\"",
+            "{case}"
+        );
+        assert!(!a.body.contains("dsmon_node"), "{case}");
+    }
+    let a = with_token
+        .send(metrics_request(
+            "monitor.example.com",
+            &[(header::AUTHORIZATION, right.as_str())],
+        ))
+        .await;
+    check_exposition("the token", &a, "text/plain; version=0.0.4; charset=utf-8");
+    assert_eq!(a.header("x-content-type-options"), "nosniff");
+
+    // Without a token configured, not even the token's holder (or an Admin) gets it here.
+    for headers in [
+        vec![(header::AUTHORIZATION, right.as_str())],
+        vec![(header::COOKIE, admin.as_str())],
+    ] {
+        let a = site.send(metrics_request("localhost", &headers)).await;
+        assert_eq!(a.status, 404, "{}", a.body);
+        assert!(a.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("metrics_listen")));
+    }
+}
+
+#[tokio::test]
+async fn the_metrics_listener_serves_metrics_alone_on_loopback() {
+    // The listener's router, over a site with sign-in and no token: no token needed there.
+    let site = Site::new(Some(SITE));
+    let router = || dsmon_server::metrics_router(site.state.clone(), Some(9464));
+    for host in ["127.0.0.1:9464", "localhost", "[::1]:9464"] {
+        let a = send(router(), metrics_request(host, &[])).await;
+        check_exposition(host, &a, "text/plain; version=0.0.4; charset=utf-8");
+        assert_eq!(a.header("x-content-type-options"), "nosniff");
+    }
+    for host in ["evil.example", "127.0.0.1:8080", "monitor.example.com"] {
+        let a = send(router(), metrics_request(host, &[])).await;
+        assert_eq!(a.status, 421, "{host}: {}", a.body);
+        assert!(!a.body.contains("dsmon_node"));
+    }
+    for path in ["/api/live", "/", "/auth/login"] {
+        let r = Request::get(path)
+            .header(header::HOST, "127.0.0.1:9464")
+            .body(Body::empty())
+            .expect("request");
+        let a = send(router(), r).await;
+        assert_eq!(a.status, 404, "{path}: {}", a.body);
+        assert_eq!(a.json()["kind"], "not_found");
     }
 }
