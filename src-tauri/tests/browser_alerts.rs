@@ -244,7 +244,7 @@ async fn alerts_page_silence_acknowledge_live_badges_and_roles() {
     let alpha = current_row("alpha");
     let row = b.text(&alpha).await;
     assert!(
-        row.contains("CRITICAL") && row.contains("50.0 %") && row.contains("threshold 10 %"),
+        row.contains("CRITICAL") && row.contains("50.0 %") && row.contains("above 10 %"),
         "{row}"
     );
     assert_eq!(b.count(&format!("{alpha} button.ack")).await, 1);
