@@ -83,8 +83,14 @@ function query(params) {
   return q.toString();
 }
 
-/** Every configured node's state. */
-export const nodes = () => getJSON('/api/nodes');
+/**
+ * Every configured node's state and the link to its own Netdata dashboard (`dashboard`). The
+ * desktop app has no such list: it resolves to [] (no links).
+ */
+export const nodes = () => (desktop ? Promise.resolve([]) : getJSON('/api/nodes'));
+
+/** Pending and firing alerts now: { alerts: [Alert] } (every signed-in role). */
+export const alerts = () => (desktop ? call('alerts') : getJSON('/api/alerts'));
 
 /** The latest live snapshot. */
 export const live = () => (desktop ? call('live') : getJSON('/api/live'));

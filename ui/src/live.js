@@ -12,7 +12,9 @@ export function nodeCard(name, { big = false } = {}) {
     values[m.key] = el('dd', { text: '–' });
     return el('div', { class: 'tile' }, el('dt', { class: 'muted', text: m.label }), values[m.key]);
   });
-  const spark = el('div', { class: 'spark' });
+  // The big card (the node page) shows its chart only once there is one to draw: no empty box for
+  // a node that is pending or down.
+  const spark = el('div', { class: 'spark', hidden: big });
   const status = el('p', { class: 'status', text: 'waiting for the first poll…' });
   const card = el(
     'article',
@@ -41,6 +43,7 @@ export function nodeCard(name, { big = false } = {}) {
     if (hist && hist.t.length > 1) {
       const data = [hist.t, hist.cpu, hist.mem];
       if (!chart) {
+        spark.hidden = false;
         chart = lineChart(spark, data, {
           names: ['CPU %', 'Memory %'], unit: '%', height: big ? 180 : 70, compact: !big, live: true, range: [0, 100],
         });
