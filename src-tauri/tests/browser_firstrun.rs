@@ -109,7 +109,8 @@ async fn a_first_run_looks_right() {
     };
     assert!(
         first_line.contains("down=1") && first_line.contains("not_yet=2"),
-        "{first_line}"
+        "{first_line}\nagents started at {started:.1}\nrows: {:#?}",
+        d.rows()
     );
     let rows = d.rows();
     assert!(
@@ -196,7 +197,9 @@ async fn a_first_run_looks_right() {
         "the first rows are drawn as points: {alpha_px} and {beta_px} pixels"
     );
 
-    // The node page: the live card (no empty box), the agent's dashboard, the alerts, the day.
+    // The node page: the live card (no empty box), the agent's dashboard, the alerts, the day
+    // (a taller window: all of it in one screenshot).
+    b.client.set_window_size(1280, 1500).await.expect("resize");
     b.client
         .goto(&url(&serve, "nodes/alpha"))
         .await
@@ -226,7 +229,7 @@ async fn a_first_run_looks_right() {
             Shows::Drawn(".card.big .spark canvas", 1),
             Shows::Text(".dashboard-link", "Open its Netdata dashboard"),
             Shows::Text(".node-alerts", "No alerts on this node."),
-            Shows::Text(".summary tr[data-metric=cpu_pct]", "40.0 %"),
+            Shows::Text(".summary tr[data-metric=mem_pct]", "50.0 %"),
             Shows::Text(".status-line", "Available 100.0 %"),
         ],
     )

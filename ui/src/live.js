@@ -40,7 +40,8 @@ export function nodeCard(name, { big = false } = {}) {
     } else if (node.state === 'up') {
       status.textContent = `updated ${time(node.last_seen)}`;
     }
-    if (hist && hist.t.length > 1) {
+    const valued = (xs) => xs.some((v) => v !== null && v !== undefined);
+    if (hist && hist.t.length > 1 && (!big || chart || valued(hist.cpu) || valued(hist.mem))) {
       const data = [hist.t, hist.cpu, hist.mem];
       if (!chart) {
         spark.hidden = false;

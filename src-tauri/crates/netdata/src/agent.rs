@@ -327,6 +327,16 @@ impl Agent {
                     _ => e,
                 });
             }
+            // A fresh agent may also answer a window before its first point with a row of nulls
+            // (seen for `net.<iface>`): its `first_entry` tells.
+            (Ok((_, table)), Window::Average { end, .. })
+                if table.first_entry.is_some_and(|first| first > end) =>
+            {
+                return Err(NetdataError::NotYet {
+                    chart: id.to_string(),
+                    first_entry: table.first_entry.unwrap_or_default(),
+                });
+            }
             (answer, _) => answer?,
         };
         let reference = match window {
@@ -417,6 +427,8 @@ pub struct Table {
     pub time: i64,
     /// Seconds between the agent's points.
     pub update_every: i64,
+    /// The chart's first stored point (`jsonwrap` answers only; 0 or absent: `None`).
+    pub first_entry: Option<i64>,
     pub values: Vec<(String, Option<f64>)>,
 }
 
@@ -424,6 +436,8 @@ pub struct Table {
 struct Wrapped {
     #[serde(default)]
     update_every: Option<i64>,
+    #[serde(default)]
+    first_entry: Option<i64>,
     #[serde(default)]
     result: Option<Inner>,
     #[serde(default)]
@@ -480,6 +494,7 @@ pub fn parse_data(chart: &str, body: &[u8]) -> Result<Table> {
     Ok(Table {
         time,
         update_every: w.update_every.unwrap_or(1).max(1),
+        first_entry: w.first_entry.filter(|t| *t > 0),
         values,
     })
 }
@@ -732,6 +747,14 @@ mod tests {
             None
         );
         assert_eq!(parse_first_entry("c", b"{}").unwrap(), None);
+        // A data answer's jsonwrap carries it too (a fresh agent answers a window before its
+        // first point with a row of nulls for `net.<iface>`).
+        let t = parse_data(
+            "net.eth0",
+            br#"{"first_entry":1796038201,"result":{"labels":["time","received"],"data":[[1796038200,null]]}}"#,
+        )
+        .unwrap();
+        assert_eq!(t.first_entry, Some(1796038201));
         assert!(matches!(
             parse_first_entry("c", b"Chart is not found: c"),
             Err(NetdataError::Parse { .. })
