@@ -359,7 +359,9 @@ impl App {
                 let bytes = serde_json::to_vec(&silence).map_err(AppError::internal)?;
                 json(self.create_silence(access, &bytes).await?)
             }
-            Request::ExpireSilence { id } => json(self.expire_silence(access, id).await?),
+            Request::ExpireSilence { id } => {
+                json(self.expire_silence(access, &id.to_string()).await?)
+            }
             Request::Acknowledge { rule, node } => {
                 let bytes =
                     serde_json::to_vec(&alerts::Ack { rule, node }).map_err(AppError::internal)?;
