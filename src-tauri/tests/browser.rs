@@ -397,7 +397,6 @@ async fn screenshots_of_every_page_light_and_dark() {
                 Shows::Text(".dashboard-link", "Open its Netdata dashboard"),
                 Shows::Text(".node-alerts", "No alerts on this node."),
                 Shows::Text(".status-line", "Available 100.0 %"),
-                Shows::Text(".summary tr[data-metric=mem_pct]", "50.0 %"),
             ],
         )
         .await;
