@@ -232,7 +232,21 @@ async fn collect_once(cfg: &Config) -> ExitCode {
             down,
             configured.len(),
             report.elapsed.as_millis()
-        )
+        )?;
+        let not_yet: Vec<&str> = report
+            .readings
+            .iter()
+            .filter(|r| r.is_not_yet())
+            .map(|r| r.node.as_str())
+            .collect();
+        if !not_yet.is_empty() {
+            writeln!(
+                out,
+                "not monitored yet (their agents' data starts after this interval; no row): {}",
+                not_yet.join(", ")
+            )?;
+        }
+        Ok(())
     })();
     match res {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => fail(EXIT_RUNTIME, &e),
@@ -335,6 +349,8 @@ async fn serve(cfg: &Config) -> ExitCode {
     if let Some(a) = alerts {
         app = app.with_alerts(a);
     }
+    let engine = Arc::clone(&collector);
+    app = app.with_dashboards(Arc::new(move |name: &str| engine.dashboard_url(name)));
     let mut state = dsmon::server::AppState::new(app, stop_rx.clone())
         .with_trusted_proxies(&cfg.server.trusted_proxies)
         .with_metrics_token(cfg.server.metrics_token.clone());

@@ -83,6 +83,12 @@ function query(params) {
   return q.toString();
 }
 
+/**
+ * Every configured node's state and the link to its own Netdata dashboard (`dashboard`). The
+ * desktop app has no such list: it resolves to [] (no links).
+ */
+export const nodes = () => (desktop ? Promise.resolve([]) : getJSON('/api/nodes'));
+
 // ---- alerts (docs/alerts.md) ------------------------------------------------------------------
 // The desktop app reaches the same use cases through its commands, one per route, named as the
 // application layer's requests (dsmon_app::Request: alerts, alert_history, ..., test_notifier).
@@ -124,9 +130,6 @@ export const acknowledge = (rule, node) =>
 /** Sends a test notification through a notifier -> Delivery. */
 export const testNotifier = (name) =>
   desktop ? call('test_notifier', { name }) : postJSON(`/api/alerts/notifiers/${encodeURIComponent(name)}/test`, {});
-
-/** Every configured node's state. */
-export const nodes = () => getJSON('/api/nodes');
 
 /** The latest live snapshot. */
 export const live = () => (desktop ? call('live') : getJSON('/api/live'));

@@ -21,6 +21,22 @@ function cssColor(name) {
   return color;
 }
 
+/**
+ * uPlot's points.filter: the indices of the values that stand alone (null or the edge on both
+ * sides), which a line cannot draw, so that a single logged row shows as a dot. When uPlot shows
+ * every point anyway (`show`, few points on a wide chart) it needs no list.
+ */
+export function isolatedPoints(u, seriesIdx, show) {
+  if (show) return null;
+  const ys = u.data[seriesIdx];
+  const none = (v) => v === null || v === undefined;
+  const out = [];
+  for (let i = 0; i < ys.length; i++) {
+    if (!none(ys[i]) && (i === 0 || none(ys[i - 1])) && (i === ys.length - 1 || none(ys[i + 1]))) out.push(i);
+  }
+  return out.length ? out : null;
+}
+
 // Whole-second steps for the live charts (uPlot would otherwise tick a few seconds in fractions).
 const LIVE_INCRS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600];
 const clock = (v) => new Date(v * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
@@ -148,8 +164,9 @@ export function lineChart(container, data, opts) {
       stroke: opts.colors ? opts.colors[i] : seriesColor(i),
       width: opts.widths ? opts.widths[i] : 1.5,
       dash: opts.dashes ? opts.dashes[i] : undefined,
-      // Gaps stay gaps; uPlot shows a point where a value stands alone between them.
+      // Gaps stay gaps; a value standing alone between them is drawn as a dot (a line needs two).
       spanGaps: false,
+      points: { filter: isolatedPoints, size: 6, fill: opts.colors ? opts.colors[i] : seriesColor(i) },
       value: (u, v) => (v === null || v === undefined ? '–' : `${v.toFixed(1)} ${opts.unit}`),
     })),
   );

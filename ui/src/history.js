@@ -210,7 +210,7 @@ export function historyPage(main, params) {
       el('thead', {}, el('tr', {}, el('th', { text: 'Node' }), el('th', { text: 'Availability' }))),
       el('tbody', {}, h.nodes.map((n) => el('tr', { 'data-node': n.name },
         el('td', {}, el('a', { href: `/nodes/${encodeURIComponent(n.name)}`, text: n.name }), n.retired ? el('span', { class: 'retired muted', text: 'retired' }) : null),
-        el('td', { class: 'num', text: n.availability === null ? 'no rows' : `${(n.availability * 100).toFixed(1)} %` })))),
+        el('td', { class: 'num', text: n.availability === null ? 'no data' : `${(n.availability * 100).toFixed(1)} %` })))),
     );
     destroyCharts();
     destroyCharts = drawCharts(charts, h, {

@@ -18,7 +18,9 @@ export function nodeCard(name, { big = false } = {}) {
     values[m.key] = el('dd', { text: '–' });
     return el('div', { class: 'tile' }, el('dt', { class: 'muted', text: m.label }), values[m.key]);
   });
-  const spark = el('div', { class: 'spark' });
+  // The big card (the node page) shows its chart only once there is one to draw: no empty box for
+  // a node that is pending or down.
+  const spark = el('div', { class: 'spark', hidden: big });
   const status = el('p', { class: 'status', text: 'waiting for the first poll…' });
   const card = el(
     'article',
@@ -45,9 +47,11 @@ export function nodeCard(name, { big = false } = {}) {
     } else if (node.state === 'up') {
       status.textContent = `updated ${time(node.last_seen)}`;
     }
-    if (hist && hist.t.length > 1) {
+    const valued = (xs) => xs.some((v) => v !== null && v !== undefined);
+    if (hist && hist.t.length > 1 && (!big || chart || valued(hist.cpu) || valued(hist.mem))) {
       const data = [hist.t, hist.cpu, hist.mem];
       if (!chart) {
+        spark.hidden = false;
         chart = lineChart(spark, data, {
           names: ['CPU %', 'Memory %'], unit: '%', height: big ? 180 : 70, compact: !big, live: true, range: [0, 100],
         });
