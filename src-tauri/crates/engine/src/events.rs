@@ -56,10 +56,12 @@ pub enum PollErrorKind {
     Stale,
     Request,
     CaFile,
+    /// A child its Netdata parent lists as not connected (not polled).
+    NotStreaming,
 }
 
 impl PollErrorKind {
-    pub const ALL: [PollErrorKind; 9] = [
+    pub const ALL: [PollErrorKind; 10] = [
         Self::Refused,
         Self::Timeout,
         Self::Http,
@@ -69,6 +71,7 @@ impl PollErrorKind {
         Self::Stale,
         Self::Request,
         Self::CaFile,
+        Self::NotStreaming,
     ];
 
     pub fn of(e: &NetdataError) -> Self {
@@ -82,6 +85,7 @@ impl PollErrorKind {
             NetdataError::Stale { .. } => Self::Stale,
             NetdataError::Request(_) => Self::Request,
             NetdataError::CaFile { .. } => Self::CaFile,
+            NetdataError::NotStreaming { .. } => Self::NotStreaming,
         }
     }
 
@@ -96,6 +100,7 @@ impl PollErrorKind {
             Self::Stale => "stale",
             Self::Request => "request",
             Self::CaFile => "ca_file",
+            Self::NotStreaming => "not_streaming",
         }
     }
 }
@@ -107,7 +112,7 @@ pub const POLL_BUCKETS: [f64; 8] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.
 #[derive(Default)]
 pub struct Counters {
     pub polls_ok: AtomicU64,
-    polls_failed: [AtomicU64; 9],
+    polls_failed: [AtomicU64; 10],
     /// Poll durations: cumulative counts per [`POLL_BUCKETS`] bound, then +Inf.
     poll_buckets: [AtomicU64; 9],
     /// Sum of poll durations, microseconds.
