@@ -331,6 +331,8 @@ mod tests {
         let c = parse(text, &dir.path().join("dsmon.toml")).unwrap();
         assert_eq!(c.collector.log_interval, Duration::from_secs(600));
         assert!(!c.nodes.is_empty());
+        assert_eq!(c.parents.len(), 1);
+        assert!(c.parents[0].filter.wants("web-1") && !c.parents[0].filter.wants("db-test1"));
     }
 
     #[test]
