@@ -2,7 +2,8 @@
 //! streaming to it (Debian's netdata 1.37, `stream.conf` with an API key) -> three nodes with the
 //! children's exact values, polled through the parent; a child started later appears within the
 //! re-read period; a child stopped goes down "not streaming to <parent>"; include/exclude applied
-//! by SIGHUP; `dsmon check` lists what the parent yields. One parent and its children serve every
+//! by SIGHUP; a hung parent costs its children one timeout per poll; `dsmon check` lists what
+//! the parent yields. One parent and its children serve every
 //! step (agents are the slow part).
 
 mod harness;
@@ -230,6 +231,36 @@ fn children_of_a_parent_are_nodes() {
         n.keys().map(String::as_str).collect::<Vec<_>>() == ["web1", "web3"]
             && shows(&n["web1"], &wanted[0].1)
     });
+    // A parent that hangs: its children keep their set, each poll fails within the per-node
+    // timeout (400 ms) and the live view goes on; they are back when it answers again.
+    parent.hang();
+    let took = wait_nodes(
+        &serve,
+        "children down while the parent hangs",
+        Duration::from_secs(5),
+        |n| {
+            n.keys().map(String::as_str).collect::<Vec<_>>() == ["web1", "web3"]
+                && n.values().all(|x| {
+                    x["state"] == "down"
+                        && x["last_error"]
+                            .as_str()
+                            .is_some_and(|e| e.starts_with("no answer within 400ms"))
+                })
+        },
+    );
+    println!("children of a hung parent were down (timeout) {took:?} after SIGSTOP");
+    parent.resume();
+    wait_nodes(
+        &serve,
+        "children back after the parent resumed",
+        Duration::from_secs(10),
+        |n| {
+            n.keys().map(String::as_str).collect::<Vec<_>>() == ["web1", "web3"]
+                && shows(&n["web1"], &wanted[0].1)
+                && shows(&n["web3"], &late)
+        },
+    );
+
     // A configuration that no longer validates is refused: the running set stays.
     std::fs::write(
         &d.config,
