@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use dsmon::config::{self, Config};
 use dsmon::core::{format_ts, tick_at_or_before, unix_now, Metrics, Row};
-use dsmon::engine::Collector;
+use dsmon::engine::{Collector, Discovery};
 use dsmon::store::export::{self, ExportError, Format};
 use dsmon::store::{RowQuery, SharedSamples, SqliteAuthStore, SqliteStore};
 
@@ -178,18 +178,33 @@ fn fail(code: u8, e: &dyn std::fmt::Display) -> ExitCode {
 }
 
 /// The collector (first: a bad CA file is a configuration error, reported before any file is
-/// created) and the opened store.
-fn collector_and_store(cfg: &Config) -> Result<(Collector, SharedSamples), ExitCode> {
-    let collector = Collector::new(cfg).map_err(|e| fail(EXIT_USAGE, &e))?;
+/// created), the source of its node set (`[[nodes]]` and the children of `[[parents]]`, not read
+/// yet) and the opened store.
+fn collector_and_store(
+    cfg: &Config,
+) -> Result<(Arc<Collector>, Arc<Discovery>, SharedSamples), ExitCode> {
+    let (collector, discovery) = collector_and_discovery(cfg)?;
     let store = SqliteStore::open(&cfg.storage.path).map_err(|e| fail(EXIT_RUNTIME, &e))?;
-    Ok((collector, Arc::new(Mutex::new(store))))
+    Ok((collector, discovery, Arc::new(Mutex::new(store))))
+}
+
+fn collector_and_discovery(cfg: &Config) -> Result<(Arc<Collector>, Arc<Discovery>), ExitCode> {
+    let collector = Arc::new(Collector::new(cfg).map_err(|e| fail(EXIT_USAGE, &e))?);
+    let discovery = Discovery::new(Arc::clone(&collector), &cfg.nodes, &cfg.parents)
+        .map_err(|e| fail(EXIT_USAGE, &e))?;
+    Ok((collector, Arc::new(discovery)))
 }
 
 async fn collect_once(cfg: &Config) -> ExitCode {
-    let (collector, store) = match collector_and_store(cfg) {
+    let (collector, discovery, store) = match collector_and_store(cfg) {
         Ok(parts) => parts,
         Err(code) => return code,
     };
+    if !cfg.parents.is_empty() {
+        if let Err(e) = discovery.refresh().await {
+            return fail(EXIT_RUNTIME, &e);
+        }
+    }
     let ts = tick_at_or_before(unix_now(), cfg.collector.log_interval.as_secs());
     let report = match collector.log_tick(&store, ts).await {
         Ok(r) => r,
@@ -255,7 +270,7 @@ async fn collect_once(cfg: &Config) -> ExitCode {
 }
 
 async fn serve(cfg: &Config) -> ExitCode {
-    let (collector, store) = match collector_and_store(cfg) {
+    let (collector, discovery, store) = match collector_and_store(cfg) {
         Ok(parts) => parts,
         Err(code) => return code,
     };
@@ -302,7 +317,6 @@ async fn serve(cfg: &Config) -> ExitCode {
         },
         None => None,
     };
-    let collector = Arc::new(collector);
     collector.leave_state_to_live_poller();
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
@@ -327,10 +341,14 @@ async fn serve(cfg: &Config) -> ExitCode {
         listen = %cfg.server.listen,
         "dsmon serve started"
     );
-    tokio::spawn(reload_nodes_on_hangup(
-        cfg.path.clone(),
-        Arc::clone(&collector),
-    ));
+    if !cfg.parents.is_empty() {
+        tracing::info!(
+            parents = cfg.parents.len(),
+            "children of [[parents]] are discovered and followed"
+        );
+    }
+    Arc::clone(&discovery).spawn(stop_rx.clone());
+    tokio::spawn(reload_nodes_on_hangup(cfg.path.clone(), discovery));
     let reader: SharedSamples = reader;
     let alerts = match start_alerts(cfg, &reader) {
         Ok(a) => a,
@@ -420,10 +438,10 @@ fn start_alerts(
     Ok(Some(alerts))
 }
 
-/// On SIGHUP, reads the configuration again and monitors its `[[nodes]]` from then on, without a
-/// restart (the other sections need one). A file that no longer validates is refused with the
-/// error logged, and the running node set is kept.
-async fn reload_nodes_on_hangup(path: PathBuf, collector: Arc<Collector>) {
+/// On SIGHUP, reads the configuration again and monitors its `[[nodes]]` and `[[parents]]` from
+/// then on, without a restart (the other sections need one). A file that no longer validates is
+/// refused with the error logged, and the running node set is kept.
+async fn reload_nodes_on_hangup(path: PathBuf, discovery: Arc<Discovery>) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         return;
@@ -436,13 +454,14 @@ async fn reload_nodes_on_hangup(path: PathBuf, collector: Arc<Collector>) {
                 continue;
             }
         };
-        match collector.replace_nodes(&cfg.nodes) {
+        match discovery.reconfigure(&cfg.nodes, &cfg.parents) {
             Ok(c) => tracing::info!(
                 added = c.added.len(),
                 removed = c.removed.len(),
                 changed = c.changed.len(),
                 nodes = cfg.nodes.len(),
-                "configuration reloaded: [[nodes]] applied (other sections take effect at the next start)"
+                parents = cfg.parents.len(),
+                "configuration reloaded: [[nodes]] and [[parents]] applied (other sections take effect at the next start)"
             ),
             Err(e) => tracing::error!(error = %e, "configuration not reloaded: the running node set is kept"),
         }
@@ -469,10 +488,16 @@ async fn wait_for_signal() {
 }
 
 async fn check(cfg: &Config) -> ExitCode {
-    let collector = match Collector::new(cfg) {
-        Ok(c) => c,
-        Err(e) => return fail(EXIT_USAGE, &e),
+    let (collector, discovery) = match collector_and_discovery(cfg) {
+        Ok(parts) => parts,
+        Err(code) => return code,
     };
+    if !cfg.parents.is_empty() {
+        if let Err(e) = discovery.refresh().await {
+            return fail(EXIT_RUNTIME, &e);
+        }
+    }
+    let parents = discovery.report();
     let acl_probes = cfg
         .nodes
         .iter()
@@ -485,6 +510,10 @@ async fn check(cfg: &Config) -> ExitCode {
     let unreachable = probes
         .iter()
         .filter(|p| p.metrics.is_err() || p.info.is_err())
+        .count();
+    let parents_down = parents
+        .iter()
+        .filter(|p| !matches!(p.read, Some(Ok(_))))
         .count();
     let res = (|| -> io::Result<()> {
         writeln!(
@@ -525,6 +554,9 @@ async fn check(cfg: &Config) -> ExitCode {
             probes.len() - unreachable,
             probes.len()
         )?;
+        for p in &parents {
+            print_parent(&mut out, p)?;
+        }
         for w in exposures.iter().flat_map(|e| &e.warnings) {
             writeln!(out, "warning: {w}")?;
         }
@@ -532,9 +564,42 @@ async fn check(cfg: &Config) -> ExitCode {
     })();
     match res {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => fail(EXIT_RUNTIME, &e),
-        _ if unreachable > 0 => ExitCode::from(EXIT_RUNTIME),
+        _ if unreachable > 0 || parents_down > 0 => ExitCode::from(EXIT_RUNTIME),
         _ => ExitCode::SUCCESS,
     }
+}
+
+/// What one `[[parents]]` entry yields: each child it lists and the node it became (or why not).
+fn print_parent(out: &mut impl Write, p: &dsmon::engine::ParentReport) -> io::Result<()> {
+    writeln!(out)?;
+    match &p.read {
+        Some(Ok(n)) => writeln!(out, "parent {}: {n} children listed", p.url)?,
+        Some(Err(e)) => writeln!(out, "parent {}: did not answer: {e}", p.url)?,
+        None => writeln!(out, "parent {}: not read", p.url)?,
+    }
+    if p.children.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "  {:<24} {:<36} {:<10} NODE",
+        "HOSTNAME", "GUID", "STREAMING"
+    )?;
+    for c in &p.children {
+        let node = match &c.node {
+            Ok(name) => name.clone(),
+            Err(skipped) => format!("- ({skipped})"),
+        };
+        writeln!(
+            out,
+            "  {:<24} {:<36} {:<10} {}",
+            c.hostname,
+            c.guid,
+            if c.reachable { "yes" } else { "no" },
+            node
+        )?;
+    }
+    Ok(())
 }
 
 async fn netdata_acl(cfg: &Config, given: Vec<std::net::IpAddr>) -> ExitCode {

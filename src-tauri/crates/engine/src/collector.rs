@@ -253,14 +253,19 @@ impl Collector {
         let budget = self.settings.timeout;
         let set = self.registry.current();
         let mut tasks = JoinSet::new();
+        let mut out: Vec<(usize, Reading)> = Vec::new();
         for (i, node) in set.nodes.iter().enumerate() {
             if only.is_some_and(|o| !o.contains(&node.config.name)) {
+                continue;
+            }
+            if let Some(e) = self.registry.held_down(&node.config.name) {
+                out.push((i, held_reading(&node.config.name, e)));
                 continue;
             }
             let node = node.clone();
             tasks.spawn(async move { (i, poll_node(&node, window, budget).await) });
         }
-        let mut out: Vec<(usize, Reading)> = Vec::with_capacity(tasks.len());
+        out.reserve(tasks.len());
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok(r) => out.push(r),
@@ -282,6 +287,14 @@ impl Collector {
         let set = self.registry.current();
         let probes = set.nodes.iter().map(|node| async move {
             let agent = &node.agent;
+            if let Some(e) = self.registry.held_down(&node.config.name) {
+                return Probe {
+                    node: node.config.name.clone(),
+                    url: agent.url().to_string(),
+                    info: Err(e.clone()),
+                    metrics: Err(e),
+                };
+            }
             let both = async { tokio::join!(agent.info(), agent.metrics(Window::Latest)) };
             let (info, metrics) = match tokio::time::timeout(budget, both).await {
                 Ok(both) => both,
@@ -414,6 +427,22 @@ pub async fn poll_node(node: &Node, window: Window, budget: Duration) -> Reading
         node: node.config.name.clone(),
         result,
         elapsed,
+    }
+}
+
+/// The reading of a node held down (not asked): it fails at once with `error`; counted as a poll.
+pub(crate) fn held_reading(node: &str, error: NetdataError) -> Reading {
+    let result = Err(error);
+    PollDone {
+        node,
+        elapsed: Duration::ZERO,
+        result: &result,
+    }
+    .emit();
+    Reading {
+        node: node.to_string(),
+        result,
+        elapsed: Duration::ZERO,
     }
 }
 

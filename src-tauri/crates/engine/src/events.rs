@@ -58,10 +58,12 @@ pub enum PollErrorKind {
     CaFile,
     /// The interval ended before the agent's first point (see [`NetdataError::NotYet`]).
     NotYet,
+    /// A child its Netdata parent lists as not connected (not polled).
+    NotStreaming,
 }
 
 impl PollErrorKind {
-    pub const ALL: [PollErrorKind; 10] = [
+    pub const ALL: [PollErrorKind; 11] = [
         Self::Refused,
         Self::Timeout,
         Self::Http,
@@ -72,6 +74,7 @@ impl PollErrorKind {
         Self::Request,
         Self::CaFile,
         Self::NotYet,
+        Self::NotStreaming,
     ];
 
     pub fn of(e: &NetdataError) -> Self {
@@ -86,6 +89,7 @@ impl PollErrorKind {
             NetdataError::Request(_) => Self::Request,
             NetdataError::CaFile { .. } => Self::CaFile,
             NetdataError::NotYet { .. } => Self::NotYet,
+            NetdataError::NotStreaming { .. } => Self::NotStreaming,
         }
     }
 
@@ -101,6 +105,7 @@ impl PollErrorKind {
             Self::Request => "request",
             Self::CaFile => "ca_file",
             Self::NotYet => "not_yet",
+            Self::NotStreaming => "not_streaming",
         }
     }
 }
@@ -112,7 +117,7 @@ pub const POLL_BUCKETS: [f64; 8] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.
 #[derive(Default)]
 pub struct Counters {
     pub polls_ok: AtomicU64,
-    polls_failed: [AtomicU64; 10],
+    polls_failed: [AtomicU64; 11],
     /// Poll durations: cumulative counts per [`POLL_BUCKETS`] bound, then +Inf.
     poll_buckets: [AtomicU64; 9],
     /// Sum of poll durations, microseconds.

@@ -52,6 +52,9 @@ pub enum NetdataError {
         "{chart}: no data yet (the agent's first point is at {first_entry}, after the interval)"
     )]
     NotYet { chart: String, first_entry: i64 },
+    /// A child listed by its parent as not connected (or no longer listed): not polled.
+    #[error("not streaming to {parent}")]
+    NotStreaming { parent: String },
 }
 
 impl NetdataError {
@@ -73,6 +76,43 @@ pub struct AgentInfo {
     pub version: String,
     #[serde(default)]
     pub mirrored_hosts: Vec<String>,
+    /// Every host the agent holds, itself included (`hops` 0); a parent's children have `hops` >= 1.
+    #[serde(default)]
+    pub mirrored_hosts_status: Vec<MirroredHost>,
+}
+
+/// One entry of `mirrored_hosts_status` (Netdata 1.37: `guid`, `hostname`, `reachable`, `hops`,
+/// `claim_id`, `node_id`; only the first four are read).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct MirroredHost {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub guid: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub hostname: String,
+    /// Whether the host is streaming to this agent now (always true for the agent itself).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub reachable: bool,
+    /// 0 for the agent itself, 1 for a direct child, more through a chain of parents.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub hops: i64,
+}
+
+fn null_as_default<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+impl AgentInfo {
+    /// The hosts that stream to this agent (directly or through other parents): every host but
+    /// the agent itself, without entries lacking a guid.
+    pub fn children(&self) -> impl Iterator<Item = &MirroredHost> {
+        self.mirrored_hosts_status
+            .iter()
+            .filter(|h| h.hops != 0 && !h.guid.trim().is_empty())
+    }
 }
 
 /// Which samples to ask for.
@@ -774,6 +814,45 @@ mod tests {
         let i: AgentInfo = serde_json::from_slice(&fixture("info.json")).unwrap();
         assert_eq!(i.version, "v1.37.1");
         assert_eq!(i.mirrored_hosts, vec!["node1".to_string()]);
+    }
+
+    #[test]
+    fn parent_info_fixture_lists_children() {
+        // Recorded from a 1.37 parent with two children, `ch1` stopped half a second before.
+        let i: AgentInfo = serde_json::from_slice(&fixture("info_parent.json")).unwrap();
+        assert_eq!(i.mirrored_hosts, vec!["par", "ch2", "ch1"]);
+        let children: Vec<_> = i.children().collect();
+        assert_eq!(
+            children.len(),
+            2,
+            "the parent itself (hops 0) is not a child"
+        );
+        assert_eq!(
+            children[0],
+            &MirroredHost {
+                guid: "9a3a7ce4-ecad-11f1-82ce-02fc00000001".into(),
+                hostname: "ch2".into(),
+                reachable: true,
+                hops: 1,
+            }
+        );
+        assert_eq!(
+            (children[1].hostname.as_str(), children[1].reachable),
+            ("ch1", false)
+        );
+        // A standalone agent lists only itself.
+        let i: AgentInfo = serde_json::from_slice(&fixture("info.json")).unwrap();
+        assert_eq!(i.children().count(), 0);
+        // Missing or odd fields are no panic: an entry without a guid is skipped, a wrong type fails.
+        let i: AgentInfo = serde_json::from_slice(
+            br#"{"version":"v1","mirrored_hosts_status":[{"guid":null,"hostname":"x","hops":1}]}"#,
+        )
+        .unwrap();
+        assert_eq!(i.children().count(), 0);
+        assert!(serde_json::from_slice::<AgentInfo>(
+            br#"{"version":"v1","mirrored_hosts_status":[{"guid":1}]}"#
+        )
+        .is_err());
     }
 
     #[test]
