@@ -348,15 +348,17 @@ async fn serve(cfg: &Config) -> ExitCode {
         );
     }
     Arc::clone(&discovery).spawn(stop_rx.clone());
-    tokio::spawn(reload_nodes_on_hangup(cfg.path.clone(), discovery));
     let reader: SharedSamples = reader;
     let alerts = match start_alerts(cfg, &reader) {
         Ok(a) => a,
         Err(e) => return fail(EXIT_RUNTIME, &e),
     };
-    if let Some(a) = &alerts {
-        tokio::spawn(Arc::clone(a).run(collector.subscribe(), stop_rx.clone()));
-    }
+    tokio::spawn(Arc::clone(&alerts).run(collector.subscribe(), stop_rx.clone()));
+    tokio::spawn(reload_on_hangup(
+        cfg.path.clone(),
+        discovery,
+        Arc::clone(&alerts),
+    ));
     let live = dsmon::engine::live::spawn(Arc::clone(&collector), stop_rx.clone());
     let mut app = dsmon::app::App::new(
         live,
@@ -364,9 +366,7 @@ async fn serve(cfg: &Config) -> ExitCode {
         cfg.collector.log_interval.as_secs() as i64,
         auth,
     );
-    if let Some(a) = alerts {
-        app = app.with_alerts(a);
-    }
+    app = app.with_alerts(alerts);
     let engine = Arc::clone(&collector);
     app = app.with_dashboards(Arc::new(move |name: &str| engine.dashboard_url(name)));
     let mut state = dsmon::server::AppState::new(app, stop_rx.clone())
@@ -408,14 +408,11 @@ async fn serve(cfg: &Config) -> ExitCode {
     }
 }
 
-/// The alerts, when `[alerts]` has rules: their state restored from the store.
+/// The alerts (also without rules: SIGHUP may add some), their state restored from the store.
 fn start_alerts(
     cfg: &Config,
     samples: &SharedSamples,
-) -> Result<Option<Arc<dsmon::alerts::Alerts>>, String> {
-    if cfg.alerts.rules.is_empty() {
-        return Ok(None);
-    }
+) -> Result<Arc<dsmon::alerts::Alerts>, String> {
     let a = &cfg.alerts;
     let notifiers =
         dsmon::alerts::notify::Notifiers::new(&a.notifiers, a.attempts, a.retry_backoff)
@@ -435,13 +432,17 @@ fn start_alerts(
         firing = alerts.current().len(),
         "alerts evaluated on every live poll"
     );
-    Ok(Some(alerts))
+    Ok(alerts)
 }
 
-/// On SIGHUP, reads the configuration again and monitors its `[[nodes]]` and `[[parents]]` from
-/// then on, without a restart (the other sections need one). A file that no longer validates is
-/// refused with the error logged, and the running node set is kept.
-async fn reload_nodes_on_hangup(path: PathBuf, discovery: Arc<Discovery>) {
+/// On SIGHUP, reads the configuration again and applies its `[[nodes]]`, `[[parents]]` and
+/// `[alerts]` from then on, without a restart (the other sections need one). A file that no longer
+/// validates is refused with the error logged, and the running set and rules are kept.
+async fn reload_on_hangup(
+    path: PathBuf,
+    discovery: Arc<Discovery>,
+    alerts: Arc<dsmon::alerts::Alerts>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         return;
@@ -461,9 +462,34 @@ async fn reload_nodes_on_hangup(path: PathBuf, discovery: Arc<Discovery>) {
                 changed = c.changed.len(),
                 nodes = cfg.nodes.len(),
                 parents = cfg.parents.len(),
-                "configuration reloaded: [[nodes]] and [[parents]] applied (other sections take effect at the next start)"
+                "configuration reloaded: [[nodes]] and [[parents]] applied (and [alerts] below; other sections take effect at the next start)"
             ),
-            Err(e) => tracing::error!(error = %e, "configuration not reloaded: the running node set is kept"),
+            Err(e) => {
+                tracing::error!(error = %e, "configuration not reloaded: the running node set is kept");
+                continue;
+            }
+        }
+        let a = &cfg.alerts;
+        let notifiers = match dsmon::alerts::notify::Notifiers::new(
+            &a.notifiers,
+            a.attempts,
+            a.retry_backoff,
+        ) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "alert rules not reloaded: the running rules are kept");
+                continue;
+            }
+        };
+        let (alerts, a) = (Arc::clone(&alerts), a.clone());
+        match tokio::task::spawn_blocking(move || alerts.reload(a, notifiers)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "alert rules not reloaded: the running rules are kept")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "alert rules not reloaded: the running rules are kept")
+            }
         }
     }
 }
