@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The demo on embedded defaults: five real Netdata agents on loopback ports (each in its own
-# temporary directory) and `dsmon serve` logging them to the default SQLite file
-# (~/.local/share/dsmon/dsmon.sqlite3). Ctrl-C stops everything and removes the agents' directories.
+# The demo: five real Netdata agents on loopback ports (each in its own temporary directory, its API
+# open to the monitor only: the `[web]` lines `dsmon netdata-acl` prints), a sixth node whose port
+# nothing listens on (down from the start, to show how a failing node looks), and `dsmon serve`
+# logging them every minute to the default SQLite file (~/.local/share/dsmon/dsmon.sqlite3).
+# Ctrl-C stops everything and removes the agents' directories.
 #
-# Environment: DSMON_DEMO_PORT (first agent port, default 19991),
-#              DSMON_DEMO_LOG_INTERVAL (e.g. "1m"; default: dsmon's own default, 10m),
+# Environment: DSMON_DEMO_PORT (first agent port, default 19991; node6 is the port after node5's),
+#              DSMON_DEMO_LOG_INTERVAL (default "1m", so the History page fills while you watch;
+#                "10m" is dsmon's own default, what a real deployment logs),
 #              DSMON_DEMO_HTTP_PORT (the web UI's port; default: dsmon's own default, 8080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,32 +57,45 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+log_interval=${DSMON_DEMO_LOG_INTERVAL:-1m}
 conf="$demo/dsmon.toml"
 {
-    echo "# written by scripts/demo.sh: five local Netdata agents, everything else dsmon's defaults"
-    if [ -n "${DSMON_DEMO_LOG_INTERVAL:-}" ]; then
-        printf '[collector]\nlog_interval = "%s"\n\n' "$DSMON_DEMO_LOG_INTERVAL"
-    fi
+    echo "# written by scripts/demo.sh: five local Netdata agents and node6, which nothing answers for;"
+    echo "# everything else dsmon's defaults"
+    echo "[collector]"
+    echo "# A row per node every $log_interval, so the History page fills while you watch. dsmon's own"
+    echo "# default is 10m (DSMON_DEMO_LOG_INTERVAL=10m scripts/demo.sh, or delete this line)."
+    printf 'log_interval = "%s"\n\n' "$log_interval"
     if [ -n "${DSMON_DEMO_HTTP_PORT:-}" ]; then
         printf '[server]\nlisten = "127.0.0.1:%s"\n\n' "$DSMON_DEMO_HTTP_PORT"
     fi
 } > "$conf"
 
-for i in 1 2 3 4 5; do
+# Ports: node1..node5 run agents; node6's port must stay closed (a node that does not answer).
+for i in 1 2 3 4 5 6; do
     port=$((base_port + i - 1))
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         echo "error: port $port is in use (set DSMON_DEMO_PORT to another first port)" >&2
         exit 1
     fi
+    printf '[[nodes]]\nname = "node%s"\nurl = "http://127.0.0.1:%s"\n\n' "$i" "$port" >> "$conf"
+done
+
+# The agents admit the monitor only: the [web] lines dsmon itself recommends (all loopback here, so
+# "localhost"), placed in each agent's [web] section.
+acl=$("$bin" --config "$conf" netdata-acl | grep '^    allow ' | awk '!seen[$0]++')
+
+for i in 1 2 3 4 5; do
+    port=$((base_port + i - 1))
     d="$demo/node$i"
     mkdir -p "$d"/{etc,cache,lib,log,run}
     [ "$user" = netdata ] && chown -R netdata:netdata "$d"/{etc,cache,lib,log,run}
     chmod 755 "$d"
     sed -e "s|@NAME@|node$i|g" -e "s|@DIR@|$d|g" -e "s|@USER@|$user|g" \
-        -e "s|@BIND@|127.0.0.1:$port|g" -e "s|@PORT@|$port|g" scripts/netdata-agent.conf > "$d/netdata.conf"
+        -e "s|@BIND@|127.0.0.1:$port|g" -e "s|@PORT@|$port|g" scripts/netdata-agent.conf |
+        ACL="$acl" awk '{ print } /^\[web\]$/ { print ENVIRON["ACL"] }' > "$d/netdata.conf"
     setsid "$netdata_bin" -c "$d/netdata.conf" -D > "$d/stdout.log" 2>&1 &
     pids+=($!)
-    printf '[[nodes]]\nname = "node%s"\nurl = "http://127.0.0.1:%s"\n\n' "$i" "$port" >> "$conf"
 done
 
 echo "waiting for the agents' first values..."
@@ -96,7 +112,9 @@ sleep 1
 
 "$bin" --config "$conf" check || true
 echo
-echo "dsmon serve is logging node1..node5 and serving http://127.0.0.1:${DSMON_DEMO_HTTP_PORT:-8080}/ (Ctrl-C to stop)."
+echo "node6 is down on purpose: nothing listens on its port, so you see how dsmon shows a failing node."
+echo "dsmon serve logs node1..node6 every $log_interval (DSMON_DEMO_LOG_INTERVAL=10m for dsmon's default)"
+echo "and serves http://127.0.0.1:${DSMON_DEMO_HTTP_PORT:-8080}/ (Ctrl-C to stop)."
 echo "In another terminal:"
 echo "  $bin --config $conf collect --once     # log the current tick now"
 echo "  $bin --config $conf export --from -1h  # the rows logged so far"

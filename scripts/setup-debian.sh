@@ -37,6 +37,9 @@ if [ "$gui" = yes ]; then
     packages+=(libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev libssl-dev)
     # The desktop app's end-to-end tests: a virtual display, WebKit's WebDriver, screenshots.
     packages+=(xvfb xauth webkit2gtk-driver imagemagick)
+    # The desktop notifications' test: a session bus (dbus-daemon, dbus-monitor, dbus-send) and a
+    # real notification daemon (dunst).
+    packages+=(dbus dunst)
 fi
 if [ "$browser" = yes ]; then
     packages+=(chromium chromium-driver fonts-dejavu-core)

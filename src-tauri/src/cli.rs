@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use dsmon::config::{self, Config};
 use dsmon::core::{format_ts, tick_at_or_before, unix_now, Metrics, Row};
-use dsmon::engine::Collector;
+use dsmon::engine::{Collector, Discovery};
 use dsmon::store::export::{self, ExportError, Format};
 use dsmon::store::{
     AlertStore, AuthStore, PgDatabase, PgOptions, RowQuery, SampleStore, SharedSamples,
@@ -258,19 +258,34 @@ impl Storage {
 }
 
 /// The collector (first: a bad CA file is a configuration error, reported before any file is
-/// created), the storage and its opened sample store.
-fn collector_and_store(cfg: &Config) -> Result<(Collector, Storage, SharedSamples), ExitCode> {
-    let collector = Collector::new(cfg).map_err(|e| fail(EXIT_USAGE, &e))?;
+/// created), the source of its node set (`[[nodes]]` and the children of `[[parents]]`, not read
+/// yet), the storage and its opened sample store.
+fn collector_and_store(
+    cfg: &Config,
+) -> Result<(Arc<Collector>, Arc<Discovery>, Storage, SharedSamples), ExitCode> {
+    let (collector, discovery) = collector_and_discovery(cfg)?;
     let storage = Storage::open(cfg).map_err(|e| fail(EXIT_RUNTIME, &e))?;
     let store = storage.samples().map_err(|e| fail(EXIT_RUNTIME, &e))?;
-    Ok((collector, storage, store))
+    Ok((collector, discovery, storage, store))
+}
+
+fn collector_and_discovery(cfg: &Config) -> Result<(Arc<Collector>, Arc<Discovery>), ExitCode> {
+    let collector = Arc::new(Collector::new(cfg).map_err(|e| fail(EXIT_USAGE, &e))?);
+    let discovery = Discovery::new(Arc::clone(&collector), &cfg.nodes, &cfg.parents)
+        .map_err(|e| fail(EXIT_USAGE, &e))?;
+    Ok((collector, Arc::new(discovery)))
 }
 
 async fn collect_once(cfg: &Config) -> ExitCode {
-    let (collector, storage, store) = match collector_and_store(cfg) {
+    let (collector, discovery, storage, store) = match collector_and_store(cfg) {
         Ok(parts) => parts,
         Err(code) => return code,
     };
+    if !cfg.parents.is_empty() {
+        if let Err(e) = discovery.refresh().await {
+            return fail(EXIT_RUNTIME, &e);
+        }
+    }
     let ts = tick_at_or_before(unix_now(), cfg.collector.log_interval.as_secs());
     let report = match collector.log_tick(&store, ts).await {
         Ok(r) => r,
@@ -320,7 +335,21 @@ async fn collect_once(cfg: &Config) -> ExitCode {
             down,
             configured.len(),
             report.elapsed.as_millis()
-        )
+        )?;
+        let not_yet: Vec<&str> = report
+            .readings
+            .iter()
+            .filter(|r| r.is_not_yet())
+            .map(|r| r.node.as_str())
+            .collect();
+        if !not_yet.is_empty() {
+            writeln!(
+                out,
+                "not monitored yet (their agents' data starts after this interval; no row): {}",
+                not_yet.join(", ")
+            )?;
+        }
+        Ok(())
     })();
     match res {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => fail(EXIT_RUNTIME, &e),
@@ -329,7 +358,7 @@ async fn collect_once(cfg: &Config) -> ExitCode {
 }
 
 async fn serve(cfg: &Config) -> ExitCode {
-    let (collector, storage, store) = match collector_and_store(cfg) {
+    let (collector, discovery, storage, store) = match collector_and_store(cfg) {
         Ok(parts) => parts,
         Err(code) => return code,
     };
@@ -376,7 +405,6 @@ async fn serve(cfg: &Config) -> ExitCode {
         },
         None => None,
     };
-    let collector = Arc::new(collector);
     collector.leave_state_to_live_poller();
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
@@ -401,10 +429,13 @@ async fn serve(cfg: &Config) -> ExitCode {
         listen = %cfg.server.listen,
         "dsmon serve started"
     );
-    tokio::spawn(reload_nodes_on_hangup(
-        cfg.path.clone(),
-        Arc::clone(&collector),
-    ));
+    if !cfg.parents.is_empty() {
+        tracing::info!(
+            parents = cfg.parents.len(),
+            "children of [[parents]] are discovered and followed"
+        );
+    }
+    Arc::clone(&discovery).spawn(stop_rx.clone());
     let alerts = match start_alerts(cfg, &storage, &reader) {
         Ok(a) => a,
         Err(e) => return fail(EXIT_RUNTIME, &e),
@@ -415,12 +446,15 @@ async fn serve(cfg: &Config) -> ExitCode {
         Storage::Postgres(db) => Some(dsmon::store::PgLeaderLock::new(db)),
         Storage::Sqlite(_) => None,
     };
-    let leader_alerts = alerts.clone();
+    let leader_alerts = Some(Arc::clone(&alerts));
     if leader.is_none() {
-        if let Some(a) = &alerts {
-            tokio::spawn(Arc::clone(a).run(collector.subscribe(), stop_rx.clone()));
-        }
+        tokio::spawn(Arc::clone(&alerts).run(collector.subscribe(), stop_rx.clone()));
     }
+    tokio::spawn(reload_on_hangup(
+        cfg.path.clone(),
+        discovery,
+        Arc::clone(&alerts),
+    ));
     let live = dsmon::engine::live::spawn(Arc::clone(&collector), stop_rx.clone());
     let mut app = dsmon::app::App::new(
         live,
@@ -428,9 +462,9 @@ async fn serve(cfg: &Config) -> ExitCode {
         cfg.collector.log_interval.as_secs() as i64,
         auth,
     );
-    if let Some(a) = alerts {
-        app = app.with_alerts(a);
-    }
+    app = app.with_alerts(alerts);
+    let engine = Arc::clone(&collector);
+    app = app.with_dashboards(Arc::new(move |name: &str| engine.dashboard_url(name)));
     let mut state = dsmon::server::AppState::new(app, stop_rx.clone())
         .with_trusted_proxies(&cfg.server.trusted_proxies)
         .with_metrics_token(cfg.server.metrics_token.clone());
@@ -596,15 +630,12 @@ async fn backfill(collector: &Collector, store: &SharedSamples, interval: u64) {
     }
 }
 
-/// The alerts, when `[alerts]` has rules: their state restored from the store.
+/// The alerts (also without rules: SIGHUP may add some), their state restored from the store.
 fn start_alerts(
     cfg: &Config,
     storage: &Storage,
     samples: &SharedSamples,
-) -> Result<Option<Arc<dsmon::alerts::Alerts>>, String> {
-    if cfg.alerts.rules.is_empty() {
-        return Ok(None);
-    }
+) -> Result<Arc<dsmon::alerts::Alerts>, String> {
     let a = &cfg.alerts;
     let notifiers =
         dsmon::alerts::notify::Notifiers::new(&a.notifiers, a.attempts, a.retry_backoff)
@@ -618,13 +649,17 @@ fn start_alerts(
         firing = alerts.current().len(),
         "alerts evaluated on every live poll"
     );
-    Ok(Some(alerts))
+    Ok(alerts)
 }
 
-/// On SIGHUP, reads the configuration again and monitors its `[[nodes]]` from then on, without a
-/// restart (the other sections need one). A file that no longer validates is refused with the
-/// error logged, and the running node set is kept.
-async fn reload_nodes_on_hangup(path: PathBuf, collector: Arc<Collector>) {
+/// On SIGHUP, reads the configuration again and applies its `[[nodes]]`, `[[parents]]` and
+/// `[alerts]` from then on, without a restart (the other sections need one). A file that no longer
+/// validates is refused with the error logged, and the running set and rules are kept.
+async fn reload_on_hangup(
+    path: PathBuf,
+    discovery: Arc<Discovery>,
+    alerts: Arc<dsmon::alerts::Alerts>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         return;
@@ -637,15 +672,41 @@ async fn reload_nodes_on_hangup(path: PathBuf, collector: Arc<Collector>) {
                 continue;
             }
         };
-        match collector.replace_nodes(&cfg.nodes) {
+        match discovery.reconfigure(&cfg.nodes, &cfg.parents) {
             Ok(c) => tracing::info!(
                 added = c.added.len(),
                 removed = c.removed.len(),
                 changed = c.changed.len(),
                 nodes = cfg.nodes.len(),
-                "configuration reloaded: [[nodes]] applied (other sections take effect at the next start)"
+                parents = cfg.parents.len(),
+                "configuration reloaded: [[nodes]] and [[parents]] applied (and [alerts] below; other sections take effect at the next start)"
             ),
-            Err(e) => tracing::error!(error = %e, "configuration not reloaded: the running node set is kept"),
+            Err(e) => {
+                tracing::error!(error = %e, "configuration not reloaded: the running node set is kept");
+                continue;
+            }
+        }
+        let a = &cfg.alerts;
+        let notifiers = match dsmon::alerts::notify::Notifiers::new(
+            &a.notifiers,
+            a.attempts,
+            a.retry_backoff,
+        ) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "alert rules not reloaded: the running rules are kept");
+                continue;
+            }
+        };
+        let (alerts, a) = (Arc::clone(&alerts), a.clone());
+        match tokio::task::spawn_blocking(move || alerts.reload(a, notifiers)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "alert rules not reloaded: the running rules are kept")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "alert rules not reloaded: the running rules are kept")
+            }
         }
     }
 }
@@ -670,10 +731,16 @@ async fn wait_for_signal() {
 }
 
 async fn check(cfg: &Config) -> ExitCode {
-    let collector = match Collector::new(cfg) {
-        Ok(c) => c,
-        Err(e) => return fail(EXIT_USAGE, &e),
+    let (collector, discovery) = match collector_and_discovery(cfg) {
+        Ok(parts) => parts,
+        Err(code) => return code,
     };
+    if !cfg.parents.is_empty() {
+        if let Err(e) = discovery.refresh().await {
+            return fail(EXIT_RUNTIME, &e);
+        }
+    }
+    let parents = discovery.report();
     let acl_probes = cfg
         .nodes
         .iter()
@@ -686,6 +753,10 @@ async fn check(cfg: &Config) -> ExitCode {
     let unreachable = probes
         .iter()
         .filter(|p| p.metrics.is_err() || p.info.is_err())
+        .count();
+    let parents_down = parents
+        .iter()
+        .filter(|p| !matches!(p.read, Some(Ok(_))))
         .count();
     let res = (|| -> io::Result<()> {
         writeln!(
@@ -726,6 +797,9 @@ async fn check(cfg: &Config) -> ExitCode {
             probes.len() - unreachable,
             probes.len()
         )?;
+        for p in &parents {
+            print_parent(&mut out, p)?;
+        }
         for w in exposures.iter().flat_map(|e| &e.warnings) {
             writeln!(out, "warning: {w}")?;
         }
@@ -733,9 +807,42 @@ async fn check(cfg: &Config) -> ExitCode {
     })();
     match res {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => fail(EXIT_RUNTIME, &e),
-        _ if unreachable > 0 => ExitCode::from(EXIT_RUNTIME),
+        _ if unreachable > 0 || parents_down > 0 => ExitCode::from(EXIT_RUNTIME),
         _ => ExitCode::SUCCESS,
     }
+}
+
+/// What one `[[parents]]` entry yields: each child it lists and the node it became (or why not).
+fn print_parent(out: &mut impl Write, p: &dsmon::engine::ParentReport) -> io::Result<()> {
+    writeln!(out)?;
+    match &p.read {
+        Some(Ok(n)) => writeln!(out, "parent {}: {n} children listed", p.url)?,
+        Some(Err(e)) => writeln!(out, "parent {}: did not answer: {e}", p.url)?,
+        None => writeln!(out, "parent {}: not read", p.url)?,
+    }
+    if p.children.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "  {:<24} {:<36} {:<10} NODE",
+        "HOSTNAME", "GUID", "STREAMING"
+    )?;
+    for c in &p.children {
+        let node = match &c.node {
+            Ok(name) => name.clone(),
+            Err(skipped) => format!("- ({skipped})"),
+        };
+        writeln!(
+            out,
+            "  {:<24} {:<36} {:<10} {}",
+            c.hostname,
+            c.guid,
+            if c.reachable { "yes" } else { "no" },
+            node
+        )?;
+    }
+    Ok(())
 }
 
 async fn netdata_acl(cfg: &Config, given: Vec<std::net::IpAddr>) -> ExitCode {

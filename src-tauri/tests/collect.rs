@@ -359,3 +359,54 @@ fn sigterm_during_a_tick_lets_the_tick_finish_and_write() {
     );
     agents[1].resume();
 }
+
+#[test]
+fn a_tick_that_ended_before_a_fresh_agent_started_writes_no_row() {
+    // Start the agent early in a 30 s interval, so that it is ready before the interval ends: the
+    // tick at its start closes an interval that ended before the agent existed.
+    let into = unix_now() % 30.0;
+    if into > 8.0 {
+        std::thread::sleep(Duration::from_secs_f64(30.0 - into + 0.3));
+    }
+    let started = unix_now();
+    let agents = start_agents(&[("fresh", M1)]);
+    let nodes: String = agents.iter().map(NetdataAgent::node_toml).collect();
+    let dsmon = Dsmon::new(&format!(
+        "[collector]\nlog_interval = \"30s\"\ntimeout = \"2s\"\n\n{nodes}\
+         [[nodes]]\nname = \"refused\"\nurl = \"http://127.0.0.1:9\"\n"
+    ));
+    let tick = (unix_now() as i64).div_euclid(30) * 30;
+    assert!(
+        (tick as f64) < started,
+        "the agent took {:.0} s to be ready: the tick is after it started",
+        unix_now() - started
+    );
+    let r = dsmon.run(&["collect", "--once"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("1 rows written")
+            && r.stdout.contains("1 of 2 nodes down")
+            && r.stdout.contains(
+                "not monitored yet (their agents' data starts after this interval; no row): fresh"
+            ),
+        "{r:?}"
+    );
+    let rows = dsmon.rows();
+    assert_eq!(rows.len(), 1, "only the refused node's NULL row: {rows:#?}");
+    assert_eq!(rows[0]["node"], "refused");
+    assert!(rows[0]["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("connection failed")));
+
+    // The next tick's interval holds the agent's first points: a row with values.
+    let next = wait_for_tick(30, 0.0, 0.0);
+    assert_eq!(next, tick + 30);
+    let r = dsmon.run(&["collect", "--once"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let rows = dsmon.rows();
+    let row = row_of(&rows, "fresh", next);
+    assert!(
+        row["error"].is_null() && row["cpu_pct"].is_number(),
+        "{row}"
+    );
+}

@@ -500,3 +500,87 @@ async fn desktop_settings_are_validated_saved_and_applied() {
     assert!(prefs.contains("\"dark\""), "{prefs}");
     b.close().await;
 }
+
+/// The desktop app's alerts (local mode): the same use cases as the server through its commands,
+/// the Alerts page, and the default `node down` rule (no `[alerts]` configured) shown as a real
+/// desktop notification — `dunst` on a session bus, `dbus-monitor` recording the Notify call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_alerts_notify_on_the_desktop_and_show_the_alerts_page() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut agent = NetdataAgent::start("echo", Machine::STANDARD);
+    let mut home = DesktopHome::new();
+    let notices = harness::desktop::Notices::start(&home.dir);
+    home.bus = Some(notices.address.clone());
+    let config = format!(
+        "[storage]\npath = \"{}\"\n[collector]\nlog_interval = \"10m\"\nlive_interval = \"1s\"\ntimeout = \"500ms\"\n{}",
+        home.dir.join("desktop.sqlite3").display(),
+        agent.node_toml()
+    );
+    let b = home.launch_config(&config).await;
+    b.wait("the node up", WAIT, || async {
+        invoke(&b, "live", json!({}))
+            .await
+            .is_ok_and(|v| v["nodes"][0]["state"] == "up")
+    })
+    .await;
+    let rules = invoke(&b, "alert_config", json!({}))
+        .await
+        .expect("alert_config");
+    assert_eq!(
+        rules["rules"][0]["name"], "node down",
+        "the default rule: {rules}"
+    );
+    assert_eq!(rules["notifiers"][0]["type"], "desktop", "{rules}");
+    invoke(
+        &b,
+        "prefs_set",
+        json!({ "key": "notifications", "value": true }),
+    )
+    .await
+    .expect("notifications on");
+
+    agent.kill();
+    b.wait("node down firing", Duration::from_secs(30), || async {
+        invoke(&b, "alerts", json!({})).await.is_ok_and(|v| {
+            v["alerts"][0]["rule"] == "node down" && v["alerts"][0]["state"] == "firing"
+        })
+    })
+    .await;
+    b.wait("the Notify call on the session bus", WAIT, || async {
+        notices.calls().contains("FIRING node down on echo")
+    })
+    .await;
+    let log = invoke(&b, "alert_deliveries", json!({ "limit": 10 }))
+        .await
+        .expect("deliveries");
+    let d = &log["deliveries"][0];
+    assert_eq!(
+        (d["type"].as_str(), d["ok"].as_bool()),
+        (Some("desktop"), Some(true)),
+        "{log}"
+    );
+
+    // The Alerts page in the app, through the same commands.
+    click(&b, "a[data-nav=alerts]").await;
+    b.wait("the firing alert on the Alerts page", WAIT, || async {
+        b.content("main").await.contains("node down")
+    })
+    .await;
+    b.screenshot(
+        "desktop-alerts",
+        &[
+            Shows::Text("main", "node down"),
+            Shows::Text("main", "echo"),
+        ],
+    )
+    .await;
+
+    agent.restart();
+    b.wait(
+        "resolved on the desktop",
+        Duration::from_secs(30),
+        || async { notices.calls().contains("RESOLVED node down on echo") },
+    )
+    .await;
+    b.close().await;
+}

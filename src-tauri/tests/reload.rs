@@ -1,6 +1,7 @@
 //! The node set changes while `dsmon serve` runs: SIGHUP re-reads the configuration's `[[nodes]]`
 //! (a node added is polled within a live interval, a node removed leaves the live view, its
-//! history stays); a file that no longer validates is refused and the running set is kept.
+//! history stays), and `[alerts]` rules likewise; a file that no longer validates is refused and
+//! the running set and rules are kept.
 
 mod harness;
 
@@ -67,6 +68,34 @@ fn sighup_changes_the_node_set_without_a_restart() {
     hangup(&serve);
     std::thread::sleep(Duration::from_secs(1));
     assert!(up(&["alpha", "beta"]), "{:?}", states(&serve));
+
+    // Alert rules come with SIGHUP too (no restart: the same process evaluates the new rule)...
+    let both = format!("{config}{}", agents[1].node_toml());
+    let rule = "[[alerts.rules]]\nname = \"mem\"\nmetric = \"mem_pct\"\nabove = 10\nfor = \"1s\"\n";
+    std::fs::write(&d.config, format!("{both}{rule}")).expect("write");
+    hangup(&serve);
+    let firing = || {
+        serve.json("/api/alerts", 200)["alerts"]
+            .as_array()
+            .map_or(0, |a| {
+                a.iter()
+                    .filter(|x| x["rule"] == "mem" && x["state"] == "firing")
+                    .count()
+            })
+    };
+    wait_until(
+        "the new rule fires on both nodes",
+        Duration::from_secs(10),
+        || firing() == 2,
+    );
+    // ... and a rule that no longer validates is refused: the running rules are kept.
+    let broken = rule.replace("above = 10\n", "above = 10\nbelow = 5\n");
+    std::fs::write(&d.config, format!("{both}{broken}")).expect("write");
+    hangup(&serve);
+    std::thread::sleep(Duration::from_secs(1));
+    let rules = serve.json("/api/alerts/config", 200);
+    assert_eq!(rules["rules"][0]["threshold"], 10.0, "{rules}");
+    assert_eq!(firing(), 2, "still firing after the refused reload");
 
     // Remove alpha once a tick of it is logged: it leaves the live view; its history stays
     // (retired).

@@ -83,8 +83,53 @@ function query(params) {
   return q.toString();
 }
 
-/** Every configured node's state. */
-export const nodes = () => getJSON('/api/nodes');
+/**
+ * Every configured node's state and the link to its own Netdata dashboard (`dashboard`). The
+ * desktop app has no such list: it resolves to [] (no links).
+ */
+export const nodes = () => (desktop ? Promise.resolve([]) : getJSON('/api/nodes'));
+
+// ---- alerts (docs/alerts.md) ------------------------------------------------------------------
+// The desktop app reaches the same use cases through its commands, one per route, named as the
+// application layer's requests (dsmon_app::Request: alerts, alert_history, ..., test_notifier).
+
+const del = (path) => request(path, { method: 'DELETE' });
+
+/** Pending and firing alerts now: { alerts: [Alert] } (every signed-in role). */
+export const alerts = () => (desktop ? call('alerts') : getJSON('/api/alerts'));
+
+/** Firing and resolved events, newest first: { events } for { from, to, node, limit }. */
+export const alertHistory = (p = {}) => {
+  if (!desktop) return getJSON(`/api/alerts/history?${query(p)}`);
+  const node = p.node === undefined || p.node === null ? [] : [].concat(p.node);
+  return call('alert_history', { query: { from: p.from, to: p.to, limit: p.limit, node } });
+};
+
+/** The delivery log, newest first: { deliveries }. */
+export const alertDeliveries = (limit) =>
+  desktop ? call('alert_deliveries', { limit }) : getJSON(`/api/alerts/deliveries?${query({ limit })}`);
+
+/** The alert rules, notifiers and maintenance windows: { rules, notifiers, maintenance }. */
+export const alertConfig = () => (desktop ? call('alert_config') : getJSON('/api/alerts/config'));
+
+/** Silences, active first, then recently expired: { silences }. */
+export const silences = () => (desktop ? call('silences') : getJSON('/api/alerts/silences'));
+
+/** Creates a silence: { nodes, rule, severity, expires: '2h' | RFC 3339, comment } -> Silence. */
+export const createSilence = (silence) =>
+  desktop ? call('create_silence', { silence }) : postJSON('/api/alerts/silences', silence);
+
+/** Expires a silence now -> Silence. */
+export const expireSilence = (id) =>
+  desktop ? call('expire_silence', { id: Number(id) }) : del(`/api/alerts/silences/${encodeURIComponent(id)}`);
+
+/** Acknowledges a firing alert until it resolves -> Alert. */
+export const acknowledge = (rule, node) =>
+  desktop ? call('acknowledge', { rule, node }) : postJSON('/api/alerts/ack', { rule, node });
+
+/** Sends a test notification through a notifier -> Delivery. */
+export const testNotifier = (name) =>
+  desktop ? call('test_notifier', { name }) : postJSON(`/api/alerts/notifiers/${encodeURIComponent(name)}/test`, {});
 
 /** The latest live snapshot. */
 export const live = () => (desktop ? call('live') : getJSON('/api/live'));

@@ -1,4 +1,4 @@
-// dsmon's pages: a small path router (/live, /history, /nodes/NAME, /users, /audit) over one shared
+// dsmon's pages: a small path router (/live, /history, /nodes/NAME, /alerts, /users, /audit) over one shared
 // live store fed by the backend's live stream. Which pages exist for the signed-in role comes from
 // /api/me; the backend enforces the same rule on every route, so this only avoids showing dead ends.
 import * as api from './api.js';
@@ -7,6 +7,7 @@ import { historyPage } from './history.js';
 import { nodePage } from './node.js';
 import { usersPage } from './users.js';
 import { auditPage } from './audit.js';
+import { alertsPage } from './alerts.js';
 import { settingsPage, applyTheme } from './settings.js';
 import { interceptLinks, navigate } from './nav.js';
 import { el } from './format.js';
@@ -41,7 +42,7 @@ function setConn(state) {
 
 const main = document.getElementById('main');
 let cleanup = null;
-const ADMIN_PAGES = new Set(['history', 'users', 'audit', 'settings']);
+const ADMIN_PAGES = new Set(['history', 'alerts', 'users', 'audit', 'settings']);
 
 function notAuthorized() {
   main.replaceChildren(
@@ -112,6 +113,7 @@ function route(navigated = false) {
     if (ADMIN_PAGES.has(page) && store.me.role !== 'admin') notAuthorized();
     else if (page === 'live') cleanup = livePage(main, store);
     else if (page === 'history') cleanup = historyPage(main, params);
+    else if (page === 'alerts') cleanup = alertsPage(main);
     else if (page === 'users') cleanup = usersPage(main, store.me);
     else if (page === 'audit') cleanup = auditPage(main);
     else if (page === 'settings' && api.desktop) cleanup = settingsPage(main);

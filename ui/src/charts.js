@@ -21,6 +21,22 @@ function cssColor(name) {
   return color;
 }
 
+/**
+ * uPlot's points.filter: the indices of the values that stand alone (null or the edge on both
+ * sides), which a line cannot draw, so that a single logged row shows as a dot. When uPlot shows
+ * every point anyway (`show`, few points on a wide chart) it needs no list.
+ */
+export function isolatedPoints(u, seriesIdx, show) {
+  if (show) return null;
+  const ys = u.data[seriesIdx];
+  const none = (v) => v === null || v === undefined;
+  const out = [];
+  for (let i = 0; i < ys.length; i++) {
+    if (!none(ys[i]) && (i === 0 || none(ys[i - 1])) && (i === ys.length - 1 || none(ys[i + 1]))) out.push(i);
+  }
+  return out.length ? out : null;
+}
+
 // Whole-second steps for the live charts (uPlot would otherwise tick a few seconds in fractions).
 const LIVE_INCRS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600];
 const clock = (v) => new Date(v * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
@@ -43,10 +59,102 @@ function axes(unit, compact, live) {
   ];
 }
 
+/** `rgb(r, g, b)` as `rgba(r, g, b, a)`. */
+const withAlpha = (rgb, a) => rgb.replace(/^rgba?\(([^,]+),([^,]+),([^,)]+).*$/, `rgba($1,$2,$3, ${a})`);
+
+/**
+ * A uPlot plugin that marks alert spans: a shaded band from firing to resolved, a solid line where
+ * it fired (with the rule's name at the top), a dashed one where it resolved; hovering a band names
+ * its alerts. marks: [{ from, to, resolved, severity, label, title }] (times in Unix seconds).
+ */
+function alertMarks(marks) {
+  const colors = { critical: cssColor('--down'), warning: cssColor('--pending') };
+  let tip = null;
+  return {
+    hooks: {
+      init: [
+        (u) => {
+          tip = document.createElement('div');
+          tip.className = 'mark-tip';
+          tip.hidden = true;
+          u.over.append(tip);
+        },
+      ],
+      draw: [
+        (u) => {
+          const { ctx } = u;
+          const { left, top, width, height } = u.bbox;
+          const px = uPlot.pxRatio || 1;
+          ctx.save();
+          ctx.beginPath();
+          ctx.rect(left, top, width, height);
+          ctx.clip();
+          ctx.font = `${11 * px}px system-ui, sans-serif`;
+          ctx.textBaseline = 'top';
+          marks.forEach((m, i) => {
+            const color = colors[m.severity] || colors.warning;
+            const x0 = u.valToPos(m.from, 'x', true);
+            const x1 = u.valToPos(m.to, 'x', true);
+            ctx.fillStyle = withAlpha(color, 0.12);
+            ctx.fillRect(x0, top, Math.max(px, x1 - x0), height);
+            ctx.strokeStyle = color;
+            ctx.lineWidth = 1.5 * px;
+            ctx.setLineDash([]);
+            ctx.beginPath();
+            ctx.moveTo(x0, top);
+            ctx.lineTo(x0, top + height);
+            ctx.stroke();
+            if (m.resolved) {
+              ctx.setLineDash([4 * px, 3 * px]);
+              ctx.beginPath();
+              ctx.moveTo(x1, top);
+              ctx.lineTo(x1, top + height);
+              ctx.stroke();
+            }
+            // The rule's name beside its line, on one of three rows so that neighbours do not
+            // overprint, and left of the line where it would run off the plot.
+            ctx.fillStyle = color;
+            const w = ctx.measureText(m.label).width;
+            const x = x0 + 3 * px + w > left + width ? x0 - 3 * px - w : x0 + 3 * px;
+            ctx.fillText(m.label, Math.max(left, x), top + (2 + 13 * (i % 3)) * px);
+          });
+          ctx.restore();
+        },
+      ],
+      setCursor: [
+        (u) => {
+          const x = u.cursor.left;
+          const at = x === null || x === undefined || x < 0 ? null : u.posToVal(x, 'x');
+          const hits = at === null ? [] : marks.filter((m) => at >= m.from && at <= m.to);
+          tip.hidden = hits.length === 0;
+          if (!hits.length) return;
+          tip.textContent = hits.map((m) => m.title).join('\n');
+          tip.style.left = `${Math.min(x + 8, Math.max(0, u.over.clientWidth - tip.offsetWidth))}px`;
+        },
+      ],
+    },
+  };
+}
+
+/** The x scale: the data's times, stretched to cover opts.stretch ([from, to]) if given. */
+function xScale(opts) {
+  if (!opts.stretch) return { time: true };
+  const [from, to] = opts.stretch;
+  return {
+    time: true,
+    range: (u, min, max) => {
+      const a = min === null ? from : Math.min(min, from);
+      const b = max === null ? to : Math.max(max, to);
+      return a < b ? [a, b] : [a - 60, b + 60];
+    },
+  };
+}
+
 /**
  * A chart of time series in `container`.
  * opts: { names: [series label], unit, height, compact, live (clock-time axis), zoom: (from, to) => void,
- *         range: [min, max] }
+ *         range: [min, max], marks: alert spans (see alertMarks), stretch: [from, to] that the
+ *         x axis covers at least (so that marks outside the data still show) }
  * data: [times, ...one array per series]
  */
 export function lineChart(container, data, opts) {
@@ -56,8 +164,9 @@ export function lineChart(container, data, opts) {
       stroke: opts.colors ? opts.colors[i] : seriesColor(i),
       width: opts.widths ? opts.widths[i] : 1.5,
       dash: opts.dashes ? opts.dashes[i] : undefined,
-      // Gaps stay gaps; uPlot shows a point where a value stands alone between them.
+      // Gaps stay gaps; a value standing alone between them is drawn as a dot (a line needs two).
       spanGaps: false,
+      points: { filter: isolatedPoints, size: 6, fill: opts.colors ? opts.colors[i] : seriesColor(i) },
       value: (u, v) => (v === null || v === undefined ? '–' : `${v.toFixed(1)} ${opts.unit}`),
     })),
   );
@@ -72,7 +181,8 @@ export function lineChart(container, data, opts) {
       cursor: opts.zoom
         ? { drag: { x: true, y: false, setScale: false } }
         : { drag: { x: false, y: false }, show: !opts.compact },
-      scales: { x: { time: true }, y: opts.range ? { range: opts.range } : {} },
+      scales: { x: xScale(opts), y: opts.range ? { range: opts.range } : {} },
+      plugins: opts.marks && opts.marks.length ? [alertMarks(opts.marks)] : [],
       hooks: opts.zoom
         ? {
             setSelect: [

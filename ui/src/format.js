@@ -31,6 +31,13 @@ export function dateTime(unix) {
   });
 }
 
+/** A moment to the second, with its date: `Nov 30, 10:02:03`. */
+export function stamp(unix) {
+  return new Date(unix * 1000).toLocaleString([], {
+    month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
+  });
+}
+
 export function duration(secs) {
   if (secs < 120) return `${Math.round(secs)} s`;
   if (secs < 7200) return `${Math.round(secs / 60)} min`;

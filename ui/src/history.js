@@ -3,7 +3,8 @@
 import * as api from './api.js';
 import { navigate } from './nav.js';
 import { lineChart, seriesColor } from './charts.js';
-import { METRICS, dateTime, duration, el } from './format.js';
+import { METRICS, dateTime, duration, el, stamp, time } from './format.js';
+import { chartsOf, firingSpans } from './alerting.js';
 
 export const PRESETS = { '1h': 3600, '24h': 86400, '7d': 7 * 86400, '30d': 30 * 86400, '1y': 365 * 86400 };
 
@@ -25,8 +26,56 @@ export function rangeOf(params) {
 }
 
 /**
+ * The alert history of a range for the charts: { spans, metrics: rule -> metric } (Admins; the
+ * rules' metrics say which chart a span belongs on). Empty when the alerts API is not there.
+ */
+export async function alertSpans(from, to, node) {
+  try {
+    const [events, config] = await Promise.all([
+      api.alertHistory({ from: iso(from), to: iso(to), node, limit: 1000 }),
+      api.alertConfig().catch(() => ({ rules: [] })),
+    ]);
+    const metrics = new Map((config.rules || []).map((r) => [r.name, r.metric]));
+    const mine = (events.events || []).filter((e) => !node || e.node === node);
+    return { spans: firingSpans(mine, from, to), metrics };
+  } catch {
+    return { spans: [], metrics: new Map() };
+  }
+}
+
+/** The marks of `alerts` ({ spans, metrics }) for the chart of `metric`. */
+function marksFor(alerts, metric) {
+  if (!alerts) return [];
+  return alerts.spans
+    .filter((s) => chartsOf(alerts.metrics.get(s.rule)).includes(metric))
+    .map((s) => ({
+      ...s,
+      label: `${s.rule} · ${s.node}`,
+      title: `${s.rule} on ${s.node} (${s.severity}): fired ${time(s.from)}, ${s.resolved ? `resolved ${time(s.to)}` : 'still firing'}`,
+    }));
+}
+
+/** The list under the charts that names every marked alert (the marks' legend, also for screen readers). */
+function spansLegend(alerts) {
+  if (!alerts || !alerts.spans.length) return null;
+  return el(
+    'section',
+    { class: 'alert-marks panel', 'aria-label': 'alerts in this range' },
+    el('h2', { text: `Alerts in this range (${alerts.spans.length})` }),
+    el('ul', {}, alerts.spans.map((s) => el(
+      'li',
+      { class: `sev-${s.severity}`, 'data-rule': s.rule, 'data-node': s.node },
+      el('span', { class: 'swatch', 'aria-hidden': 'true' }),
+      el('strong', { text: s.rule }),
+      ` on ${s.node} (${s.severity}): fired ${stamp(s.from)}, `,
+      s.resolved ? `resolved ${time(s.to)}` : el('span', { class: 'still', text: 'still firing' }),
+    ))),
+  );
+}
+
+/**
  * Draws charts for `h` (an /api/history answer) into `box`.
- * opts: { which: 'avg' | 'avg+max', zoom(from, to) }
+ * opts: { which: 'avg' | 'avg+max', zoom(from, to), alerts: alertSpans() answer, within: [from, to] }
  */
 export function drawCharts(box, h, opts) {
   const charts = [];
@@ -49,14 +98,24 @@ export function drawCharts(box, h, opts) {
     });
     const plot = el('div', { class: 'plot' });
     const panel = el('section', { class: 'panel', 'data-metric': m.key }, el('h2', { text: `${m.label} (${m.unit})` }), plot);
-    return { panel, plot, data, names, colors, dashes, unit: m.unit };
+    return { panel, plot, data, names, colors, dashes, unit: m.unit, key: m.key };
   });
-  box.replaceChildren(...panels.map((p) => p.panel));
+  box.replaceChildren(...panels.map((p) => p.panel), spansLegend(opts.alerts) || []);
+  // Every chart covers the marked alerts (within the range asked for), so that they line up.
+  let stretch;
+  if (opts.alerts && opts.alerts.spans.length) {
+    const [lo, hi] = opts.within || [-Infinity, Infinity];
+    stretch = [
+      Math.max(lo, Math.min(...opts.alerts.spans.map((s) => s.from))),
+      Math.min(hi, Math.max(...opts.alerts.spans.map((s) => s.to))),
+    ];
+  }
   for (const p of panels) {
     charts.push(
       lineChart(p.plot, p.data, {
         names: p.names, colors: p.colors, dashes: p.dashes, unit: p.unit, height: 220,
         zoom: opts.zoom, range: p.unit === '%' ? [0, 100] : undefined,
+        marks: marksFor(opts.alerts, p.key), stretch,
       }),
     );
   }
@@ -130,8 +189,9 @@ export function historyPage(main, params) {
     status.className = 'status-line loading';
     charts.classList.add('busy');
     let h;
+    let alerts;
     try {
-      h = await api.history(p);
+      [h, alerts] = await Promise.all([api.history(p), alertSpans(range.from, range.to)]);
     } catch (e) {
       if (mine !== request) return;
       status.textContent = `Could not load history: ${e.message}`;
@@ -150,10 +210,12 @@ export function historyPage(main, params) {
       el('thead', {}, el('tr', {}, el('th', { text: 'Node' }), el('th', { text: 'Availability' }))),
       el('tbody', {}, h.nodes.map((n) => el('tr', { 'data-node': n.name },
         el('td', {}, el('a', { href: `/nodes/${encodeURIComponent(n.name)}`, text: n.name }), n.retired ? el('span', { class: 'retired muted', text: 'retired' }) : null),
-        el('td', { class: 'num', text: n.availability === null ? 'no rows' : `${(n.availability * 100).toFixed(1)} %` })))),
+        el('td', { class: 'num', text: n.availability === null ? 'no data' : `${(n.availability * 100).toFixed(1)} %` })))),
     );
     destroyCharts();
-    destroyCharts = drawCharts(charts, h, { which: 'avg', zoom: (f, t) => go({ from: f, to: t }) });
+    destroyCharts = drawCharts(charts, h, {
+      which: 'avg', zoom: (f, t) => go({ from: f, to: t }), alerts, within: [range.from, range.to],
+    });
   }
 
   load();

@@ -1,7 +1,11 @@
 //! A local server that stands in for many Netdata agents in benchmarks: it answers
 //! `/<node>/api/v1/data?chart=...` with responses recorded from a Netdata 1.37 agent
 //! (`tests/fixtures/netdata-1.37`) whose newest row carries the requested `before` (or the current
-//! second), over HTTP/1.1 keep-alive.
+//! second), over HTTP/1.1 keep-alive. Started with [`ReplayServer::start_parent`] it also stands
+//! in for a Netdata parent: `/api/v1/info` lists that many children, each served at
+//! `/host/<guid>/api/v1/data` like any other path.
+
+#![allow(dead_code)] // each bench uses part of it
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,6 +21,34 @@ pub struct ReplayServer {
 struct Bodies {
     /// (chart prefix, text before the row time, text after it)
     charts: Vec<(&'static str, String, String)>,
+    /// The `/api/v1/info` answer.
+    info: String,
+}
+
+/// The guid of replayed child `i`.
+pub fn child_guid(i: usize) -> String {
+    format!("00000000-0000-4000-8000-{i:012}")
+}
+
+/// A 1.37-style `/api/v1/info` of a parent holding `children` children (`child0000`...).
+fn parent_info(children: usize) -> String {
+    let mut hosts = vec![serde_json::json!({
+        "guid": "ffffffff-0000-4000-8000-000000000000", "hostname": "replay-parent",
+        "reachable": true, "hops": 0, "claim_id": null, "node_id": null
+    })];
+    hosts.extend((0..children).map(|i| {
+        serde_json::json!({
+            "guid": child_guid(i), "hostname": format!("child{i:04}"),
+            "reachable": true, "hops": 1, "claim_id": null, "node_id": null
+        })
+    }));
+    let names: Vec<_> = hosts.iter().map(|h| h["hostname"].clone()).collect();
+    serde_json::json!({
+        "version": "v1.37.1",
+        "mirrored_hosts": names,
+        "mirrored_hosts_status": hosts,
+    })
+    .to_string()
 }
 
 fn split_at_row_time(text: &str) -> (String, String) {
@@ -29,6 +61,11 @@ fn split_at_row_time(text: &str) -> (String, String) {
 
 impl ReplayServer {
     pub async fn start() -> Self {
+        Self::start_parent(0).await
+    }
+
+    /// A replay server whose `/api/v1/info` lists `children` streaming children.
+    pub async fn start_parent(children: usize) -> Self {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/netdata-1.37");
         let load = |f: &str| std::fs::read_to_string(dir.join(f)).expect("fixture");
         let mut charts = Vec::new();
@@ -41,7 +78,10 @@ impl ReplayServer {
             let (a, b) = split_at_row_time(&load(file));
             charts.push((prefix, a, b));
         }
-        let bodies = Arc::new(Bodies { charts });
+        let bodies = Arc::new(Bodies {
+            charts,
+            info: parent_info(children),
+        });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         tokio::spawn(async move {
@@ -88,6 +128,10 @@ impl ReplayServer {
         Self { port }
     }
 
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
     /// `[[nodes]]` tables for `n` nodes served by this server.
     pub fn nodes_toml(&self, n: usize) -> String {
         (0..n)
@@ -103,6 +147,14 @@ impl ReplayServer {
 
 impl Bodies {
     fn answer(&self, target: &str) -> String {
+        if target
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .ends_with("/api/v1/info")
+        {
+            return self.info.clone();
+        }
         let query = target.split_once('?').map_or("", |(_, q)| q);
         let param = |k: &str| {
             query

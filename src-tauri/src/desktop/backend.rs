@@ -281,6 +281,11 @@ impl Local {
         };
         let collector = Arc::new(collector);
         collector.leave_state_to_live_poller();
+        // [[parents]]: their children join the node set as they are discovered.
+        let discovery =
+            dsmon_engine::parents::Discovery::new(Arc::clone(&collector), &cfg.nodes, &cfg.parents)
+                .map_err(config_error)?;
+        Arc::new(discovery).spawn(stop_rx.clone());
         let stop_rx_alerts = stop_rx.clone();
         let live = dsmon_engine::live::spawn(Arc::clone(&collector), stop_rx.clone());
         let store: dsmon_store::SharedSamples = Arc::new(Mutex::new(store));

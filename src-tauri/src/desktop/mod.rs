@@ -24,8 +24,7 @@ use tokio_stream::StreamExt;
 use backend::{Backend, Session};
 use dsmon_config::{self as config, Config};
 use dsmon_core::NodeState;
-use dsmon_engine::{LiveSnapshot, NodeEvent, StateChange};
-use tokio::sync::broadcast;
+use dsmon_engine::{LiveSnapshot, StateChange};
 
 /// Failures of the desktop shell itself (the commands' errors are [`dsmon_app::AppError`]).
 #[derive(Debug, thiserror::Error)]

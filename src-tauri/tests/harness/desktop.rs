@@ -84,11 +84,115 @@ fn xvfb() -> (Child, String) {
     panic!("no free X display number");
 }
 
+/// A desktop session's notification service: a D-Bus session bus, `dunst` (a real notification
+/// daemon, on a display of its own) owning `org.freedesktop.Notifications`, and `dbus-monitor`
+/// recording every `Notify` call. Stopped on drop.
+pub struct Notices {
+    pub address: String,
+    log: PathBuf,
+    children: Vec<Child>,
+}
+
+impl Notices {
+    pub fn start(dir: &Path) -> Self {
+        let socket = dir.join("bus");
+        let address = format!("unix:path={}", socket.display());
+        let mut children = Vec::new();
+        let bus = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--nopidfile"])
+            .arg(format!("--address={address}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (apt-get install dbus)");
+        children.push(bus);
+        let start = Instant::now();
+        while !socket.exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the session bus did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (display, name) = xvfb();
+        children.push(display);
+        let dunst = Command::new("dunst")
+            .env("DISPLAY", &name)
+            .env("DBUS_SESSION_BUS_ADDRESS", &address)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dunst (apt-get install dunst)");
+        children.push(dunst);
+        let log = dir.join("notify-calls.log");
+        let monitor = Command::new("dbus-monitor")
+            .args([
+                "--address",
+                &address,
+                "type='method_call',interface='org.freedesktop.Notifications',member='Notify'",
+            ])
+            .stdout(
+                std::fs::File::create(&log)
+                    .map(Stdio::from)
+                    .expect("monitor log"),
+            )
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-monitor");
+        children.push(monitor);
+        // dunst takes the Notifications name on the bus once it is up.
+        let start = Instant::now();
+        loop {
+            let owned = Command::new("dbus-send")
+                .args([
+                    &format!("--bus={address}"),
+                    "--print-reply",
+                    "--dest=org.freedesktop.DBus",
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus.NameHasOwner",
+                    "string:org.freedesktop.Notifications",
+                ])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
+                .unwrap_or(false);
+            if owned {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "dunst did not take the Notifications name"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self {
+            address,
+            log,
+            children,
+        }
+    }
+
+    /// What dbus-monitor has recorded so far (the Notify calls' arguments).
+    pub fn calls(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Notices {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().rev() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Where a desktop app under test keeps its files, and what its "browser" was asked to open.
 pub struct DesktopHome {
     pub dir: PathBuf,
     /// One line per URL the app opened.
     pub urls: PathBuf,
+    /// The session bus the app is started on, when the test watches its notifications.
+    pub bus: Option<String>,
 }
 
 impl DesktopHome {
@@ -103,7 +207,11 @@ impl DesktopHome {
         .expect("browser script");
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        Self { dir, urls }
+        Self {
+            dir,
+            urls,
+            bus: None,
+        }
     }
 
     /// The configuration file the app is started with by [`DesktopHome::launch_config`].
@@ -138,6 +246,11 @@ impl DesktopHome {
             .env("XDG_DATA_HOME", self.dir.join("data"))
             .env("DSMON_SIGN_IN_TIMEOUT", "60s")
             .env("DSMON_LOG", "info")
+            .envs(
+                self.bus
+                    .iter()
+                    .map(|a| ("DBUS_SESSION_BUS_ADDRESS", a.as_str())),
+            )
             .stdout(Stdio::null())
             .stderr(
                 std::fs::File::create(self.dir.join("app.log"))

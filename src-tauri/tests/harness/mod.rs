@@ -116,6 +116,45 @@ fn signal(pid: u32, sig: i32) {
     }
 }
 
+/// How an agent takes part in Netdata streaming (`<config dir>/stream.conf`).
+#[derive(Debug, Clone)]
+pub enum Stream {
+    /// Accepts children that send this API key (a UUID).
+    Parent { api_key: String },
+    /// Streams to the parent on this loopback port with this API key.
+    Child { parent_port: u16, api_key: String },
+}
+
+impl Stream {
+    /// A fresh API key (a UUID, as stream.conf wants).
+    pub fn new_api_key() -> String {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst) as u64;
+        let t = (unix_now() * 1e6) as u64;
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            (t >> 20) as u32,
+            (t & 0xffff) as u16,
+            n & 0xfff,
+            std::process::id() & 0xfff,
+            (t ^ (n << 24)) & 0xffff_ffff_ffff
+        )
+    }
+
+    fn conf(&self) -> String {
+        match self {
+            Stream::Parent { api_key } => format!(
+                "[{api_key}]\n    enabled = yes\n    default memory mode = dbengine\n    health enabled by default = no\n"
+            ),
+            Stream::Child {
+                parent_port,
+                api_key,
+            } => format!(
+                "[stream]\n    enabled = yes\n    destination = 127.0.0.1:{parent_port}\n    api key = {api_key}\n"
+            ),
+        }
+    }
+}
+
 /// A real Netdata agent on a loopback port.
 pub struct NetdataAgent {
     pub name: String,
@@ -135,15 +174,20 @@ pub struct NetdataAgent {
 impl NetdataAgent {
     /// Starts an agent and waits until it serves non-null values on all four charts.
     pub fn start(name: &str, machine: Machine) -> Self {
-        Self::start_with(name, machine, false)
+        Self::start_with(name, machine, false, None)
     }
 
     /// The same, also serving https (plain http stays available for the harness's own checks).
     pub fn start_tls(name: &str, machine: Machine) -> Self {
-        Self::start_with(name, machine, true)
+        Self::start_with(name, machine, true, None)
     }
 
-    fn start_with(name: &str, machine: Machine, tls: bool) -> Self {
+    /// An agent that streams (as a parent or a child, see [`Stream`]); ready as [`Self::start`].
+    pub fn start_streaming(name: &str, machine: Machine, stream: Stream) -> Self {
+        Self::start_with(name, machine, false, Some(stream))
+    }
+
+    fn start_with(name: &str, machine: Machine, tls: bool, stream: Option<Stream>) -> Self {
         assert!(
             is_root(),
             "the Netdata tests need root: agents run as user netdata and disks are tmpfs mounts"
@@ -183,6 +227,11 @@ impl NetdataAgent {
             let p = dir.join(sub);
             fs::create_dir_all(&p).expect("mkdir");
             std::os::unix::fs::chown(&p, Some(uid), Some(gid)).expect("chown");
+        }
+        if let Some(stream) = &stream {
+            let path = dir.join("etc/stream.conf");
+            fs::write(&path, stream.conf()).expect("stream.conf");
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown stream.conf");
         }
         let ca = tls.then(|| make_certificates(&dir));
         let conf = dir.join("netdata.conf");
@@ -260,6 +309,34 @@ impl NetdataAgent {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).expect("running")
+    }
+
+    /// The agent's machine guid (`uid` in its `/api/v1/info`), its identity to a parent.
+    pub fn guid(&self) -> String {
+        let (_, body) = http_get(self.port, "/api/v1/info").expect("info");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("info JSON");
+        v["uid"].as_str().expect("uid").to_string()
+    }
+
+    /// For a parent: the hostnames of the children streaming to it now (`reachable` in its
+    /// `/api/v1/info`).
+    pub fn streaming_children(&self) -> Vec<String> {
+        let Ok((200, body)) = http_get(self.port, "/api/v1/info") else {
+            return Vec::new();
+        };
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let mut out: Vec<String> = v["mirrored_hosts_status"]
+            .as_array()
+            .map(|hosts| {
+                hosts
+                    .iter()
+                    .filter(|h| h["hops"].as_i64() != Some(0) && h["reachable"] == true)
+                    .filter_map(|h| h["hostname"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
     }
 
     /// The `disk` value to configure for this agent.

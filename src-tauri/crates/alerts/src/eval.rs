@@ -140,6 +140,7 @@ pub struct CurrentAlert {
     pub state: AlertState,
     pub severity: Severity,
     pub metric: Metric,
+    pub direction: Direction,
     pub value: Option<f64>,
     pub threshold: f64,
     /// Firing: when it started firing; pending: when the condition began.
@@ -332,6 +333,7 @@ impl Evaluator {
                         state,
                         severity: rule.cfg.severity,
                         metric: rule.cfg.metric,
+                        direction: rule.cfg.direction,
                         value: p.value,
                         threshold: rule.cfg.threshold,
                         since: format_ts(since),
@@ -347,6 +349,26 @@ impl Evaluator {
             out.extend(of_rule);
         }
         out
+    }
+
+    /// The alerts of rule `r` firing now, as notification items (Alertmanager's refresh).
+    pub fn firing_items(&self, r: usize) -> Vec<NoticeItem> {
+        self.nodes
+            .iter()
+            .filter_map(|n| {
+                let p = n.pairs.get(r)?.as_ref()?;
+                let since = p
+                    .fired_at
+                    .filter(|_| matches!(p.state, AlertState::Firing | AlertState::NoData))?;
+                Some(NoticeItem {
+                    node: n.name.clone(),
+                    value: p.value,
+                    since,
+                    ended: None,
+                    url: self.public_url.as_deref().map(|u| node_url(u, &n.name)),
+                })
+            })
+            .collect()
     }
 
     /// Acknowledges the firing alert of `rule` on `node`: no repeats until it resolves.

@@ -126,17 +126,56 @@ pub struct MaintenanceView {
     pub open_now: bool,
 }
 
+/// What the configuration sets up (replaced whole by [`Alerts::reload`]).
+struct Setup {
+    cfg: AlertsConfig,
+    windows: Vec<Window>,
+    notifiers: Arc<Notifiers>,
+}
+
+/// The evaluator, storm control and the setup their rule indices refer to, behind one lock so
+/// that a reload swaps them together.
+struct Core {
+    eval: Evaluator,
+    storm: Storm,
+    setup: Arc<Setup>,
+}
+
 /// The alerts part of a running dsmon.
 pub struct Alerts {
-    cfg: AlertsConfig,
-    eval: Mutex<Evaluator>,
-    storm: Mutex<Storm>,
+    core: Mutex<Core>,
     silences: RwLock<Vec<Silence>>,
-    windows: Vec<Window>,
     store: Arc<dyn AlertStore>,
     /// The history, for the disk-full fit.
     samples: Option<SharedSamples>,
-    notifiers: Arc<Notifiers>,
+}
+
+impl Setup {
+    fn new(cfg: AlertsConfig, notifiers: Notifiers) -> Result<(Self, Evaluator), AlertError> {
+        let rules = cfg
+            .rules
+            .iter()
+            .cloned()
+            .map(Rule::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AlertError::Setup(e.to_string()))?;
+        let eval = Evaluator::new(rules, cfg.public_url.as_ref().map(|u| u.to_string()));
+        let windows = cfg
+            .maintenance
+            .iter()
+            .cloned()
+            .map(Window::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(AlertError::Setup)?;
+        Ok((
+            Self {
+                cfg,
+                windows,
+                notifiers: Arc::new(notifiers),
+            },
+            eval,
+        ))
+    }
 }
 
 impl Alerts {
@@ -148,14 +187,7 @@ impl Alerts {
         samples: Option<SharedSamples>,
         notifiers: Notifiers,
     ) -> Result<Arc<Self>, AlertError> {
-        let rules = cfg
-            .rules
-            .iter()
-            .cloned()
-            .map(Rule::new)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| AlertError::Setup(e.to_string()))?;
-        let mut eval = Evaluator::new(rules, cfg.public_url.as_ref().map(|u| u.to_string()));
+        let (setup, mut eval) = Setup::new(cfg, notifiers)?;
         let gone = eval.restore(&store.alert_states()?);
         if !gone.is_empty() {
             store.save_alerts(&[], &gone, &[])?;
@@ -163,27 +195,60 @@ impl Alerts {
         let now = unix_now();
         store.prune_alerts(now - RETENTION)?;
         let silences = load_silences(&*store, now)?;
-        let windows = cfg
-            .maintenance
-            .iter()
-            .cloned()
-            .map(Window::new)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(AlertError::Setup)?;
         Ok(Arc::new(Self {
-            storm: Mutex::new(Storm::new(cfg.storm)),
-            eval: Mutex::new(eval),
+            core: Mutex::new(Core {
+                eval,
+                storm: Storm::new(setup.cfg.storm),
+                setup: Arc::new(setup),
+            }),
             silences: RwLock::new(silences),
-            windows,
             store,
             samples,
-            notifiers: Arc::new(notifiers),
-            cfg,
         }))
     }
 
-    pub fn config(&self) -> &AlertsConfig {
-        &self.cfg
+    /// Applies a new `[alerts]` (SIGHUP) without a restart: alerts of rules that keep their name
+    /// keep their state (it is in the store); those of rules gone are forgotten; notifications
+    /// held by storm control go out first (blocking: call it on the blocking pool).
+    pub fn reload(
+        self: &Arc<Self>,
+        cfg: AlertsConfig,
+        notifiers: Notifiers,
+    ) -> Result<(), AlertError> {
+        let (setup, mut eval) = Setup::new(cfg, notifiers)?;
+        let mut core = self
+            .core
+            .lock()
+            .map_err(|_| AlertError::Task("alerts lock poisoned".into()))?;
+        let now = unix_now();
+        let held = core.storm.due(i64::MAX);
+        for (rule, kind, items) in held {
+            self.dispatch(&core.setup, rule, kind, items, now);
+        }
+        let gone = eval.restore(&self.store.alert_states()?);
+        if !gone.is_empty() {
+            self.store.save_alerts(&[], &gone, &[])?;
+        }
+        core.storm = Storm::new(setup.cfg.storm);
+        core.eval = eval;
+        core.setup = Arc::new(setup);
+        tracing::info!(
+            rules = core.setup.cfg.rules.len(),
+            notifiers = core.setup.cfg.notifiers.len(),
+            "alert rules reloaded"
+        );
+        Ok(())
+    }
+
+    fn setup(&self) -> Option<Arc<Setup>> {
+        self.core.lock().ok().map(|c| Arc::clone(&c.setup))
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> Vec<RuleConfig> {
+        self.setup()
+            .map(|s| s.cfg.rules.clone())
+            .unwrap_or_default()
     }
 
     /// Follows the node events until `stop` turns true.
@@ -210,6 +275,7 @@ impl Alerts {
                     if now >= next_fit {
                         next_fit = now + 60;
                         self.fit(now).await;
+                        self.refresh_alertmanager(now);
                     }
                 }
                 _ = stop.changed() => if *stop.borrow() { break },
@@ -218,14 +284,14 @@ impl Alerts {
     }
 
     /// Whether alerts of `rule` on `node` are muted at `now`.
-    fn muted(&self, rule: &RuleConfig, node: &str, now: i64) -> bool {
+    fn muted(&self, setup: &Setup, rule: &RuleConfig, node: &str, now: i64) -> bool {
         let silenced = self
             .silences
             .read()
             .map(|s| s.iter().any(|s| s.active(now) && s.matches(rule, node)))
             .unwrap_or(false);
         silenced
-            || self
+            || setup
                 .windows
                 .iter()
                 .any(|w| w.matches(rule, node) && w.open(now))
@@ -244,35 +310,47 @@ impl Alerts {
             },
         };
         let mut changes = Changes::default();
-        {
-            let Ok(mut eval) = self.eval.lock() else {
+        let setup = {
+            let Ok(mut core) = self.core.lock() else {
                 return;
             };
-            eval.observe(node, at, input, &|r, n| self.muted(r, n, at), &mut changes);
-        }
+            let setup = Arc::clone(&core.setup);
+            core.eval.observe(
+                node,
+                at,
+                input,
+                &|r, n| self.muted(&setup, r, n, at),
+                &mut changes,
+            );
+            setup
+        };
         events::counters()
             .evaluations
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if !changes.is_empty() {
-            self.commit(changes, at).await;
+            self.commit(&setup, changes, at).await;
         }
     }
 
     async fn on_removed(self: &Arc<Self>, nodes: &[String]) {
         let mut changes = Changes::default();
-        if let Ok(mut eval) = self.eval.lock() {
-            for n in nodes {
-                eval.remove_node(n, &mut changes);
+        let setup = match self.core.lock() {
+            Ok(mut core) => {
+                for n in nodes {
+                    core.eval.remove_node(n, &mut changes);
+                }
+                Arc::clone(&core.setup)
             }
-        }
+            Err(_) => return,
+        };
         if !changes.is_empty() {
-            self.commit(changes, unix_now()).await;
+            self.commit(&setup, changes, unix_now()).await;
         }
     }
 
     /// Persists the changes (before anything is sent: a restart never notifies twice), then sends
     /// what is not muted.
-    async fn commit(self: &Arc<Self>, changes: Changes, now: i64) {
+    async fn commit(self: &Arc<Self>, setup: &Arc<Setup>, changes: Changes, now: i64) {
         let store = Arc::clone(&self.store);
         let Changes {
             states,
@@ -295,7 +373,7 @@ impl Alerts {
             .emit(),
         }
         for notice in notices {
-            let rule = &self.cfg.rules[notice.rule];
+            let rule = &setup.cfg.rules[notice.rule];
             AlertEvent::Notice {
                 rule: &rule.name,
                 node: &notice.item.node,
@@ -306,73 +384,114 @@ impl Alerts {
             if notice.muted || rule.notify.is_empty() {
                 continue;
             }
-            let admitted = self
-                .storm
-                .lock()
-                .ok()
-                .and_then(|mut s| s.admit(notice.rule, notice.kind, notice.item, now));
+            // Storm control counts per rule of the setup in force; a notice made just before a
+            // reload goes out as it is.
+            let admitted = match self.core.lock() {
+                Ok(mut core) if Arc::ptr_eq(&core.setup, setup) => {
+                    core.storm.admit(notice.rule, notice.kind, notice.item, now)
+                }
+                _ => Some(notice.item),
+            };
             if let Some(item) = admitted {
-                self.dispatch(notice.rule, notice.kind, vec![item], now);
+                self.dispatch(setup, notice.rule, notice.kind, vec![item], now);
+            }
+        }
+    }
+
+    /// Alertmanager forgets an alert it is not told about again within its `resolve_timeout`
+    /// (5 m by default) and would call it resolved: every minute the alerts firing now (not muted)
+    /// are posted again to the rules' Alertmanager notifiers. These refreshes are counted, not
+    /// written to the delivery log.
+    fn refresh_alertmanager(self: &Arc<Self>, now: i64) {
+        use dsmon_config::alerts::NotifierKind;
+        let Some(setup) = self.setup() else { return };
+        for (r, rule) in setup.cfg.rules.iter().enumerate() {
+            let targets: Vec<String> = rule
+                .notify
+                .iter()
+                .filter(|n| {
+                    setup
+                        .notifiers
+                        .config(n)
+                        .is_some_and(|c| matches!(c.kind, NotifierKind::Alertmanager { .. }))
+                })
+                .cloned()
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            let items: Vec<NoticeItem> = match self.core.lock() {
+                Ok(c) if Arc::ptr_eq(&c.setup, &setup) => c.eval.firing_items(r),
+                _ => return,
+            };
+            let items: Vec<NoticeItem> = items
+                .into_iter()
+                .filter(|i| i.since < now - 30 && !self.muted(&setup, rule, &i.node, now))
+                .collect();
+            if items.is_empty() {
+                continue;
+            }
+            let n = Arc::new(notification(&setup, rule, NoticeKind::Firing, items, now));
+            for name in targets {
+                let (notifiers, n) = (Arc::clone(&setup.notifiers), Arc::clone(&n));
+                tokio::spawn(async move {
+                    let outcome = notifiers.deliver(&name, &n).await;
+                    if !outcome.ok {
+                        tracing::warn!(notifier = %name, answer = %outcome.answer, "Alertmanager refresh failed");
+                    }
+                });
             }
         }
     }
 
     fn flush_storm(self: &Arc<Self>, now: i64) {
-        let due = match self.storm.lock() {
-            Ok(mut s) => s.due(now),
+        let (due, setup) = match self.core.lock() {
+            Ok(mut c) => (c.storm.due(now), Arc::clone(&c.setup)),
             Err(_) => return,
         };
         for (rule, kind, items) in due {
             AlertEvent::Grouped {
-                rule: &self.cfg.rules[rule].name,
+                rule: &setup.cfg.rules[rule].name,
                 nodes: items.len(),
             }
             .emit();
-            self.dispatch(rule, kind, items, now);
-        }
-    }
-
-    fn notification(
-        &self,
-        rule: &RuleConfig,
-        kind: NoticeKind,
-        items: Vec<NoticeItem>,
-        now: i64,
-    ) -> Notification {
-        Notification {
-            kind,
-            rule: rule.name.clone(),
-            metric: rule.metric,
-            severity: rule.severity,
-            direction: rule.direction,
-            threshold: rule.threshold,
-            items,
-            at: now,
-            public_url: self.cfg.public_url.as_ref().map(|u| u.to_string()),
+            self.dispatch(&setup, rule, kind, items, now);
         }
     }
 
     /// Sends to each notifier of the rule on a task of its own: a slow or failing notifier holds
     /// up no other.
-    fn dispatch(self: &Arc<Self>, rule: usize, kind: NoticeKind, items: Vec<NoticeItem>, now: i64) {
-        let cfg = &self.cfg.rules[rule];
-        let n = Arc::new(self.notification(cfg, kind, items, now));
+    fn dispatch(
+        self: &Arc<Self>,
+        setup: &Arc<Setup>,
+        rule: usize,
+        kind: NoticeKind,
+        items: Vec<NoticeItem>,
+        now: i64,
+    ) {
+        let cfg = &setup.cfg.rules[rule];
+        let n = Arc::new(notification(setup, cfg, kind, items, now));
         for name in &cfg.notify {
             let (me, n, name) = (Arc::clone(self), Arc::clone(&n), name.clone());
+            let notifiers = Arc::clone(&setup.notifiers);
             tokio::spawn(async move {
-                me.deliver_and_log(&name, &n).await;
+                me.deliver_and_log(&notifiers, &name, &n).await;
             });
         }
     }
 
-    async fn deliver_and_log(&self, name: &str, n: &Notification) -> DeliveryRecord {
-        let outcome = self.notifiers.deliver(name, n).await;
+    async fn deliver_and_log(
+        &self,
+        notifiers: &Notifiers,
+        name: &str,
+        n: &Notification,
+    ) -> DeliveryRecord {
+        let outcome = notifiers.deliver(name, n).await;
         let record = DeliveryRecord {
             id: 0,
             at: unix_now(),
             notifier: name.to_string(),
-            kind_of_notifier: self
-                .notifiers
+            kind_of_notifier: notifiers
                 .config(name)
                 .map_or("unknown", |c| c.kind.type_name())
                 .to_string(),
@@ -413,8 +532,8 @@ impl Alerts {
 
     /// Fits every predicted node's disk use and hands the results to the evaluator.
     async fn fit(self: &Arc<Self>, now: i64) {
-        let inputs = match self.eval.lock() {
-            Ok(e) if e.predicts() => e.fit_inputs(),
+        let inputs = match self.core.lock() {
+            Ok(c) if c.eval.predicts() => c.eval.fit_inputs(),
             _ => return,
         };
         let Some(samples) = self.samples.clone() else {
@@ -464,9 +583,9 @@ impl Alerts {
         .await;
         match fitted {
             Ok(Ok(list)) => {
-                if let Ok(mut e) = self.eval.lock() {
+                if let Ok(mut c) = self.core.lock() {
                     for (node, secs) in list {
-                        e.set_disk_full_in(&node, secs);
+                        c.eval.set_disk_full_in(&node, secs);
                     }
                 }
             }
@@ -486,17 +605,26 @@ impl Alerts {
     /// The alerts pending or firing now.
     pub fn current(&self) -> Vec<CurrentAlert> {
         let now = unix_now();
-        self.eval
+        self.core
             .lock()
-            .map(|e| e.current(&|r, n| self.muted(r, n, now)))
+            .map(|c| c.eval.current(&|r, n| self.muted(&c.setup, r, n, now)))
             .unwrap_or_default()
     }
 
     pub fn config_view(&self) -> ConfigView {
         let now = unix_now();
+        let Some(setup) = self.setup() else {
+            return ConfigView {
+                rules: vec![],
+                notifiers: vec![],
+                maintenance: vec![],
+                storm_threshold: 0,
+                storm_window_secs: 0,
+            };
+        };
         ConfigView {
-            rules: self.cfg.rules.clone(),
-            notifiers: self
+            rules: setup.cfg.rules.clone(),
+            notifiers: setup
                 .cfg
                 .notifiers
                 .iter()
@@ -506,7 +634,7 @@ impl Alerts {
                     target: n.kind.target(),
                 })
                 .collect(),
-            maintenance: self
+            maintenance: setup
                 .windows
                 .iter()
                 .map(|w| MaintenanceView {
@@ -535,8 +663,8 @@ impl Alerts {
                     open_now: w.open(now),
                 })
                 .collect(),
-            storm_threshold: self.cfg.storm.threshold,
-            storm_window_secs: self.cfg.storm.window.as_secs(),
+            storm_threshold: setup.cfg.storm.threshold,
+            storm_window_secs: setup.cfg.storm.window.as_secs(),
         }
     }
 
@@ -609,7 +737,7 @@ impl Alerts {
             globset::Glob::new(g).map_err(|e| bad(format!("nodes: invalid glob {g:?}: {e}")))?;
         }
         if let Some(r) = &rule {
-            if !self.cfg.rules.iter().any(|x| x.name == *r) {
+            if !self.rules().iter().any(|x| x.name == *r) {
                 return Err(bad(format!("rule: no rule is named {r:?}")));
             }
         }
@@ -683,9 +811,10 @@ impl Alerts {
     ) -> Result<CurrentAlert, AlertError> {
         let now = unix_now();
         let mut changes = Changes::default();
-        self.eval
+        self.core
             .lock()
             .map_err(|_| AlertError::Task("evaluator lock poisoned".into()))?
+            .eval
             .acknowledge(rule, node, by, now, &mut changes)
             .map_err(|_| AlertError::NotFound(format!("{rule:?} is not firing on {node:?}")))?;
         self.store.save_alerts(&changes.states, &[], &[])?;
@@ -698,7 +827,10 @@ impl Alerts {
 
     /// Sends a test notification to one notifier and logs it.
     pub async fn send_test(&self, name: &str) -> Result<DeliveryView, AlertError> {
-        if self.notifiers.config(name).is_none() {
+        let setup = self
+            .setup()
+            .ok_or_else(|| AlertError::Task("alerts lock poisoned".into()))?;
+        if setup.notifiers.config(name).is_none() {
             return Err(AlertError::NotFound(format!(
                 "no notifier is named {name:?}"
             )));
@@ -721,14 +853,36 @@ impl Alerts {
             value: Some(95.0),
             since: now,
             ended: None,
-            url: self
+            url: setup
                 .cfg
                 .public_url
                 .as_ref()
                 .map(|u| crate::eval::node_url(u.as_str(), "test-node")),
         };
-        let n = self.notification(&rule, NoticeKind::Test, vec![item], now);
-        Ok(delivery_view(self.deliver_and_log(name, &n).await))
+        let n = notification(&setup, &rule, NoticeKind::Test, vec![item], now);
+        Ok(delivery_view(
+            self.deliver_and_log(&setup.notifiers, name, &n).await,
+        ))
+    }
+}
+
+fn notification(
+    setup: &Setup,
+    rule: &RuleConfig,
+    kind: NoticeKind,
+    items: Vec<NoticeItem>,
+    now: i64,
+) -> Notification {
+    Notification {
+        kind,
+        rule: rule.name.clone(),
+        metric: rule.metric,
+        severity: rule.severity,
+        direction: rule.direction,
+        threshold: rule.threshold,
+        items,
+        at: now,
+        public_url: setup.cfg.public_url.as_ref().map(|u| u.to_string()),
     }
 }
 

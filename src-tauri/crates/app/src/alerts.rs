@@ -222,8 +222,13 @@ impl App {
         Ok(s)
     }
 
-    pub async fn expire_silence(&self, access: &Access, id: i64) -> Result<SilenceView> {
+    /// `id` as the caller gave it (a path segment): checked after the caller's role.
+    pub async fn expire_silence(&self, access: &Access, id: &str) -> Result<SilenceView> {
         let who = self.require(access, Role::Admin, "silences")?;
+        let id: i64 = id
+            .trim()
+            .parse()
+            .map_err(|_| AppError::bad_request(format!("{id:?} is not a silence id")))?;
         let alerts = self.alerts_configured()?;
         let by = who.email.clone();
         let s = blocking(move || alerts.expire_silence(id, &by)).await?;

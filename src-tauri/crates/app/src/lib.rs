@@ -100,7 +100,13 @@ pub struct NodeStatus {
     pub since: Option<String>,
     pub last_seen: Option<String>,
     pub last_error: Option<String>,
+    /// The node's own Netdata dashboard (its agent URL, or its parent's `/host/<name>/`), scheme,
+    /// host, port and path only; every role may follow it (the agent decides whom it answers).
+    pub dashboard: Option<String>,
 }
+
+/// Where a node's own Netdata dashboard is, by node name (the engine knows the agents).
+pub type Dashboards = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Audit pages are at most this long.
 pub const MAX_AUDIT_PAGE: i64 = 500;
@@ -116,6 +122,8 @@ pub struct App {
     auth: Option<Arc<Auth>>,
     /// The alerts, when this instance evaluates them.
     alerts: Option<Arc<dsmon_alerts::Alerts>>,
+    /// The nodes' dashboard links, when known.
+    dashboards: Option<Dashboards>,
 }
 
 impl App {
@@ -131,7 +139,14 @@ impl App {
             log_interval,
             auth,
             alerts: None,
+            dashboards: None,
         }
+    }
+
+    /// With links to the nodes' own Netdata dashboards in `GET /api/nodes`.
+    pub fn with_dashboards(mut self, dashboards: Dashboards) -> Self {
+        self.dashboards = Some(dashboards);
+        self
     }
 
     /// With the alerts this instance evaluates.
@@ -230,6 +245,7 @@ impl App {
                 since: n.since.map(format_ts),
                 last_seen: n.last_seen.map(format_ts),
                 last_error: n.last_error.clone(),
+                dashboard: self.dashboards.as_ref().and_then(|d| d(&n.name)),
             })
             .collect())
     }
@@ -343,7 +359,9 @@ impl App {
                 let bytes = serde_json::to_vec(&silence).map_err(AppError::internal)?;
                 json(self.create_silence(access, &bytes).await?)
             }
-            Request::ExpireSilence { id } => json(self.expire_silence(access, id).await?),
+            Request::ExpireSilence { id } => {
+                json(self.expire_silence(access, &id.to_string()).await?)
+            }
             Request::Acknowledge { rule, node } => {
                 let bytes =
                     serde_json::to_vec(&alerts::Ack { rule, node }).map_err(AppError::internal)?;

@@ -255,7 +255,7 @@ impl Collector for Exposition {
             counter(&mut m.encode_family(&[("kind", kind.as_str())])?, *n)?;
         }
 
-        let counters: [(&str, &str, u64); 9] = [
+        let counters: [(&str, &str, u64); 10] = [
             ("dsmon_polls_succeeded", "Polls that succeeded.", c.polls_ok),
             (
                 "dsmon_node_state_changes",
@@ -271,6 +271,11 @@ impl Collector for Exposition {
                 "dsmon_rows_written",
                 "Rows written to the database.",
                 c.rows_written,
+            ),
+            (
+                "dsmon_rows_not_yet",
+                "Rows not written because the node's agent had no data yet for the interval (not monitored yet).",
+                c.rows_not_yet,
             ),
             (
                 "dsmon_rows_dropped",
@@ -395,6 +400,7 @@ mod tests {
             state_changes: 2,
             ticks_logged: 5,
             rows_written: 9,
+            rows_not_yet: 2,
             rows_held: 4,
             rows_dropped: 0,
             write_failures: 1,
@@ -545,6 +551,7 @@ mod tests {
             ("dsmon_polls_succeeded_total", 7.0),
             ("dsmon_ticks_logged_total", 5.0),
             ("dsmon_rows_written_total", 9.0),
+            ("dsmon_rows_not_yet_total", 2.0),
             ("dsmon_rows_buffered", 4.0),
             ("dsmon_database_write_failures_total", 1.0),
             ("dsmon_leader", 1.0),

@@ -113,7 +113,7 @@ pub struct RuleConfig {
     /// Resolves only once the value is back past this (default: the threshold).
     pub clear: f64,
     /// How long the condition must hold before the alert fires.
-    #[serde(with = "secs")]
+    #[serde(rename = "for", with = "secs")]
     pub for_: Duration,
     pub severity: Severity,
     /// Node name globs; empty: every node.
@@ -782,6 +782,17 @@ fn email(n: &RawNotifier, base_dir: &Path, at: &str) -> Result<NotifierKind, Key
             "SMTP AUTH needs both username and password_file".into(),
         ));
     }
+    let loopback = crate::is_loopback(&url);
+    if n.username.is_some()
+        && url.scheme() == "smtp"
+        && n.starttls != Some(StartTls::Required)
+        && !loopback
+    {
+        return Err(e(
+            "starttls",
+            "SMTP AUTH over smtp:// needs starttls = \"required\" (or use smtps://): otherwise a server that offers no STARTTLS would get the password in clear text".into(),
+        ));
+    }
     Ok(NotifierKind::Email {
         url,
         starttls: n.starttls.unwrap_or_default(),
@@ -939,9 +950,34 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_is_valid() {
+        let readme = include_str!("../../../../README.md");
+        let section = readme
+            .split("## Alerts")
+            .nth(1)
+            .expect("README has an Alerts section");
+        let toml = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("a toml block");
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["smtp-password", "hook-secret", "ntfy-token"] {
+            std::fs::write(dir.path().join(f), "s3cret").unwrap();
+        }
+        let text = toml.replace("/etc/dsmon/", &format!("{}/", dir.path().display()));
+        let c = parse(&text, &dir.path().join("dsmon.toml")).unwrap();
+        assert_eq!(c.alerts.rules.len(), 4);
+        assert_eq!(c.alerts.notifiers.len(), 5);
+        assert_eq!(c.alerts.maintenance.len(), 1);
+    }
+
+    #[test]
     fn notifiers_and_windows() {
         let e = err("[[alerts.notifiers]]\nname = \"m\"\ntype = \"email\"\nurl = \"smtp://mail.example.com:587\"\nfrom = \"dsmon@example.com\"\n");
         assert!(e.contains("alerts.notifiers[0].to"), "{e}");
+        let e = err("[[alerts.notifiers]]\nname = \"m\"\ntype = \"email\"\nurl = \"smtp://mail.example.com:587\"\nfrom = \"dsmon@example.com\"\nto = [\"ops@example.com\"]\nusername = \"dsmon\"\npassword_file = \"/etc/hostname\"\n");
+        assert!(e.contains("alerts.notifiers[0].starttls"), "{e}");
         let e = err("[[alerts.notifiers]]\nname = \"m\"\ntype = \"pager\"\n");
         assert!(e.contains("alerts.notifiers[0].type"), "{e}");
         let e = err("[[alerts.maintenance]]\nname = \"w\"\ndays = [\"mon\"]\nstart = \"22:00\"\nend = \"23:00\"\ntimezone = \"Mars/Olympus\"\n");

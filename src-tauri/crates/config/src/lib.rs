@@ -15,6 +15,7 @@ mod auth;
 mod collector;
 mod desktop;
 mod nodes;
+pub mod parents;
 mod server;
 pub mod settings;
 mod storage;
@@ -24,6 +25,7 @@ pub use auth::{AuthConfig, Secret, UserRule};
 pub use collector::CollectorConfig;
 pub use desktop::DesktopMode;
 pub use nodes::NodeConfig;
+pub use parents::{HostFilter, ParentConfig};
 pub use server::{Listen, ServerConfig, TlsFiles};
 pub use storage::{check_postgres_url, default_storage_path, PostgresStorage, StorageConfig};
 
@@ -66,6 +68,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub server: ServerConfig,
     pub nodes: Vec<NodeConfig>,
+    /// `[[parents]]`: Netdata parents whose streaming children are nodes too.
+    pub parents: Vec<ParentConfig>,
     /// Sign-in; `None` makes dsmon a single-user local tool (loopback TCP only, everyone is Admin).
     pub auth: Option<AuthConfig>,
     /// `[desktop]`: where the desktop app takes its data from (ignored by the other commands).
@@ -87,6 +91,8 @@ struct RawConfig {
     server: server::RawServer,
     #[serde(default)]
     nodes: Vec<nodes::RawNode>,
+    #[serde(default)]
+    parents: Vec<parents::RawParent>,
     auth: Option<auth::RawAuth>,
     desktop: Option<desktop::RawDesktop>,
     alerts: Option<alerts::RawAlerts>,
@@ -238,6 +244,7 @@ fn validate(raw: RawConfig, path: &Path) -> std::result::Result<Config, KeyError
     let auth = raw.auth.map(|a| auth::validate(a, &base_dir)).transpose()?;
     let server = server::validate(raw.server, &base_dir, auth.is_some())?;
     let nodes = nodes::validate(raw.nodes, &base_dir)?;
+    let parents = parents::validate(raw.parents, &base_dir)?;
     let desktop = desktop::validate(raw.desktop.unwrap_or_default(), auth.is_some())?;
     let alerts = alerts::validate(
         raw.alerts.unwrap_or_default(),
@@ -251,6 +258,7 @@ fn validate(raw: RawConfig, path: &Path) -> std::result::Result<Config, KeyError
         storage,
         server,
         nodes,
+        parents,
         auth,
         desktop,
         alerts,
@@ -269,6 +277,7 @@ impl Config {
             },
             server: ServerConfig::default(),
             nodes: Vec::new(),
+            parents: Vec::new(),
             auth: None,
             desktop: DesktopMode::Local,
             alerts: AlertsConfig::default(),
@@ -278,8 +287,11 @@ impl Config {
     /// Warnings worth printing at start: the configuration works but may not do what is meant.
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
-        if self.nodes.is_empty() {
-            w.push(format!("{}: no [[nodes]] configured", self.path.display()));
+        if self.nodes.is_empty() && self.parents.is_empty() {
+            w.push(format!(
+                "{}: no [[nodes]] or [[parents]] configured",
+                self.path.display()
+            ));
         }
         w
     }
@@ -320,6 +332,8 @@ mod tests {
         let c = parse(text, &dir.path().join("dsmon.toml")).unwrap();
         assert_eq!(c.collector.log_interval, Duration::from_secs(600));
         assert!(!c.nodes.is_empty());
+        assert_eq!(c.parents.len(), 1);
+        assert!(c.parents[0].filter.wants("web-1") && !c.parents[0].filter.wants("db-test1"));
     }
 
     #[test]

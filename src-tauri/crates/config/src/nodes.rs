@@ -92,7 +92,7 @@ fn validate_node(
 }
 
 /// An extra CA file: only with https, and it must exist.
-fn ca_file(path: PathBuf, url: &Url) -> Result<PathBuf, String> {
+pub(crate) fn ca_file(path: PathBuf, url: &Url) -> Result<PathBuf, String> {
     if url.scheme() != "https" {
         return Err("only meaningful with an https url".into());
     }
@@ -102,7 +102,7 @@ fn ca_file(path: PathBuf, url: &Url) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-fn parse_node_url(text: &str) -> Result<Url, String> {
+pub(crate) fn parse_node_url(text: &str) -> Result<Url, String> {
     let url = Url::parse(text.trim()).map_err(|e| format!("{text:?}: not a URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("{text:?}: scheme must be http or https"));

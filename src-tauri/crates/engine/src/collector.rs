@@ -3,6 +3,7 @@
 //! store (the loop is in [`crate::logger`]).
 
 use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -14,7 +15,7 @@ use tokio::time::Instant;
 use dsmon_config::{CollectorConfig, Config, NodeConfig};
 use dsmon_core::{Clock, Metrics, Row, SystemClock};
 use dsmon_netdata::{AgentInfo, NetdataError, Window};
-use dsmon_store::{SampleStore, SharedSamples, StoreError};
+use dsmon_store::{RowQuery, SampleStore, SharedSamples, StoreError};
 
 use crate::events::{NodeEvent, NodeStateChanged, PollDone, TickLogged};
 use crate::registry::{Change, Node, NodeRegistry};
@@ -70,10 +71,37 @@ impl TickReport {
             ts: self.ts,
             written: self.written,
             already_logged: self.already_logged,
-            down: self.readings.iter().filter(|r| r.result.is_err()).count(),
+            down: self.readings.iter().filter(|r| r.is_down()).count(),
+            not_yet: self.readings.iter().filter(|r| r.is_not_yet()).count(),
             elapsed: self.elapsed,
         }
         .emit();
+    }
+}
+
+impl Reading {
+    /// Not monitored yet: the interval ended before the agent's first point, and (once the
+    /// tick's rows are made) the node had never been logged. Such a reading makes no row.
+    pub fn is_not_yet(&self) -> bool {
+        matches!(self.result, Err(NetdataError::NotYet { .. }))
+    }
+
+    /// The node gave no data: a NULL row with the reason.
+    pub fn is_down(&self) -> bool {
+        self.result.is_err() && !self.is_not_yet()
+    }
+
+    /// The row this reading makes at tick `ts` (`None`: not monitored yet, no row).
+    pub fn row(&self, ts: i64) -> Option<Row> {
+        if self.is_not_yet() {
+            return None;
+        }
+        Some(Row {
+            ts,
+            node: self.node.clone(),
+            metrics: self.result.as_ref().ok().copied(),
+            error: self.result.as_ref().err().map(|e| e.to_string()),
+        })
     }
 }
 
@@ -181,6 +209,15 @@ impl Collector {
         Ok(change)
     }
 
+    /// Where a monitored node's own Netdata dashboard is: its agent's URL (a streaming parent's
+    /// `/host/<name>/` for a node reached through one), scheme, host, port and path only — no
+    /// credentials, query or fragment. `None` for a node not monitored now.
+    pub fn dashboard_url(&self, name: &str) -> Option<String> {
+        let set = self.registry.current();
+        let node = set.nodes.iter().find(|n| n.config.name == name)?;
+        Some(node.agent.dashboard_url())
+    }
+
     /// Every monitored node as the live view shows it, in configuration order.
     pub fn nodes_live(&self) -> Vec<NodeLive> {
         let set = self.registry.current();
@@ -216,14 +253,19 @@ impl Collector {
         let budget = self.settings.timeout;
         let set = self.registry.current();
         let mut tasks = JoinSet::new();
+        let mut out: Vec<(usize, Reading)> = Vec::new();
         for (i, node) in set.nodes.iter().enumerate() {
             if only.is_some_and(|o| !o.contains(&node.config.name)) {
+                continue;
+            }
+            if let Some(e) = self.registry.held_down(&node.config.name) {
+                out.push((i, held_reading(&node.config.name, e)));
                 continue;
             }
             let node = node.clone();
             tasks.spawn(async move { (i, poll_node(&node, window, budget).await) });
         }
-        let mut out: Vec<(usize, Reading)> = Vec::with_capacity(tasks.len());
+        out.reserve(tasks.len());
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok(r) => out.push(r),
@@ -245,6 +287,14 @@ impl Collector {
         let set = self.registry.current();
         let probes = set.nodes.iter().map(|node| async move {
             let agent = &node.agent;
+            if let Some(e) = self.registry.held_down(&node.config.name) {
+                return Probe {
+                    node: node.config.name.clone(),
+                    url: agent.url().to_string(),
+                    info: Err(e.clone()),
+                    metrics: Err(e),
+                };
+            }
             let both = async { tokio::join!(agent.info(), agent.metrics(Window::Latest)) };
             let (info, metrics) = match tokio::time::timeout(budget, both).await {
                 Ok(both) => both,
@@ -299,15 +349,8 @@ impl Collector {
             };
             self.poll(window, Some(&missing)).await
         };
-        let rows: Vec<Row> = readings
-            .iter()
-            .map(|r| Row {
-                ts,
-                node: r.node.clone(),
-                metrics: r.result.as_ref().ok().copied(),
-                error: r.result.as_ref().err().map(|e| e.to_string()),
-            })
-            .collect();
+        let readings = self.decide_not_yet(store, ts, readings).await?;
+        let rows: Vec<Row> = readings.iter().filter_map(|r| r.row(ts)).collect();
         let report = TickReport {
             ts,
             written: 0,
@@ -316,6 +359,53 @@ impl Collector {
             readings,
         };
         Ok((rows, report))
+    }
+}
+
+impl Collector {
+    /// A node whose agent had no data yet for the tick's interval (it started after it) is not
+    /// monitored yet, unless the store holds an earlier row of it: then it was monitored, and the
+    /// agent lost its data (a reinstall, a wiped database), and the reading stays a failure with
+    /// Netdata's answer as its reason, exactly like any interval without data.
+    async fn decide_not_yet(
+        &self,
+        store: &SharedSamples,
+        ts: i64,
+        readings: Vec<Reading>,
+    ) -> Result<Vec<Reading>> {
+        let candidates: Vec<String> = readings
+            .iter()
+            .filter(|r| r.is_not_yet())
+            .map(|r| r.node.clone())
+            .collect();
+        if candidates.is_empty() {
+            return Ok(readings);
+        }
+        let seen = with_store(store, move |s| {
+            let mut seen = HashSet::new();
+            for node in candidates {
+                let q = RowQuery {
+                    from: i64::MIN,
+                    to: ts - 1,
+                    nodes: vec![node.clone()],
+                };
+                s.scan_rows(&q, &mut |_| {
+                    seen.insert(node.clone());
+                    ControlFlow::Break(())
+                })?;
+            }
+            Ok(seen)
+        })
+        .await?;
+        Ok(readings
+            .into_iter()
+            .map(|mut r| {
+                if r.is_not_yet() && seen.contains(&r.node) {
+                    r.result = r.result.map_err(NetdataError::not_yet_as_no_data);
+                }
+                r
+            })
+            .collect())
     }
 }
 
@@ -337,6 +427,22 @@ pub async fn poll_node(node: &Node, window: Window, budget: Duration) -> Reading
         node: node.config.name.clone(),
         result,
         elapsed,
+    }
+}
+
+/// The reading of a node held down (not asked): it fails at once with `error`; counted as a poll.
+pub(crate) fn held_reading(node: &str, error: NetdataError) -> Reading {
+    let result = Err(error);
+    PollDone {
+        node,
+        elapsed: Duration::ZERO,
+        result: &result,
+    }
+    .emit();
+    Reading {
+        node: node.to_string(),
+        result,
+        elapsed: Duration::ZERO,
     }
 }
 

@@ -56,10 +56,14 @@ pub enum PollErrorKind {
     Stale,
     Request,
     CaFile,
+    /// The interval ended before the agent's first point (see [`NetdataError::NotYet`]).
+    NotYet,
+    /// A child its Netdata parent lists as not connected (not polled).
+    NotStreaming,
 }
 
 impl PollErrorKind {
-    pub const ALL: [PollErrorKind; 9] = [
+    pub const ALL: [PollErrorKind; 11] = [
         Self::Refused,
         Self::Timeout,
         Self::Http,
@@ -69,6 +73,8 @@ impl PollErrorKind {
         Self::Stale,
         Self::Request,
         Self::CaFile,
+        Self::NotYet,
+        Self::NotStreaming,
     ];
 
     pub fn of(e: &NetdataError) -> Self {
@@ -82,6 +88,8 @@ impl PollErrorKind {
             NetdataError::Stale { .. } => Self::Stale,
             NetdataError::Request(_) => Self::Request,
             NetdataError::CaFile { .. } => Self::CaFile,
+            NetdataError::NotYet { .. } => Self::NotYet,
+            NetdataError::NotStreaming { .. } => Self::NotStreaming,
         }
     }
 
@@ -96,6 +104,8 @@ impl PollErrorKind {
             Self::Stale => "stale",
             Self::Request => "request",
             Self::CaFile => "ca_file",
+            Self::NotYet => "not_yet",
+            Self::NotStreaming => "not_streaming",
         }
     }
 }
@@ -107,7 +117,7 @@ pub const POLL_BUCKETS: [f64; 8] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.
 #[derive(Default)]
 pub struct Counters {
     pub polls_ok: AtomicU64,
-    polls_failed: [AtomicU64; 9],
+    polls_failed: [AtomicU64; 11],
     /// Poll durations: cumulative counts per [`POLL_BUCKETS`] bound, then +Inf.
     poll_buckets: [AtomicU64; 9],
     /// Sum of poll durations, microseconds.
@@ -115,6 +125,9 @@ pub struct Counters {
     pub state_changes: AtomicU64,
     pub ticks_logged: AtomicU64,
     pub rows_written: AtomicU64,
+    /// Nodes a tick wrote no row for: their agent had no data yet because it did not exist (not
+    /// monitored yet, so neither up nor down).
+    pub rows_not_yet: AtomicU64,
     /// Rows waiting in memory for the database (a gauge).
     pub rows_held: AtomicU64,
     pub rows_dropped: AtomicU64,
@@ -135,6 +148,7 @@ pub struct CountersSnapshot {
     pub state_changes: u64,
     pub ticks_logged: u64,
     pub rows_written: u64,
+    pub rows_not_yet: u64,
     pub rows_held: u64,
     pub rows_dropped: u64,
     pub write_failures: u64,
@@ -173,6 +187,7 @@ impl Counters {
             state_changes: get(&self.state_changes),
             ticks_logged: get(&self.ticks_logged),
             rows_written: get(&self.rows_written),
+            rows_not_yet: get(&self.rows_not_yet),
             rows_held: get(&self.rows_held),
             rows_dropped: get(&self.rows_dropped),
             write_failures: get(&self.write_failures),
@@ -250,7 +265,11 @@ pub(crate) struct TickLogged {
     pub ts: i64,
     pub written: usize,
     pub already_logged: usize,
+    /// Nodes logged as NULL rows (no answer, or an answer without data).
     pub down: usize,
+    /// Nodes not monitored yet: their agent's data starts after the interval and no earlier row of
+    /// theirs exists. No row is written for them.
+    pub not_yet: usize,
     pub elapsed: Duration,
 }
 
@@ -259,14 +278,27 @@ impl TickLogged {
         let c = counters();
         bump(&c.ticks_logged, 1);
         bump(&c.rows_written, self.written as u64);
-        tracing::info!(
-            tick = %format_ts(self.ts),
-            written = self.written,
-            already_logged = self.already_logged,
-            down = self.down,
-            elapsed_ms = self.elapsed.as_millis() as u64,
-            "tick logged"
-        );
+        bump(&c.rows_not_yet, self.not_yet as u64);
+        if self.not_yet > 0 {
+            tracing::info!(
+                tick = %format_ts(self.ts),
+                written = self.written,
+                already_logged = self.already_logged,
+                down = self.down,
+                not_yet = self.not_yet,
+                elapsed_ms = self.elapsed.as_millis() as u64,
+                "tick logged (nodes whose agents started after the interval are not monitored yet: no row)"
+            );
+        } else {
+            tracing::info!(
+                tick = %format_ts(self.ts),
+                written = self.written,
+                already_logged = self.already_logged,
+                down = self.down,
+                elapsed_ms = self.elapsed.as_millis() as u64,
+                "tick logged"
+            );
+        }
     }
 }
 

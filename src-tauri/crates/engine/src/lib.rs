@@ -7,10 +7,12 @@ pub mod collector;
 pub mod events;
 pub mod live;
 pub mod logger;
+pub mod parents;
 pub mod registry;
 mod state;
 
 pub use collector::{Collector, CollectorError, Probe, Reading, TickReport};
 pub use events::{counters, NodeEvent, StateChange};
 pub use live::{LiveSnapshot, NodeLive};
+pub use parents::{ChildReport, Discovery, ParentReport, Skipped};
 pub use registry::{Change, NodeRegistry, NodeSet};

@@ -18,7 +18,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use dsmon_core::NodeState;
 use dsmon_netdata::Window;
 
-use crate::collector::{poll_node, Collector};
+use crate::collector::{held_reading, poll_node, Collector};
 use crate::events::{NodeEvent, StateChange};
 use crate::registry::Node;
 pub use crate::state::NodeLive;
@@ -138,7 +138,10 @@ async fn poll_loop(
         if *shutdown.borrow() {
             return;
         }
-        let reading = poll_node(&node, Window::Latest, budget).await;
+        let reading = match collector.registry().held_down(&node.config.name) {
+            Some(e) => held_reading(&node.config.name, e),
+            None => poll_node(&node, Window::Latest, budget).await,
+        };
         collector.observe(&reading);
         collector.publish(NodeEvent::Polled {
             node: reading.node.clone(),

@@ -3,7 +3,7 @@
 //! current set each time, and the live poller follows changes ([`NodeRegistry::subscribe`]).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -63,6 +63,9 @@ impl Change {
 pub struct NodeRegistry {
     connect_timeout: Duration,
     tx: watch::Sender<Arc<NodeSet>>,
+    /// Nodes known to be unreachable without asking them (a child its parent lists as not
+    /// streaming): each poll of one of them fails at once with this error.
+    held_down: RwLock<HashMap<String, NetdataError>>,
 }
 
 impl NodeRegistry {
@@ -76,7 +79,21 @@ impl NodeRegistry {
         Ok(Self {
             connect_timeout,
             tx,
+            held_down: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// From now on, polls of these nodes fail at once with their error instead of asking the
+    /// agent (replaces the previous map).
+    pub fn hold_down(&self, nodes: HashMap<String, NetdataError>) {
+        if let Ok(mut held) = self.held_down.write() {
+            *held = nodes;
+        }
+    }
+
+    /// Why a poll of `name` would fail without asking its agent, if it is held down.
+    pub fn held_down(&self, name: &str) -> Option<NetdataError> {
+        self.held_down.read().ok()?.get(name).cloned()
     }
 
     /// The node set now.

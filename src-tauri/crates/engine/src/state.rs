@@ -37,7 +37,13 @@ impl NodeLive {
     }
 
     /// Applies a reading taken at `now`; the state change it made, if any.
+    ///
+    /// A "not yet" reading (the interval ended before the agent's first point: a logging tick
+    /// right after the agent started) says nothing about the node now: it changes nothing.
     pub fn apply(&mut self, reading: &Reading, now: i64) -> Option<StateChange> {
+        if reading.is_not_yet() {
+            return None;
+        }
         let new_state = if reading.result.is_ok() {
             NodeState::Up
         } else {
@@ -111,5 +117,23 @@ mod tests {
         assert_eq!(n.last_error.as_deref(), Some("connection failed: refused"));
         assert!(n.apply(&reading(false), 106).is_none());
         assert_eq!(n.since, Some(104));
+    }
+
+    #[test]
+    fn a_not_yet_reading_changes_nothing() {
+        let not_yet = Reading {
+            node: "n".into(),
+            result: Err(NetdataError::NotYet {
+                chart: "system.cpu".into(),
+                first_entry: 200,
+            }),
+            elapsed: Duration::ZERO,
+        };
+        let mut n = NodeLive::pending("n");
+        assert!(n.apply(&not_yet, 100).is_none());
+        assert_eq!(n, NodeLive::pending("n"), "still pending, not down");
+        n.apply(&reading(true), 101);
+        assert!(n.apply(&not_yet, 102).is_none());
+        assert_eq!(n.state, NodeState::Up);
     }
 }

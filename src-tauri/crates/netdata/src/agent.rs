@@ -44,6 +44,28 @@ pub enum NetdataError {
     Stale { chart: String, age_secs: i64 },
     #[error("cannot read CA file {path}: {reason}")]
     CaFile { path: String, reason: String },
+    /// The interval ended before the agent's first stored point of the chart: the agent (or the
+    /// chart) did not exist yet. Only a window's average can be "not yet"; whether the node counts
+    /// as not monitored yet or as down is the engine's call (it knows whether it logged the node
+    /// before).
+    #[error(
+        "{chart}: no data yet (the agent's first point is at {first_entry}, after the interval)"
+    )]
+    NotYet { chart: String, first_entry: i64 },
+    /// A child listed by its parent as not connected (or no longer listed): not polled.
+    #[error("not streaming to {parent}")]
+    NotStreaming { parent: String },
+}
+
+impl NetdataError {
+    /// The error a "not yet" window is reported as when the node was monitored before (the agent
+    /// lost its database): Netdata's own answer, no data in the interval.
+    pub fn not_yet_as_no_data(self) -> Self {
+        match self {
+            NetdataError::NotYet { chart, .. } => NetdataError::ChartNotFound { chart },
+            other => other,
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, NetdataError>;
@@ -54,6 +76,43 @@ pub struct AgentInfo {
     pub version: String,
     #[serde(default)]
     pub mirrored_hosts: Vec<String>,
+    /// Every host the agent holds, itself included (`hops` 0); a parent's children have `hops` >= 1.
+    #[serde(default)]
+    pub mirrored_hosts_status: Vec<MirroredHost>,
+}
+
+/// One entry of `mirrored_hosts_status` (Netdata 1.37: `guid`, `hostname`, `reachable`, `hops`,
+/// `claim_id`, `node_id`; only the first four are read).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct MirroredHost {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub guid: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub hostname: String,
+    /// Whether the host is streaming to this agent now (always true for the agent itself).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub reachable: bool,
+    /// 0 for the agent itself, 1 for a direct child, more through a chain of parents.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub hops: i64,
+}
+
+fn null_as_default<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+impl AgentInfo {
+    /// The hosts that stream to this agent (directly or through other parents): every host but
+    /// the agent itself, without entries lacking a guid.
+    pub fn children(&self) -> impl Iterator<Item = &MirroredHost> {
+        self.mirrored_hosts_status
+            .iter()
+            .filter(|h| h.hops != 0 && !h.guid.trim().is_empty())
+    }
 }
 
 /// Which samples to ask for.
@@ -198,6 +257,18 @@ impl Agent {
         &self.base
     }
 
+    /// The agent's own dashboard, as a link anyone signed in to dsmon may see: the agent URL (for a
+    /// node behind a streaming parent, the parent's `/host/<name>/`, where Netdata serves that
+    /// node's dashboard), scheme, host, port and path only: no credentials, query or fragment.
+    pub fn dashboard_url(&self) -> String {
+        let mut u = self.base.clone();
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+        u.set_query(None);
+        u.set_fragment(None);
+        u.to_string()
+    }
+
     fn chart_id(&self, chart: Chart) -> &str {
         match chart {
             Chart::Cpu => "system.cpu",
@@ -236,6 +307,21 @@ impl Agent {
         })
     }
 
+    /// When the agent's stored data of a chart starts (`first_entry` of `/api/v1/chart`, Unix
+    /// seconds); `None` when the agent does not know the chart.
+    async fn first_entry(&self, id: &str) -> Result<Option<i64>> {
+        let mut url = self.endpoint("api/v1/chart")?;
+        url.query_pairs_mut().append_pair("chart", id);
+        let body = match self.get(url, id).await {
+            Ok((_, body)) => body,
+            Err(NetdataError::Http { status, .. }) if status == StatusCode::NOT_FOUND => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+        parse_first_entry(id, &body)
+    }
+
     fn endpoint(&self, path: &str) -> Result<Url> {
         self.base
             .join(path)
@@ -262,8 +348,37 @@ impl Agent {
             q.append_pair("format", "json");
             q.append_pair("options", "jsonwrap|unaligned|absolute");
         }
-        let (agent_now, body) = self.get(url, id).await?;
-        let table = parse_data(id, &body)?;
+        let answer = self.get(url, id).await.and_then(|(now, body)| {
+            let table = parse_data(id, &body)?;
+            Ok((now, table))
+        });
+        let (agent_now, table) = match (answer, window) {
+            // Netdata answers 404 (or an empty table) for a window before its first point: ask the
+            // chart when its data starts, to tell "did not exist yet" from "no data then".
+            (
+                Err(e @ (NetdataError::ChartNotFound { .. } | NetdataError::NoData { .. })),
+                Window::Average { end, .. },
+            ) => {
+                return Err(match self.first_entry(id).await {
+                    Ok(Some(first_entry)) if first_entry > end => NetdataError::NotYet {
+                        chart: id.to_string(),
+                        first_entry,
+                    },
+                    _ => e,
+                });
+            }
+            // A fresh agent may also answer a window before its first point with a row of nulls
+            // (seen for `net.<iface>`): its `first_entry` tells.
+            (Ok((_, table)), Window::Average { end, .. })
+                if table.first_entry.is_some_and(|first| first > end) =>
+            {
+                return Err(NetdataError::NotYet {
+                    chart: id.to_string(),
+                    first_entry: table.first_entry.unwrap_or_default(),
+                });
+            }
+            (answer, _) => answer?,
+        };
         let reference = match window {
             Window::Latest => agent_now.unwrap_or_else(|| chrono::Utc::now().timestamp()),
             Window::Average { end, .. } => end,
@@ -352,6 +467,8 @@ pub struct Table {
     pub time: i64,
     /// Seconds between the agent's points.
     pub update_every: i64,
+    /// The chart's first stored point (`jsonwrap` answers only; 0 or absent: `None`).
+    pub first_entry: Option<i64>,
     pub values: Vec<(String, Option<f64>)>,
 }
 
@@ -359,6 +476,8 @@ pub struct Table {
 struct Wrapped {
     #[serde(default)]
     update_every: Option<i64>,
+    #[serde(default)]
+    first_entry: Option<i64>,
     #[serde(default)]
     result: Option<Inner>,
     #[serde(default)]
@@ -415,8 +534,23 @@ pub fn parse_data(chart: &str, body: &[u8]) -> Result<Table> {
     Ok(Table {
         time,
         update_every: w.update_every.unwrap_or(1).max(1),
+        first_entry: w.first_entry.filter(|t| *t > 0),
         values,
     })
+}
+
+/// The `first_entry` of a `/api/v1/chart` answer (0 or absent: no data stored yet).
+pub fn parse_first_entry(chart: &str, body: &[u8]) -> Result<Option<i64>> {
+    #[derive(Deserialize)]
+    struct ChartInfo {
+        #[serde(default)]
+        first_entry: Option<i64>,
+    }
+    let c: ChartInfo = serde_json::from_slice(body).map_err(|e| NetdataError::Parse {
+        chart: chart.to_string(),
+        reason: format!("not Netdata JSON ({e})"),
+    })?;
+    Ok(c.first_entry.filter(|t| *t > 0))
 }
 
 impl Table {
@@ -617,10 +751,108 @@ mod tests {
     }
 
     #[test]
+    fn a_dashboard_link_carries_no_credentials() {
+        let agent = |url: &str| {
+            let mut node: NodeConfig = dsmon_config::parse(
+                "[[nodes]]\nname = \"n\"\nurl = \"http://127.0.0.1:19999\"\n",
+                std::path::Path::new("/tmp/x.toml"),
+            )
+            .unwrap()
+            .nodes
+            .remove(0);
+            // Whatever the configuration allows, the link never carries more than this.
+            node.url = Url::parse(url).unwrap();
+            Agent::new(&node, reqwest::Client::new())
+        };
+        assert_eq!(
+            agent("https://monitor:s3cret@parent.example:19999/host/node7?x=1#y").dashboard_url(),
+            "https://parent.example:19999/host/node7/"
+        );
+        assert_eq!(
+            agent("http://127.0.0.1:19991").dashboard_url(),
+            "http://127.0.0.1:19991/"
+        );
+    }
+
+    #[test]
+    fn first_entry_of_a_chart() {
+        let body =
+            br#"{"id":"system.cpu","duration":9,"first_entry":1796036556,"last_entry":1796036565}"#;
+        assert_eq!(
+            parse_first_entry("system.cpu", body).unwrap(),
+            Some(1796036556)
+        );
+        assert_eq!(
+            parse_first_entry("c", br#"{"first_entry":0}"#).unwrap(),
+            None
+        );
+        assert_eq!(parse_first_entry("c", b"{}").unwrap(), None);
+        // A data answer's jsonwrap carries it too (a fresh agent answers a window before its
+        // first point with a row of nulls for `net.<iface>`).
+        let t = parse_data(
+            "net.eth0",
+            br#"{"first_entry":1796038201,"result":{"labels":["time","received"],"data":[[1796038200,null]]}}"#,
+        )
+        .unwrap();
+        assert_eq!(t.first_entry, Some(1796038201));
+        assert!(matches!(
+            parse_first_entry("c", b"Chart is not found: c"),
+            Err(NetdataError::Parse { .. })
+        ));
+        let not_yet = NetdataError::NotYet {
+            chart: "system.cpu".into(),
+            first_entry: 5,
+        };
+        assert!(matches!(
+            not_yet.not_yet_as_no_data(),
+            NetdataError::ChartNotFound { chart } if chart == "system.cpu"
+        ));
+    }
+
+    #[test]
     fn info_fixture() {
         let i: AgentInfo = serde_json::from_slice(&fixture("info.json")).unwrap();
         assert_eq!(i.version, "v1.37.1");
         assert_eq!(i.mirrored_hosts, vec!["node1".to_string()]);
+    }
+
+    #[test]
+    fn parent_info_fixture_lists_children() {
+        // Recorded from a 1.37 parent with two children, `ch1` stopped half a second before.
+        let i: AgentInfo = serde_json::from_slice(&fixture("info_parent.json")).unwrap();
+        assert_eq!(i.mirrored_hosts, vec!["par", "ch2", "ch1"]);
+        let children: Vec<_> = i.children().collect();
+        assert_eq!(
+            children.len(),
+            2,
+            "the parent itself (hops 0) is not a child"
+        );
+        assert_eq!(
+            children[0],
+            &MirroredHost {
+                guid: "9a3a7ce4-ecad-11f1-82ce-02fc00000001".into(),
+                hostname: "ch2".into(),
+                reachable: true,
+                hops: 1,
+            }
+        );
+        assert_eq!(
+            (children[1].hostname.as_str(), children[1].reachable),
+            ("ch1", false)
+        );
+        // A standalone agent lists only itself.
+        let i: AgentInfo = serde_json::from_slice(&fixture("info.json")).unwrap();
+        assert_eq!(i.children().count(), 0);
+        // Missing or odd fields are no panic: an entry without a guid is skipped, a wrong type fails.
+        let i: AgentInfo = serde_json::from_slice(
+            br#"{"version":"v1","mirrored_hosts_status":[{"guid":null,"hostname":"x","hops":1}]}"#,
+        )
+        .unwrap();
+        assert_eq!(i.children().count(), 0);
+        assert!(serde_json::from_slice::<AgentInfo>(
+            br#"{"version":"v1","mirrored_hosts_status":[{"guid":1}]}"#
+        )
+        .is_err());
     }
 
     #[test]

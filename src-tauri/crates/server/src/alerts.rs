@@ -76,10 +76,7 @@ async fn expire_silence(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = id
-        .parse::<i64>()
-        .map_err(|_| ApiError::bad_request(format!("{id:?} is not a silence id")))?;
-    Ok(Json(s.app.expire_silence(&c.0, id).await?).into_response())
+    Ok(Json(s.app.expire_silence(&c.0, &id).await?).into_response())
 }
 
 async fn acknowledge(
