@@ -60,8 +60,8 @@ trap 'exit 130' INT TERM
 log_interval=${DSMON_DEMO_LOG_INTERVAL:-1m}
 conf="$demo/dsmon.toml"
 {
-    echo "# written by scripts/demo.sh: five local Netdata agents and node6, which nothing answers for;"
-    echo "# everything else dsmon's defaults"
+    echo "# written by scripts/demo.sh: five local Netdata agents and node6, which nothing answers for,"
+    echo "# two alert rules; everything else dsmon's defaults"
     echo "[collector]"
     echo "# A row per node every $log_interval, so the History page fills while you watch. dsmon's own"
     echo "# default is 10m (DSMON_DEMO_LOG_INTERVAL=10m scripts/demo.sh, or delete this line)."
@@ -80,6 +80,25 @@ for i in 1 2 3 4 5 6; do
     fi
     printf '[[nodes]]\nname = "node%s"\nurl = "http://127.0.0.1:%s"\n\n' "$i" "$port" >> "$conf"
 done
+
+# Two alert rules, so the Alerts page and the cards' badges have something to show: node6 fires
+# "node down" half a minute after the start. No notifier: recorded, not sent (README "Alerts" shows
+# how to send them by email, webhook, chat, ntfy or Alertmanager).
+cat >> "$conf" <<'RULES'
+[[alerts.rules]]
+name = "node down"
+metric = "down"
+for = "30s"
+severity = "critical"
+
+[[alerts.rules]]
+name = "memory high"
+metric = "mem_pct"
+above = 90
+clear = 80
+for = "1m"
+
+RULES
 
 # The agents admit the monitor only: the [web] lines dsmon itself recommends (all loopback here, so
 # "localhost"), placed in each agent's [web] section.
