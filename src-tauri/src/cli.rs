@@ -563,6 +563,16 @@ async fn lead(
         }
         tracing::info!("leader of the instances on this database: logging ticks and sending alert notifications");
         backfill(&collector, &store, interval).await;
+        if let Some(a) = alerts.as_ref().map(Arc::clone) {
+            // Continue from the alert state the previous leader recorded.
+            match tokio::task::spawn_blocking(move || a.resume()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "alert state not re-read from the database")
+                }
+                Err(e) => tracing::error!(error = %e, "alert state not re-read from the database"),
+            }
+        }
         let (lost_tx, lost_rx) = watch::channel(false);
         let alerts_task = alerts
             .as_ref()

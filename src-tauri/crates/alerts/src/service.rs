@@ -240,6 +240,31 @@ impl Alerts {
         Ok(())
     }
 
+    /// Takes the alerts' state again from the store (blocking): an instance that becomes the
+    /// leader of several on one database continues from what the previous leader recorded, so an
+    /// alert it already notified is not notified again.
+    pub fn resume(&self) -> Result<(), AlertError> {
+        let mut core = self
+            .core
+            .lock()
+            .map_err(|_| AlertError::Task("alerts lock poisoned".into()))?;
+        let rules = core
+            .setup
+            .cfg
+            .rules
+            .iter()
+            .cloned()
+            .map(Rule::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AlertError::Setup(e.to_string()))?;
+        let public_url = core.setup.cfg.public_url.as_ref().map(|u| u.to_string());
+        let mut eval = Evaluator::new(rules, public_url);
+        eval.restore(&self.store.alert_states()?);
+        core.eval = eval;
+        core.storm = Storm::new(core.setup.cfg.storm);
+        Ok(())
+    }
+
     fn setup(&self) -> Option<Arc<Setup>> {
         self.core.lock().ok().map(|c| Arc::clone(&c.setup))
     }
