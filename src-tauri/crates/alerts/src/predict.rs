@@ -3,8 +3,9 @@
 
 /// How far back the fit looks.
 pub const FIT_SPAN: i64 = 86_400;
-/// The roll-up tier the fit reads.
-pub const FIT_TIER: &str = "rollup_30m";
+/// The roll-up tier the fit reads (the finest: 30 minutes), and its period in seconds.
+pub const FIT_TIER: &str = dsmon_store::ROLLUPS[0].0;
+pub const FIT_TIER_SECS: i64 = dsmon_store::ROLLUPS[0].1;
 /// The points must span at least this long (a steep minute says nothing about a day).
 pub const MIN_SPAN: i64 = 3600;
 

@@ -150,16 +150,34 @@ pub struct Alerts {
     samples: Option<SharedSamples>,
 }
 
+/// A fresh evaluator for the rules of `cfg` (no state yet).
+fn evaluator(cfg: &AlertsConfig) -> Result<Evaluator, AlertError> {
+    let rules = cfg
+        .rules
+        .iter()
+        .cloned()
+        .map(Rule::new)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| AlertError::Setup(e.to_string()))?;
+    Ok(Evaluator::new(
+        rules,
+        cfg.public_url.as_ref().map(|u| u.to_string()),
+    ))
+}
+
+/// Runs a store call on the blocking pool; a failure of the call or of its task is an error text.
+async fn off_runtime<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 impl Setup {
     fn new(cfg: AlertsConfig, notifiers: Notifiers) -> Result<(Self, Evaluator), AlertError> {
-        let rules = cfg
-            .rules
-            .iter()
-            .cloned()
-            .map(Rule::new)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| AlertError::Setup(e.to_string()))?;
-        let eval = Evaluator::new(rules, cfg.public_url.as_ref().map(|u| u.to_string()));
+        let eval = evaluator(&cfg)?;
         let windows = cfg
             .maintenance
             .iter()
@@ -248,17 +266,7 @@ impl Alerts {
             .core
             .lock()
             .map_err(|_| AlertError::Task("alerts lock poisoned".into()))?;
-        let rules = core
-            .setup
-            .cfg
-            .rules
-            .iter()
-            .cloned()
-            .map(Rule::new)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| AlertError::Setup(e.to_string()))?;
-        let public_url = core.setup.cfg.public_url.as_ref().map(|u| u.to_string());
-        let mut eval = Evaluator::new(rules, public_url);
+        let mut eval = evaluator(&core.setup.cfg)?;
         eval.restore(&self.store.alert_states()?);
         core.eval = eval;
         core.storm = Storm::new(core.setup.cfg.storm);
@@ -383,19 +391,10 @@ impl Alerts {
             events: history,
             notices,
         } = changes;
-        let saved =
-            tokio::task::spawn_blocking(move || store.save_alerts(&states, &removed, &history))
-                .await;
-        match saved {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => AlertEvent::StoreFailed {
-                error: e.to_string(),
-            }
-            .emit(),
-            Err(e) => AlertEvent::StoreFailed {
-                error: e.to_string(),
-            }
-            .emit(),
+        if let Err(error) =
+            off_runtime(move || store.save_alerts(&states, &removed, &history)).await
+        {
+            AlertEvent::StoreFailed { error }.emit();
         }
         for notice in notices {
             let rule = &setup.cfg.rules[notice.rule];
@@ -535,21 +534,10 @@ impl Alerts {
         .emit();
         let store = Arc::clone(&self.store);
         let r = record.clone();
-        let id = tokio::task::spawn_blocking(move || store.record_delivery(&r)).await;
-        match id {
-            Ok(Ok(id)) => DeliveryRecord { id, ..record },
-            Ok(Err(e)) => {
-                AlertEvent::StoreFailed {
-                    error: e.to_string(),
-                }
-                .emit();
-                record
-            }
-            Err(e) => {
-                AlertEvent::StoreFailed {
-                    error: e.to_string(),
-                }
-                .emit();
+        match off_runtime(move || store.record_delivery(&r)).await {
+            Ok(id) => DeliveryRecord { id, ..record },
+            Err(error) => {
+                AlertEvent::StoreFailed { error }.emit();
                 record
             }
         }
@@ -567,61 +555,52 @@ impl Alerts {
         if inputs.is_empty() {
             return;
         }
-        let fitted = tokio::task::spawn_blocking(
-            move || -> Result<Vec<(String, Option<f64>)>, StoreError> {
-                let store = samples.lock().map_err(|_| StoreError::Poisoned)?;
-                let names: Vec<String> = inputs.iter().map(|i| i.0.clone()).collect();
-                let ids = store.node_ids(&names)?;
-                let mut points: std::collections::HashMap<i64, Vec<(i64, f64)>> =
-                    Default::default();
-                let id_list: Vec<i64> = ids.iter().map(|x| x.1).collect();
-                let half = predict::FIT_SPAN.min(1800) / 2;
-                store.scan_periods(
-                    &id_list,
-                    now - predict::FIT_SPAN,
-                    now,
-                    Some(predict::FIT_TIER),
-                    &mut |id, p| {
-                        if let (Some(sum), true) = (p.sum[2], p.n_ok > 0) {
-                            points
-                                .entry(id)
-                                .or_default()
-                                .push((p.ts + half, sum / p.n_ok as f64));
-                        }
-                    },
-                )?;
-                Ok(inputs
-                    .into_iter()
-                    .map(|(name, last)| {
-                        let mut pts = ids
-                            .iter()
-                            .find(|x| x.0 == name)
-                            .and_then(|x| points.remove(&x.1))
-                            .unwrap_or_default();
-                        pts.extend(last);
-                        let secs = predict::seconds_to_full(&pts, now);
-                        (name, secs)
-                    })
-                    .collect())
-            },
-        )
+        let fitted = off_runtime(move || -> Result<Vec<(String, Option<f64>)>, StoreError> {
+            let store = samples.lock().map_err(|_| StoreError::Poisoned)?;
+            let names: Vec<String> = inputs.iter().map(|i| i.0.clone()).collect();
+            let ids = store.node_ids(&names)?;
+            let mut points: std::collections::HashMap<i64, Vec<(i64, f64)>> = Default::default();
+            let id_list: Vec<i64> = ids.iter().map(|x| x.1).collect();
+            // A period's average stands at its middle.
+            let half = predict::FIT_TIER_SECS / 2;
+            store.scan_periods(
+                &id_list,
+                now - predict::FIT_SPAN,
+                now,
+                Some(predict::FIT_TIER),
+                &mut |id, p| {
+                    if let (Some(sum), true) = (p.sum[2], p.n_ok > 0) {
+                        points
+                            .entry(id)
+                            .or_default()
+                            .push((p.ts + half, sum / p.n_ok as f64));
+                    }
+                },
+            )?;
+            Ok(inputs
+                .into_iter()
+                .map(|(name, last)| {
+                    let mut pts = ids
+                        .iter()
+                        .find(|x| x.0 == name)
+                        .and_then(|x| points.remove(&x.1))
+                        .unwrap_or_default();
+                    pts.extend(last);
+                    let secs = predict::seconds_to_full(&pts, now);
+                    (name, secs)
+                })
+                .collect())
+        })
         .await;
         match fitted {
-            Ok(Ok(list)) => {
+            Ok(list) => {
                 if let Ok(mut c) = self.core.lock() {
                     for (node, secs) in list {
                         c.eval.set_disk_full_in(&node, secs);
                     }
                 }
             }
-            Ok(Err(e)) => AlertEvent::StoreFailed {
-                error: e.to_string(),
-            }
-            .emit(),
-            Err(e) => AlertEvent::StoreFailed {
-                error: e.to_string(),
-            }
-            .emit(),
+            Err(error) => AlertEvent::StoreFailed { error }.emit(),
         }
     }
 
