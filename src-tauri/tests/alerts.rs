@@ -16,7 +16,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use harness::receiver::{Hit, Receiver};
-use harness::{free_port, Dsmon, Machine, NetdataAgent, Serve};
+use harness::{free_port, wait_until, Dsmon, Machine, NetdataAgent, Serve};
 use serde_json::{json, Value};
 
 /// A request with a body to dsmon on loopback, as its own page sends it (same Origin).
@@ -56,15 +56,6 @@ fn notices(r: &Receiver, rule: &str, kind: &str) -> Vec<Value> {
         .map(Hit::json)
         .filter(|b| b["rule"] == rule && b["kind"] == kind)
         .collect()
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    start.elapsed()
 }
 
 fn current(port: u16, rule: &str, node: &str) -> Option<Value> {

@@ -11,16 +11,7 @@ mod harness;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use harness::{Dsmon, Machine, NetdataAgent, Serve, Stream};
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    start.elapsed()
-}
+use harness::{wait_until, Dsmon, Machine, NetdataAgent, Serve, Stream};
 
 /// Waits until the live view satisfies `f`; on timeout, panics showing the last view.
 fn wait_nodes(

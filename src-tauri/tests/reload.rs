@@ -5,17 +5,9 @@
 
 mod harness;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use harness::{Dsmon, Machine, NetdataAgent, Serve};
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use harness::{wait_until, Dsmon, Machine, NetdataAgent, Serve};
 
 fn hangup(serve: &Serve) {
     // SAFETY: kill(2) on the dsmon this test started.

@@ -77,6 +77,17 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// Polls `f` every 100 ms until it holds; fails the test naming `what` after `limit`. Returns
+/// how long it took.
+pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    start.elapsed()
+}
+
 pub fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
