@@ -6,7 +6,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use harness::{http_get_full, unix_now, wait_for_tick, Dsmon, Machine, NetdataAgent, Serve};
+use harness::{
+    http_get_full, unix_now, wait_for_tick, wait_until, Dsmon, Machine, NetdataAgent, Serve,
+};
 
 const M2: Machine = Machine {
     cpu_user: 5,
@@ -16,14 +18,6 @@ const M2: Machine = Machine {
     net_in_kbps: 400,
     net_out_kbps: 80,
 };
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Reads `n` Server-Sent Events from `/api/live/stream`; returns their ids and JSON data.
 fn read_events(port: u16, n: usize) -> Vec<(u64, serde_json::Value)> {
@@ -237,6 +231,10 @@ fn bad_input_is_a_400_with_a_json_error() {
     let body = serve.json("/api/nope", 404);
     assert!(body["error"].is_string());
     // A node that never answered: its rows are failures, its availability 0, its values gaps.
+    // (The first tick is logged at start, on its own task: wait for its row, not for a guess.)
+    wait_until("the first tick logged", Duration::from_secs(10), || {
+        !serve.json("/api/history?from=-1h", 200)["nodes"][0]["availability"].is_null()
+    });
     let h = serve.json("/api/history?from=-1h", 200);
     assert_eq!(h["nodes"][0]["name"], "n1");
     assert_eq!(h["nodes"][0]["availability"], 0.0);
