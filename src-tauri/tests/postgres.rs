@@ -1,6 +1,8 @@
 //! PostgreSQL as the store, end to end: `dsmon serve` logging real Netdata agents into a
 //! throw-away PostgreSQL 15 cluster (one row per node per tick, history served from it), and
-//! `dsmon migrate --to` copying a SQLite history there, twice without duplicating.
+//! `dsmon migrate --to` copying a SQLite history there, twice without duplicating; two instances
+//! on one database (one leader, a killed leader replaced; a sign-in started on one finished on the
+//! other) and PostgreSQL stopped and started again under them.
 
 mod harness;
 
@@ -351,4 +353,164 @@ fn two_instances_one_leader_and_a_killed_leader_is_replaced_with_its_ticks_backf
             "tick {ts}"
         );
     }
+}
+
+/// Ticks of `rows` (Unix seconds) with the nodes logged at each.
+fn per_tick(rows: &[serde_json::Value]) -> BTreeMap<i64, Vec<String>> {
+    let mut out: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for r in rows {
+        let ts = chrono::DateTime::parse_from_rfc3339(r["ts"].as_str().unwrap_or_default())
+            .expect("ts")
+            .timestamp();
+        out.entry(ts)
+            .or_default()
+            .push(r["node"].as_str().unwrap_or_default().to_string());
+    }
+    out
+}
+
+/// Two instances on one database with sign-in: a sign-in started on one is finished on the
+/// other and the session works on both; then PostgreSQL is stopped (its own cluster here, the
+/// others' is shared) — the live view goes on for the signed-in browser, what needs the database
+/// answers a 503 JSON, and once PostgreSQL is back no tick is missing or doubled.
+#[test]
+fn instances_share_sign_in_and_a_database_outage_loses_no_tick() {
+    // The browser is async (reqwest); PostgreSQL's client and the processes are not.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    use harness::oidc::{auth_toml, Agent, Callback, Provider, CLIENT_SECRET};
+    use reqwest::StatusCode;
+
+    let cluster = Cluster::start();
+    let db = cluster.create_db();
+    let agent = NetdataAgent::start("pgoutage", Machine::STANDARD);
+    let rest = format!(
+        "[collector]\nlog_interval = \"2s\"\nlive_interval = \"1s\"\ntimeout = \"1s\"\n\n{}",
+        agent.node_toml()
+    );
+    let (a, b) = (
+        dsmon_on(&cluster, &db, &rest),
+        dsmon_on(&cluster, &db, &rest),
+    );
+    // Behind one public address both instances have the same redirect URL: here a's.
+    let provider = Provider::start(&format!("http://127.0.0.1:{}/auth/callback", a.port));
+    let auth = auth_toml(&a, &provider.issuer);
+    for d in [&a, &b] {
+        fs::write(d.dir.join("client_secret"), format!("{CLIENT_SECRET}\n")).expect("secret");
+        let text = fs::read_to_string(&d.config).expect("config");
+        fs::write(&d.config, format!("{text}{auth}")).expect("config");
+    }
+    let (log_a, log_b) = (a.dir.join("serve.log"), b.dir.join("serve.log"));
+    let mut first = serve_logged(&a, &log_a);
+    let mut second = serve_logged(&b, &log_b);
+
+    // The sign-in starts at a (its login cookie, its pending attempt in the database) and the
+    // provider's redirect is answered by b.
+    let browser = Agent::new(a.port);
+    let Callback(url) = rt.block_on(browser.login_at_provider("alice@example.com", "/live"));
+    let at_b = url.replacen(&format!(":{}/", a.port), &format!(":{}/", b.port), 1);
+    assert_ne!(at_b, url);
+    let r = rt.block_on(browser.callback(&Callback(at_b)));
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "callback at b");
+    let on_b = Agent {
+        http: browser.http.clone(),
+        base: format!("http://127.0.0.1:{}", b.port),
+    };
+    for (who, ag) in [("a", &browser), ("b", &on_b)] {
+        let (st, _, body) = rt.block_on(ag.get("/api/me"));
+        assert_eq!(st, StatusCode::OK, "session on {who}: {body}");
+        assert!(body.contains("alice@example.com"), "{who}: {body}");
+    }
+    // Rows are being logged before the outage.
+    harness::wait_until(
+        "a first logged tick",
+        std::time::Duration::from_secs(10),
+        || !a.rows().is_empty(),
+    );
+
+    cluster.stop();
+    let stopped = std::time::Instant::now();
+    for (who, ag) in [("a", &browser), ("b", &on_b)] {
+        let (st, _, body) = rt.block_on(ag.get("/api/live"));
+        assert_eq!(
+            st,
+            StatusCode::OK,
+            "live on {who} without the database: {body}"
+        );
+        assert!(body.contains("pgoutage"), "{body}");
+        let (st, head, body) = rt.block_on(ag.get("/api/history?from=-10m&points=50"));
+        assert_eq!(
+            st,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "history on {who}: {body}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&body).expect("a JSON body");
+        assert_eq!(v["kind"], "database_unavailable", "{v}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.contains("database")),
+            "{v}"
+        );
+        assert_eq!(
+            head.get("retry-after").map(|h| h.as_bytes()),
+            Some(&b"5"[..])
+        );
+    }
+    // A session the instance has not seen cannot be checked: 503, not a sign-out.
+    let (st, body) = rt.block_on(async {
+        let r = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{}/api/me", a.port))
+            .header("cookie", "dsmon_session=not-a-session-anyone-has")
+            .send()
+            .await
+            .expect("GET /api/me");
+        (r.status(), r.text().await.unwrap_or_default())
+    });
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+
+    // Down for at least three ticks, then back.
+    let down = std::time::Duration::from_secs(7);
+    std::thread::sleep(down.saturating_sub(stopped.elapsed()));
+    cluster.restart();
+    let back = std::time::Instant::now();
+    let (st, _, body) = rt.block_on(browser.get("/api/history?from=-10m&points=50"));
+    assert!(
+        st == StatusCode::OK || st == StatusCode::SERVICE_UNAVAILABLE,
+        "{st}: {body}"
+    );
+    while rt
+        .block_on(browser.get("/api/history?from=-10m&points=50"))
+        .0
+        != StatusCode::OK
+    {
+        assert!(back.elapsed().as_secs() < 15, "history not served again");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    println!(
+        "history answered again {:.1} s after PostgreSQL restarted",
+        back.elapsed().as_secs_f64()
+    );
+    // Let the leader lead again and log a few ticks past the outage.
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    for c in [&mut first, &mut second] {
+        signal(c.id(), libc::SIGTERM);
+        assert!(c.wait().expect("wait").success());
+    }
+    let logs = format!(
+        "{}{}",
+        fs::read_to_string(&log_a).unwrap_or_default(),
+        fs::read_to_string(&log_b).unwrap_or_default()
+    );
+    let ticks = per_tick(&a.rows());
+    let ts: Vec<i64> = ticks.keys().copied().collect();
+    assert!(ts.len() >= 8, "{ts:?}\n{logs}");
+    assert!(
+        ts.windows(2).all(|w| w[1] - w[0] == 2),
+        "a tick is missing around the outage: {ts:?}\n{logs}"
+    );
+    for (t, nodes) in &ticks {
+        assert_eq!(nodes, &vec!["pgoutage".to_string()], "tick {t}: {logs}");
+    }
+    assert!(
+        logs.contains("backfilling the ticks logged by nobody"),
+        "the outage's ticks came from the agents: {logs}"
+    );
 }

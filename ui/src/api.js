@@ -22,7 +22,8 @@ export const desktop = Boolean(TAURI && TAURI.core);
 // The error kinds as HTTP statuses: the same table as the server's `status_of` (dsmon-server).
 const STATUS = {
   not_signed_in: 401, forbidden: 403, not_authorized: 403, bad_request: 400, not_found: 404,
-  conflict: 409, too_many: 429, config: 503, unavailable: 502, internal: 500,
+  conflict: 409, too_many: 429, config: 503, unavailable: 502, database_unavailable: 503,
+  internal: 500,
 };
 
 async function call(cmd, args) {

@@ -31,6 +31,9 @@ pub enum ErrorKind {
     Config,
     /// A service this depends on failed: the sign-in provider, a remote server, the browser.
     Unavailable,
+    /// The database cannot be reached (PostgreSQL down, its connection cut): what needs it waits;
+    /// the live view goes on and the rows of the ticks are logged once it is back.
+    DatabaseUnavailable,
     /// Our fault; the cause is in the log.
     Internal,
 }
@@ -68,16 +71,32 @@ impl AppError {
     }
 }
 
+/// What a caller is told while the database cannot be reached.
+pub const DATABASE_UNAVAILABLE: &str =
+    "the database is unreachable: this needs it; the live view goes on and no logged tick is lost; try again shortly";
+
+impl AppError {
+    /// A store failure: "the database is unavailable" when it could not be reached (logged once
+    /// at warn, without the request), else an internal error.
+    pub fn store(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "a request needed the database, which is unreachable");
+            return Self::new(ErrorKind::DatabaseUnavailable, DATABASE_UNAVAILABLE);
+        }
+        Self::internal(e)
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        Self::internal(e)
+        Self::store(e)
     }
 }
 
 impl From<HistoryError> for AppError {
     fn from(e: HistoryError) -> Self {
         match e {
-            HistoryError::Store(e) => Self::internal(e),
+            HistoryError::Store(e) => Self::store(e),
             other => Self::bad_request(other.to_string()),
         }
     }
@@ -86,7 +105,7 @@ impl From<HistoryError> for AppError {
 impl From<ExportError> for AppError {
     fn from(e: ExportError) -> Self {
         match e {
-            ExportError::Store(e) => Self::internal(e),
+            ExportError::Store(e) => Self::store(e),
             ExportError::Io(e) => Self::internal(e),
             other => Self::bad_request(other.to_string()),
         }
@@ -95,6 +114,10 @@ impl From<ExportError> for AppError {
 
 impl From<AuthError> for AppError {
     fn from(e: AuthError) -> Self {
+        let e = match e {
+            AuthError::Db(db) => return Self::store(db),
+            other => other,
+        };
         let kind = match &e {
             AuthError::UnknownUser(_) => ErrorKind::NotFound,
             AuthError::ConfigAdmin(_) | AuthError::NothingToRebind(_) => ErrorKind::Conflict,

@@ -19,6 +19,7 @@
 //! on an account outside it. An identity whose email the provider has not verified is refused.
 //! Roles are resolved again on every request, so a change applies at once.
 
+mod offline;
 pub mod oidc;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -198,6 +199,8 @@ pub struct Auth {
     oidc: oidc::Oidc,
     db: Arc<dyn AuthStore>,
     log: Arc<AuditLog>,
+    /// Sessions the database confirmed lately, for while it cannot be reached.
+    recent: offline::Recent,
 }
 
 /// The audit log: each entry in the store and as a tracing event; entries older than
@@ -367,6 +370,7 @@ impl Auth {
             oidc,
             db: store,
             cfg,
+            recent: offline::Recent::default(),
         })
     }
 
@@ -619,8 +623,31 @@ impl Auth {
     /// unknown or past its absolute end, idle for `[auth] session_idle`, signed in longer ago than
     /// `[auth] recheck` (the provider must confirm the account again: a new sign-in), or its user
     /// is blocked or no longer in any role (the session then ends). A live session is marked used.
+    ///
+    /// While the database cannot be reached, a session it confirmed within the last
+    /// [`offline::GRACE`] still counts (the live view goes on); others fail with the database's
+    /// "unavailable" error.
     pub fn session(&self, token: &str) -> Result<Option<Caller>> {
         let (h, t) = (hash_session(token), now());
+        match self.session_checked(&h, t) {
+            Ok(caller) => {
+                self.recent.confirmed(&h, caller.as_ref(), t);
+                Ok(caller)
+            }
+            Err(AuthError::Db(e)) if e.is_unavailable() => match self.recent.get(&h, t) {
+                Some(caller) => {
+                    tracing::debug!(email = %caller.email, "database unreachable: a session it confirmed lately still counts");
+                    Ok(Some(caller))
+                }
+                None => Err(AuthError::Db(e)),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The caller of session `h` at `t`, as the database says.
+    fn session_checked(&self, h: &str, t: i64) -> Result<Option<Caller>> {
+        let h = h.to_string();
         let Some(s) = self.db.session_user(&h, t)? else {
             return Ok(None);
         };
@@ -677,7 +704,9 @@ impl Auth {
     }
 
     pub fn logout(&self, token: &str, caller: Option<&Caller>) -> Result<()> {
-        self.db.delete_session(&hash_session(token))?;
+        let h = hash_session(token);
+        self.recent.confirmed(&h, None, now());
+        self.db.delete_session(&h)?;
         if let Some(c) = caller {
             self.audit(Some(&c.email), "sign_out", None, None);
         }
@@ -765,6 +794,7 @@ impl Auth {
     /// Sets (or with `None` clears, back to the configuration) a user's role.
     pub fn set_role(&self, actor: &Caller, email: &str, role: Option<Role>) -> Result<()> {
         let email = self.changeable(email)?;
+        self.recent.forget(&email);
         if !self.db.set_role(&email, role)? {
             return Err(AuthError::UnknownUser(email));
         }
@@ -779,6 +809,7 @@ impl Auth {
 
     pub fn set_blocked(&self, actor: &Caller, email: &str, blocked: bool) -> Result<()> {
         let email = self.changeable(email)?;
+        self.recent.forget(&email);
         if !self.db.set_blocked(&email, blocked)? {
             return Err(AuthError::UnknownUser(email));
         }

@@ -245,7 +245,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::TooMany => StatusCode::TOO_MANY_REQUESTS,
-        ErrorKind::Config => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Config | ErrorKind::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Unavailable => StatusCode::BAD_GATEWAY,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -281,12 +281,17 @@ impl IntoResponse for ApiError {
             error: self.message,
             kind: self.kind,
         };
-        (
+        let mut r = (
             self.status,
             [(header::CACHE_CONTROL, "no-store")],
             Json(body),
         )
-            .into_response()
+            .into_response();
+        if self.kind == ErrorKind::DatabaseUnavailable {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        }
+        r
     }
 }
 
