@@ -96,8 +96,10 @@ impl From<ExportError> for AppError {
 impl From<AuthError> for AppError {
     fn from(e: AuthError) -> Self {
         let kind = match &e {
-            AuthError::UnknownUser(_) => ErrorKind::NotFound,
-            AuthError::ConfigAdmin(_) | AuthError::NothingToRebind(_) => ErrorKind::Conflict,
+            AuthError::UnknownUser(_) | AuthError::UnknownToken(_) => ErrorKind::NotFound,
+            AuthError::ConfigAdmin(_)
+            | AuthError::NothingToRebind(_)
+            | AuthError::TokenNameTaken(_) => ErrorKind::Conflict,
             AuthError::NotAuthorized(_)
             | AuthError::Blocked(_)
             | AuthError::Unverified(_)

@@ -102,7 +102,9 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
         let token = session_token(&parts.headers, &s.cookies);
         Ok(Caller(
-            s.app.access(token.as_deref(), parts.uri.path()).await?,
+            s.app
+                .request_access(token.as_deref(), parts.method.as_str(), parts.uri.path())
+                .await?,
         ))
     }
 }
