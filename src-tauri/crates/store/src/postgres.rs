@@ -630,6 +630,33 @@ impl PgDatabase {
         })
     }
 
+    /// API tokens not there yet (by the hash of their secret), with ids of this database.
+    pub(crate) fn copy_api_tokens(&self, tokens: &[crate::migrate::ApiTokenCopy]) -> Result<usize> {
+        self.in_tx(|tx| {
+            let st = tx.prepare(
+                "INSERT INTO api_tokens (hash, name, role, created, created_by, expires, last_used, revoked) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            )?;
+            let mut n = 0;
+            for t in tokens {
+                n += tx.execute(
+                    &st,
+                    &[
+                        &t.hash,
+                        &t.name,
+                        &t.role,
+                        &t.created,
+                        &t.created_by,
+                        &t.expires,
+                        &t.last_used,
+                        &t.revoked,
+                    ],
+                )?;
+            }
+            Ok(n)
+        })
+    }
+
     /// Audit entries, oldest first, unless an identical entry is there.
     pub(crate) fn copy_audit(&self, entries: &[crate::migrate::AuditCopy]) -> Result<usize> {
         self.in_tx(|tx| {
