@@ -473,6 +473,28 @@ async fn api_tokens(s: &Setup, admin: &Agent, user: &Agent) {
         "User-token use is not audited"
     );
     assert!(has_entry(&entries, "access_denied", "token:reader"));
+
+    // A token works only while its creator is an Admin: bob, made Admin, makes one; demoted back
+    // (to the configuration's User), his token answers 401; made Admin again, it works again.
+    let set_bob = |role: serde_json::Value| async move {
+        let (st, body) = admin
+            .post("/api/users/bob@example.org", json!({ "role": role }), None)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+    };
+    set_bob(json!("admin")).await;
+    let bob = signed_in(s, "bob@example.org").await;
+    let (st, body) = bob
+        .post("/api/tokens", json!({"name": "bobs", "role": "user"}), None)
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let bobs = json(&body)["secret"].as_str().expect("secret").to_string();
+    let live = || with_token(s, &bobs, Method::GET, "/api/live", None);
+    assert_eq!(live().await.0, StatusCode::OK);
+    set_bob(serde_json::Value::Null).await;
+    assert_eq!(live().await.0, StatusCode::UNAUTHORIZED, "creator demoted");
+    set_bob(json!("admin")).await;
+    assert_eq!(live().await.0, StatusCode::OK, "creator an Admin again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
