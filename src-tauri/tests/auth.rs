@@ -363,6 +363,18 @@ async fn api_tokens(s: &Setup, admin: &Agent, user: &Agent) {
         }
     }
 
+    // Only as a bearer token: in the session cookie a secret is no credential.
+    let r = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/api/live", s.serve.port))
+        .header(
+            reqwest::header::COOKIE,
+            format!("dsmon_session={ops_secret}"),
+        )
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
     // Expiry: a token made to last 3 s works, then answers 401 like an unknown session.
     let short = create("short", "user", Some("3s")).await;
     let short_secret = short["secret"].as_str().expect("secret").to_string();
