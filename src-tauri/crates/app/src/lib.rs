@@ -1,6 +1,6 @@
 //! dsmon's application layer: every use case once — who am I, the live view, node states,
-//! history (JSON buckets and raw CSV), users, a user's change, the audit log — each taking the
-//! caller's [`Access`] and checking its role here, and only here. The HTTP server and the desktop
+//! history (JSON buckets and raw CSV), users, a user's change, the audit log, API tokens — each
+//! taking the caller's [`Access`] and checking its role here, and only here. The HTTP server and the desktop
 //! app are adapters over it: they find out who is calling, call a method, and map [`AppError`]'s
 //! kind once.
 //!
