@@ -225,6 +225,288 @@ async fn admin_and_user_sign_in_and_reach_what_their_role_allows() {
     );
     assert!(!db.contains(CLIENT_SECRET));
     assert!(!db.contains(&session_value), "sessions are stored hashed");
+
+    api_tokens(&s, &admin, &user).await;
+}
+
+/// A request with `Authorization: Bearer token` (and no cookie, no Origin): status and body.
+async fn with_token(
+    s: &Setup,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (StatusCode, String) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("http://127.0.0.1:{}{path}", s.serve.port))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.expect("request");
+    let st = r.status();
+    (st, r.text().await.unwrap_or_default())
+}
+
+/// The database file and its WAL, as bytes read by anyone with the file would see them.
+fn db_text(s: &Setup) -> String {
+    let mut db = std::fs::read(&s.d.db).expect("db");
+    let wal = s.d.db.with_file_name(format!(
+        "{}-wal",
+        s.d.db.file_name().expect("name").to_string_lossy()
+    ));
+    db.extend(std::fs::read(&wal).unwrap_or_default());
+    String::from_utf8_lossy(&db).into_owned()
+}
+
+/// API tokens (shares the start-up of the test above): an Admin creates them, each acts with its
+/// role on the API and opens no page, expiry and revocation end them (401), the store holds only
+/// the secret's SHA-256, and every request with an Admin token is audited.
+async fn api_tokens(s: &Setup, admin: &Agent, user: &Agent) {
+    use reqwest::Method;
+    let json = |b: &str| serde_json::from_str::<serde_json::Value>(b).expect("json");
+
+    // A User may neither list nor create tokens.
+    assert_eq!(user.get("/api/tokens").await.0, StatusCode::FORBIDDEN);
+    let (st, body) = user
+        .post("/api/tokens", json!({"name": "x", "role": "user"}), None)
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+
+    // Bad input: a 400 with a JSON error saying what is wrong.
+    let long = "n".repeat(65);
+    for (bad, says) in [
+        (json!({"name": "", "role": "user"}), "empty"),
+        (json!({"name": long, "role": "user"}), "at most 64"),
+        (json!({"name": "x", "role": "root"}), "role must be"),
+        (
+            json!({"name": "x", "role": "user", "expires": "2020-01-01T00:00:00Z"}),
+            "past",
+        ),
+    ] {
+        let (st, body) = admin.post("/api/tokens", bad.clone(), None).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(
+            json(&body)["error"].as_str().unwrap().contains(says),
+            "{body}"
+        );
+    }
+
+    // Created: the secret once, in the answer.
+    let create = |name: &str, role: &str, expires: Option<&str>| {
+        let body = json!({"name": name, "role": role, "expires": expires});
+        async move {
+            let (st, text) = admin.post("/api/tokens", body, None).await;
+            assert_eq!(st, StatusCode::CREATED, "{text}");
+            json(&text)
+        }
+    };
+    let reader = create("reader", "user", Some("90d")).await;
+    let ops = create("ops", "admin", None).await;
+    let (reader_secret, ops_secret) = (
+        reader["secret"].as_str().expect("secret").to_string(),
+        ops["secret"].as_str().expect("secret").to_string(),
+    );
+    assert!(reader_secret.starts_with("dsmon_") && reader_secret.len() == 6 + 43);
+    assert_eq!(reader["role"], "user");
+    assert_eq!(reader["created_by"], "alice@example.com");
+    assert!(reader["expires"].as_i64().expect("expires") > reader["created"].as_i64().unwrap());
+    assert!(ops["expires"].is_null());
+    let (st, body) = admin
+        .post("/api/tokens", json!({"name": "ops", "role": "user"}), None)
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "a name is taken once: {body}");
+
+    // A User token: the live view, not history or administration, and no page.
+    for path in ["/api/live", "/api/nodes"] {
+        let (st, body) = with_token(s, &reader_secret, Method::GET, path, None).await;
+        assert_eq!(st, StatusCode::OK, "reader {path}: {body}");
+    }
+    let (_, me) = with_token(s, &reader_secret, Method::GET, "/api/me", None).await;
+    assert_eq!(
+        (json(&me)["email"].clone(), json(&me)["role"].clone()),
+        (json!("token:reader"), json!("user"))
+    );
+    for path in [
+        "/api/history?from=-1h",
+        "/api/users",
+        "/api/tokens",
+        "/api/audit",
+    ] {
+        let (st, body) = with_token(s, &reader_secret, Method::GET, path, None).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "reader {path}: {body}");
+    }
+    // An Admin token: everything on the API, but it cannot mint or revoke tokens, nor open pages.
+    for path in [
+        "/api/history?from=-1h",
+        "/api/users",
+        "/api/tokens",
+        "/api/audit",
+    ] {
+        let (st, body) = with_token(s, &ops_secret, Method::GET, path, None).await;
+        assert_eq!(st, StatusCode::OK, "ops {path}: {body}");
+    }
+    let (st, body) = with_token(
+        s,
+        &ops_secret,
+        Method::POST,
+        "/api/tokens",
+        Some(json!({"name": "more", "role": "admin"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+    for secret in [&reader_secret, &ops_secret] {
+        for page in ["/live", "/history", "/tokens"] {
+            let (st, body) = with_token(s, secret, Method::GET, page, None).await;
+            assert_eq!(st, StatusCode::FORBIDDEN, "{page}: {body}");
+            assert!(body.contains("API tokens open the API only"), "{body}");
+        }
+    }
+
+    // Only as a bearer token: in the session cookie a secret is no credential.
+    let r = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/api/live", s.serve.port))
+        .header(
+            reqwest::header::COOKIE,
+            format!("dsmon_session={ops_secret}"),
+        )
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // Expiry: a token made to last 3 s works, then answers 401 like an unknown session.
+    let short = create("short", "user", Some("3s")).await;
+    let short_secret = short["secret"].as_str().expect("secret").to_string();
+    assert_eq!(
+        with_token(s, &short_secret, Method::GET, "/api/live", None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let start = Instant::now();
+    loop {
+        let (st, body) = with_token(s, &short_secret, Method::GET, "/api/live", None).await;
+        if st == StatusCode::UNAUTHORIZED {
+            assert!(json(&body)["error"].is_string(), "{body}");
+            break;
+        }
+        assert_eq!(st, StatusCode::OK, "{body}");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the 3 s token still works"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Revoked: 401 at once; listed with the time. Unknown and malformed ids are refused.
+    let id = reader["id"].as_i64().expect("id");
+    let r = admin
+        .http
+        .delete(format!("{}/api/tokens/{id}", admin.base))
+        .header(reqwest::header::ORIGIN, admin.origin())
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(json(&r.text().await.unwrap())["revoked"].is_i64());
+    let (st, body) = with_token(s, &reader_secret, Method::GET, "/api/live", None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "revoked: {body}");
+    assert!(json(&body)["error"].is_string());
+    for (path, want) in [
+        ("/api/tokens/99999", StatusCode::NOT_FOUND),
+        ("/api/tokens/x", StatusCode::BAD_REQUEST),
+    ] {
+        let (st, body) = with_token(s, &ops_secret, Method::DELETE, path, None).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "a token cannot revoke: {body}");
+        let r = admin
+            .http
+            .delete(format!("{}{path}", admin.base))
+            .header(reqwest::header::ORIGIN, admin.origin())
+            .send()
+            .await
+            .expect("DELETE");
+        assert_eq!(r.status(), want, "{path}");
+    }
+    let (_, _, list) = admin.get("/api/tokens").await;
+    let list = json(&list);
+    let tokens = list["tokens"].as_array().expect("tokens");
+    let by_name = |n: &str| tokens.iter().find(|t| t["name"] == n).expect(n).clone();
+    assert!(by_name("reader")["revoked"].is_i64());
+    assert!(by_name("ops")["revoked"].is_null() && by_name("ops")["last_used"].is_i64());
+    assert!(
+        !list.to_string().contains("dsmon_"),
+        "no secret in the list: {list}"
+    );
+    assert!(
+        !list.to_string().contains("hash"),
+        "no hash in the list: {list}"
+    );
+
+    // The store holds the secrets' SHA-256, never the secrets.
+    let db = db_text(s);
+    for secret in [&reader_secret, &ops_secret, &short_secret] {
+        let secret_hash: String = <sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(
+            db.contains(&secret_hash),
+            "the hash is in the database files read"
+        );
+        assert!(!db.contains(secret.as_str()), "the secret is not");
+    }
+
+    // Audited: creation, revocation and every request with the Admin token (method and path);
+    // the User token's requests are not.
+    let entries = audit(admin).await;
+    assert!(
+        has_entry(&entries, "token_created", "token:ops"),
+        "{entries:?}"
+    );
+    assert!(has_entry(&entries, "token_revoked", "token:reader"));
+    for want in [
+        "GET /api/history",
+        "GET /api/users",
+        "GET /api/tokens",
+        "POST /api/tokens",
+    ] {
+        assert!(
+            entries.iter().any(|e| e["action"] == "token_used"
+                && e["actor"] == "token:ops"
+                && e["target"] == want),
+            "{want}: {entries:?}"
+        );
+    }
+    assert!(
+        !entries
+            .iter()
+            .any(|e| e["action"] == "token_used" && e["actor"] == "token:reader"),
+        "User-token use is not audited"
+    );
+    assert!(has_entry(&entries, "access_denied", "token:reader"));
+
+    // A token works only while its creator is an Admin: bob, made Admin, makes one; demoted back
+    // (to the configuration's User), his token answers 401; made Admin again, it works again.
+    let set_bob = |role: serde_json::Value| async move {
+        let (st, body) = admin
+            .post("/api/users/bob@example.org", json!({ "role": role }), None)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+    };
+    set_bob(json!("admin")).await;
+    let bob = signed_in(s, "bob@example.org").await;
+    let (st, body) = bob
+        .post("/api/tokens", json!({"name": "bobs", "role": "user"}), None)
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let bobs = json(&body)["secret"].as_str().expect("secret").to_string();
+    let live = || with_token(s, &bobs, Method::GET, "/api/live", None);
+    assert_eq!(live().await.0, StatusCode::OK);
+    set_bob(serde_json::Value::Null).await;
+    assert_eq!(live().await.0, StatusCode::UNAUTHORIZED, "creator demoted");
+    set_bob(json!("admin")).await;
+    assert_eq!(live().await.0, StatusCode::OK, "creator an Admin again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -480,7 +480,7 @@ async fn sign_in_as_admin_and_as_user_shows_what_each_role_may_see() {
     })
     .await;
     assert_eq!(b.text("#me").await, "alice@example.com");
-    for nav in ["live", "history", "users", "audit"] {
+    for nav in ["live", "history", "users", "audit", "tokens"] {
         let shown = displayed(&b, &format!("[data-nav={nav}]")).await;
         assert!(shown, "admin sees {nav}");
     }
@@ -525,6 +525,51 @@ async fn sign_in_as_admin_and_as_user_shows_what_each_role_may_see() {
         ],
     )
     .await;
+    // API tokens: create one, its secret shown once with a warning, listed, revoked.
+    click(&b, "[data-nav=tokens]").await;
+    b.wait("tokens page", Duration::from_secs(10), || async {
+        b.text("#tokens-status").await == "No tokens yet."
+    })
+    .await;
+    b.client
+        .find(Locator::Css("#token-name"))
+        .await
+        .expect("name field")
+        .send_keys("ci-export")
+        .await
+        .expect("type name");
+    click(&b, "#token-create").await;
+    b.wait("the new secret", Duration::from_secs(10), || async {
+        b.client
+            .execute(
+                "return document.querySelector('#token-secret')?.value ?? ''",
+                vec![],
+            )
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(|s| s.starts_with("dsmon_")))
+            .unwrap_or(false)
+    })
+    .await;
+    b.screenshot(
+        "tokens-light",
+        &[
+            Shows::Text("#token-created .warning", "shown this once"),
+            Shows::Count("#token-copy", 1),
+            Shows::Text("tr[data-name='ci-export']", "alice@example.com"),
+            Shows::Text("tr[data-name='ci-export']", "active"),
+        ],
+    )
+    .await;
+    click(&b, "tr[data-name='ci-export'] button.revoke").await;
+    b.client.accept_alert().await.expect("confirm the revoke");
+    b.wait("token revoked", Duration::from_secs(10), || async {
+        b.text("tr[data-name='ci-export']")
+            .await
+            .contains("revoked")
+    })
+    .await;
+
     // Sign out: the server forgets the session.
     click(&b, "#signout").await;
     b.wait("signed out", Duration::from_secs(10), || async {
@@ -548,7 +593,7 @@ async fn sign_in_as_admin_and_as_user_shows_what_each_role_may_see() {
         b.text("#role").await == "User" && b.count(".card.state-up").await == 1
     })
     .await;
-    for nav in ["history", "users", "audit"] {
+    for nav in ["history", "users", "audit", "tokens"] {
         let shown = displayed(&b, &format!("[data-nav={nav}]")).await;
         assert!(!shown, "a user must not be offered {nav}");
     }

@@ -141,7 +141,9 @@ fn migrate_copies_a_sqlite_history_and_can_run_twice() {
              INSERT INTO audit (ts, actor, action, target, detail, count, last_ts)
                VALUES (300, NULL, 'sign_in_refused', NULL, 'bad state', 5, 340);
              INSERT INTO alert_events (at, rule, node, severity, state, value, threshold)
-               VALUES (400, 'cpu high', 'a', 'warning', 'firing', 95.0, 90.0);",
+               VALUES (400, 'cpu high', 'a', 'warning', 'firing', 95.0, 90.0);
+             INSERT INTO api_tokens (name, role, hash, created, created_by, expires, last_used)
+               VALUES ('ci', 'user', 'th1', 250, 'a@x.org', NULL, 260);",
         )
         .expect("auth rows");
     }
@@ -151,6 +153,7 @@ fn migrate_copies_a_sqlite_history_and_can_run_twice() {
     assert!(
         first.stdout.contains("rows: 600 read, 600 new")
             && first.stdout.contains("users: 1 read, 1 new")
+            && first.stdout.contains("API tokens: 1 read, 1 new")
             && first.stdout.contains("audit entries: 2 read, 2 new"),
         "{first:?}"
     );
@@ -160,6 +163,7 @@ fn migrate_copies_a_sqlite_history_and_can_run_twice() {
         "rows: 600",
         "users: 1",
         "sessions: 1",
+        "API tokens: 1",
         "audit entries: 2",
         "alert events: 1",
     ] {
@@ -213,6 +217,13 @@ fn migrate_copies_a_sqlite_history_and_can_run_twice() {
             "SELECT last_seen FROM sessions WHERE id_hash = 'h1'"
         ),
         210
+    );
+    assert_eq!(
+        one(
+            &mut c,
+            "SELECT last_used FROM api_tokens WHERE hash = 'th1' AND name = 'ci'"
+        ),
+        260
     );
     // `dsmon export` from PostgreSQL gives what SQLite gave.
     let on_pg = dsmon_on(&cluster, &db, "");

@@ -75,6 +75,17 @@ export const changeUser = (email, change) =>
 export const audit = (offset, limit) =>
   desktop ? call('audit', { offset, limit }) : getJSON(`/api/audit?${query({ offset, limit })}`);
 
+// ---- API tokens (the server's web UI only: the desktop app does not show the page) ----------
+
+/** Every API token, newest first: { tokens: [{ id, name, role, created, created_by, expires, last_used, revoked }] }. */
+export const tokens = () => getJSON('/api/tokens');
+
+/** Creates a token: { name, role: 'user' | 'admin', expires: '90d' | RFC 3339 | null } -> the token with its `secret`, once. */
+export const createToken = (t) => postJSON('/api/tokens', t);
+
+/** Revokes a token now -> the token. */
+export const revokeToken = (id) => del(`/api/tokens/${encodeURIComponent(id)}`);
+
 function query(params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {

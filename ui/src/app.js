@@ -7,6 +7,7 @@ import { historyPage } from './history.js';
 import { nodePage } from './node.js';
 import { usersPage } from './users.js';
 import { auditPage } from './audit.js';
+import { tokensPage } from './tokens.js';
 import { alertsPage } from './alerts.js';
 import { settingsPage, applyTheme } from './settings.js';
 import { interceptLinks, navigate } from './nav.js';
@@ -42,7 +43,7 @@ function setConn(state) {
 
 const main = document.getElementById('main');
 let cleanup = null;
-const ADMIN_PAGES = new Set(['history', 'alerts', 'users', 'audit', 'settings']);
+const ADMIN_PAGES = new Set(['history', 'alerts', 'users', 'audit', 'tokens', 'settings']);
 
 function notAuthorized() {
   main.replaceChildren(
@@ -116,6 +117,7 @@ function route(navigated = false) {
     else if (page === 'alerts') cleanup = alertsPage(main);
     else if (page === 'users') cleanup = usersPage(main, store.me);
     else if (page === 'audit') cleanup = auditPage(main);
+    else if (page === 'tokens' && !api.desktop) cleanup = tokensPage(main);
     else if (page === 'settings' && api.desktop) cleanup = settingsPage(main);
     else if (page === 'nodes' && parts[1]) cleanup = nodePage(main, store, decodeURIComponent(parts[1]));
     else main.replaceChildren(el('h1', { text: 'Not found' }), el('p', {}, el('a', { href: '/live', text: 'Back to the live view' })));
@@ -130,7 +132,11 @@ const onNavigate = () => route(true);
 /** The header: pages for this role, who is signed in, sign out; or the local-mode banner. */
 function showIdentity(me) {
   for (const a of document.querySelectorAll('[data-nav]')) {
-    a.hidden = (ADMIN_PAGES.has(a.dataset.nav) && me.role !== 'admin') || (a.dataset.nav === 'settings' && !api.desktop);
+    // Settings is the desktop app's page; Tokens the server's (the app's local mode has no HTTP
+    // API, and its remote mode calls the server's use cases through its own commands, tokens not
+    // among them: they are made in the server's web UI).
+    a.hidden = (ADMIN_PAGES.has(a.dataset.nav) && me.role !== 'admin') || (a.dataset.nav === 'settings' && !api.desktop)
+      || (a.dataset.nav === 'tokens' && (api.desktop || !me.auth));
   }
   if (api.desktop) {
     const open = document.getElementById('open-live');

@@ -119,8 +119,10 @@ impl From<AuthError> for AppError {
             other => other,
         };
         let kind = match &e {
-            AuthError::UnknownUser(_) => ErrorKind::NotFound,
-            AuthError::ConfigAdmin(_) | AuthError::NothingToRebind(_) => ErrorKind::Conflict,
+            AuthError::UnknownUser(_) | AuthError::UnknownToken(_) => ErrorKind::NotFound,
+            AuthError::ConfigAdmin(_)
+            | AuthError::NothingToRebind(_)
+            | AuthError::TokenNameTaken(_) => ErrorKind::Conflict,
             AuthError::NotAuthorized(_)
             | AuthError::Blocked(_)
             | AuthError::Unverified(_)

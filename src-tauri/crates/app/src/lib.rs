@@ -1,6 +1,6 @@
 //! dsmon's application layer: every use case once — who am I, the live view, node states,
-//! history (JSON buckets and raw CSV), users, a user's change, the audit log — each taking the
-//! caller's [`Access`] and checking its role here, and only here. The HTTP server and the desktop
+//! history (JSON buckets and raw CSV), users, a user's change, the audit log, API tokens — each
+//! taking the caller's [`Access`] and checking its role here, and only here. The HTTP server and the desktop
 //! app are adapters over it: they find out who is calling, call a method, and map [`AppError`]'s
 //! kind once.
 //!
@@ -11,6 +11,7 @@ pub mod alerts;
 mod error;
 pub mod metrics;
 mod request;
+mod tokens;
 
 pub use error::{AppError, ErrorKind, Result};
 pub use request::{HistoryRequest, Request};
@@ -34,6 +35,9 @@ pub enum Who {
     Local,
     Anonymous,
     Signed(Caller),
+    /// An API token (`Authorization: Bearer dsmon_...`): acts with its role as `token:NAME`, on
+    /// the API only (no UI page, no token administration).
+    Token(Caller),
 }
 
 /// The caller of a request and what it came through (a path, a desktop command), which the audit
@@ -56,7 +60,7 @@ impl Access {
         match &self.who {
             Who::Local => Some(Role::Admin),
             Who::Anonymous => None,
-            Who::Signed(c) => Some(c.role),
+            Who::Signed(c) | Who::Token(c) => Some(c.role),
         }
     }
 
@@ -65,7 +69,7 @@ impl Access {
         match &self.who {
             Who::Local => Some(Caller::local()),
             Who::Anonymous => None,
-            Who::Signed(c) => Some(c.clone()),
+            Who::Signed(c) | Who::Token(c) => Some(c.clone()),
         }
     }
 }
@@ -77,7 +81,7 @@ pub fn page_role(path: &str) -> Option<Role> {
     match first {
         "" | "index.html" | "live" => Some(Role::User),
         "nodes" if path.len() > "nodes/".len() => Some(Role::User),
-        "history" | "users" | "audit" | "alerts" => Some(Role::Admin),
+        "history" | "users" | "audit" | "alerts" | "tokens" => Some(Role::Admin),
         _ => None,
     }
 }
@@ -166,16 +170,47 @@ impl App {
         self.live.clone()
     }
 
-    /// Resolves the caller behind a session token (a cookie or bearer value), the role as of now;
-    /// `via` is what the request came through.
+    /// Resolves the caller behind a session token (a cookie or bearer value) or an API token's
+    /// secret, the role as of now; `via` is what the request came through.
     pub async fn access(&self, token: Option<&str>, via: &str) -> Result<Access> {
+        self.resolve(token, via, None).await
+    }
+
+    /// An HTTP request's caller ([`App::access`]); a request made with an Admin API token is
+    /// audited (`token_used`, its method and path), one made with a User token is not.
+    pub async fn request_access(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+    ) -> Result<Access> {
+        self.resolve(token, path, Some(format!("{method} {path}")))
+            .await
+    }
+
+    async fn resolve(
+        &self,
+        token: Option<&str>,
+        via: &str,
+        request: Option<String>,
+    ) -> Result<Access> {
         let who = match (&self.auth, token.filter(|t| !t.is_empty())) {
             (None, _) => Who::Local,
             (Some(_), None) => Who::Anonymous,
             (Some(auth), Some(token)) => {
                 let (auth, token) = (Arc::clone(auth), token.to_string());
-                let caller = tokio::task::spawn_blocking(move || auth.session(&token)).await??;
-                caller.map_or(Who::Anonymous, Who::Signed)
+                tokio::task::spawn_blocking(move || -> Result<Who> {
+                    if dsmon_auth::tokens::is_api_token(&token) {
+                        if let Some(c) = auth.api_token(&token)? {
+                            if let (Role::Admin, Some(what)) = (c.role, &request) {
+                                auth.audit(Some(&c.email), "token_used", Some(what), None);
+                            }
+                            return Ok(Who::Token(c));
+                        }
+                    }
+                    Ok(auth.session(&token)?.map_or(Who::Anonymous, Who::Signed))
+                })
+                .await??
             }
         };
         Ok(Access::new(who, via))
@@ -203,7 +238,15 @@ impl App {
     }
 
     /// May the caller open the UI page at `path`? (Scripts, styles and images are public.)
+    /// An API token opens no page: it is for scripts calling the API, and a browser holding one
+    /// would be a session that never signs in again.
     pub fn page(&self, access: &Access, path: &str) -> Result<()> {
+        if let (Who::Token(_), Some(_)) = (&access.who, page_role(path)) {
+            return Err(AppError::new(
+                ErrorKind::Forbidden,
+                "API tokens open the API only, not the UI's pages",
+            ));
+        }
         match page_role(path) {
             Some(need) => self.require(access, need, "this page").map(|_| ()),
             None => Ok(()),
@@ -218,7 +261,7 @@ impl App {
                 role: Role::Admin,
                 auth: false,
             }),
-            Who::Signed(c) => Ok(Me {
+            Who::Signed(c) | Who::Token(c) => Ok(Me {
                 email: Some(c.email.clone()),
                 name: c.name.clone(),
                 role: c.role,

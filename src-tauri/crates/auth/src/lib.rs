@@ -21,6 +21,7 @@
 
 mod offline;
 pub mod oidc;
+pub mod tokens;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -63,6 +64,12 @@ pub enum AuthError {
     },
     #[error("no other account has tried to sign in as {0}: there is nothing to re-bind it to")]
     NothingToRebind(String),
+    #[error(
+        "an API token named {0:?} exists already (names are never reused, also of revoked tokens)"
+    )]
+    TokenNameTaken(String),
+    #[error("no API token {0}")]
+    UnknownToken(i64),
     #[error("no user {0} has signed in")]
     UnknownUser(String),
     #[error("{0} is an admin in the configuration file; change it there")]

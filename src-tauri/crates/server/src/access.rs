@@ -89,9 +89,13 @@ pub fn bearer(headers: &HeaderMap) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
-/// The session of a request: a bearer token, else the session cookie.
+/// The credential of a request: a bearer token (a session or an API token), else the session
+/// cookie. An API token's secret counts only as a bearer token: in the cookie it is ignored.
 pub fn session_token(headers: &HeaderMap, cookies: &Cookies) -> Option<String> {
-    bearer(headers).or_else(|| cookie(headers, cookies.session).filter(|t| !t.is_empty()))
+    bearer(headers).or_else(|| {
+        cookie(headers, cookies.session)
+            .filter(|t| !t.is_empty() && !dsmon_auth::tokens::is_api_token(t))
+    })
 }
 
 /// The caller of a request, as the application layer resolved it.
@@ -102,7 +106,9 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
         let token = session_token(&parts.headers, &s.cookies);
         Ok(Caller(
-            s.app.access(token.as_deref(), parts.uri.path()).await?,
+            s.app
+                .request_access(token.as_deref(), parts.method.as_str(), parts.uri.path())
+                .await?,
         ))
     }
 }
@@ -226,6 +232,15 @@ mod tests {
         assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("q"));
         h.append(header::COOKIE, "dsmon_session=planted".parse().unwrap());
         assert_eq!(cookie(&h, SESSION_COOKIE), None, "a duplicate: neither");
+        h.insert(
+            header::COOKIE,
+            "dsmon_session=dsmon_secret".parse().unwrap(),
+        );
+        assert_eq!(
+            session_token(&h, &plain),
+            None,
+            "an API token only as a bearer token"
+        );
         h.insert(header::AUTHORIZATION, "Bearer xyz".parse().unwrap());
         assert_eq!(session_token(&h, &plain).as_deref(), Some("xyz"));
         h.insert(header::AUTHORIZATION, "Bearer ".parse().unwrap());

@@ -12,6 +12,7 @@ pub mod loopback;
 mod metrics;
 mod streams;
 mod tls;
+mod tokens;
 
 pub use access::Caller;
 pub use metrics::{bind_metrics, metrics_router, serve_metrics, MetricsBound};
@@ -125,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/history.csv", get(history_csv))
         .merge(account::routes())
         .merge(alerts::routes())
+        .merge(tokens::routes())
         .merge(metrics::routes())
         // The routes' answers (the API's data, sign-in outcomes) are never cached; the fallback
         // serves the UI's files, which may be, and sets it for its pages and errors itself.
@@ -402,7 +404,11 @@ async fn static_file(State(s): State<AppState>, req: axum::extract::Request) -> 
     if dsmon_app::page_role(&path).is_some() {
         let (parts, _) = req.into_parts();
         let token = access::session_token(&parts.headers, &s.cookies);
-        let access = match s.app.access(token.as_deref(), parts.uri.path()).await {
+        let access = match s
+            .app
+            .request_access(token.as_deref(), parts.method.as_str(), parts.uri.path())
+            .await
+        {
             Ok(a) => a,
             Err(e) => return ApiError::from(e).into_response(),
         };
@@ -433,6 +439,9 @@ fn page_refusal(
                 .unwrap_or("/");
             let next: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
             Redirect::to(&format!("/auth/login?next={next}")).into_response()
+        }
+        ErrorKind::Forbidden if matches!(access.who, dsmon_app::Who::Token(_)) => {
+            account::message_page(StatusCode::FORBIDDEN, "Not authorized", &e.message, None)
         }
         ErrorKind::Forbidden => account::message_page(
             StatusCode::FORBIDDEN,

@@ -1,6 +1,6 @@
 //! The sign-in state on SQLite (tables of `migrations/0003_auth.sql`, `0005_auth_state.sql`,
-//! `0006_account_binding_audit_bounds.sql` and `0007_session_activity.sql`): users, sessions, audit, started sign-ins and exchanged
-//! tokens. A connection of its own on the
+//! `0006_account_binding_audit_bounds.sql`, `0007_session_activity.sql` and `0010_api_tokens.sql`):
+//! users, sessions, audit, started sign-ins, exchanged tokens and API tokens. A connection of its own on the
 //! same file as the samples, so sign-in never waits on history reads.
 
 use std::path::Path;
@@ -86,6 +86,50 @@ pub struct AuditEntry {
     pub detail: Option<String>,
     pub count: i64,
     pub last_seen: i64,
+}
+
+/// An API token as stored and listed (its secret's hash is never read back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiTokenRecord {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub created: i64,
+    /// The Admin who made it.
+    pub created_by: String,
+    /// `None`: never.
+    pub expires: Option<i64>,
+    /// Recorded at most once a minute.
+    pub last_used: Option<i64>,
+    pub revoked: Option<i64>,
+}
+
+/// The columns [`api_token_from_row`] reads, in its order.
+pub(crate) const API_TOKEN_COLUMNS: &str =
+    "id, name, role, created, created_by, expires, last_used, revoked";
+
+/// The stored text of a role, and back.
+pub(crate) fn role_of_text(s: &str) -> Option<Role> {
+    match s {
+        "admin" => Some(Role::Admin),
+        "user" => Some(Role::User),
+        _ => None,
+    }
+}
+
+fn api_token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiTokenRecord> {
+    let role: String = r.get(2)?;
+    Ok(ApiTokenRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        // The table's CHECK allows these two only; anything else would get the lesser role.
+        role: role_of_text(&role).unwrap_or(Role::User),
+        created: r.get(3)?,
+        created_by: r.get(4)?,
+        expires: r.get(5)?,
+        last_used: r.get(6)?,
+        revoked: r.get(7)?,
+    })
 }
 
 pub struct SqliteAuthStore {
@@ -480,6 +524,74 @@ impl AuthStore for SqliteAuthStore {
         )?;
         tx.commit()?;
         Ok(n == 1)
+    }
+
+    fn create_api_token(
+        &self,
+        hash: &str,
+        name: &str,
+        role: Role,
+        created_by: &str,
+        now: i64,
+        expires: Option<i64>,
+    ) -> Result<Option<ApiTokenRecord>> {
+        let c = self.conn()?;
+        Ok(c.query_row(
+            &format!(
+                "INSERT INTO api_tokens (name, role, hash, created, created_by, expires)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(name) DO NOTHING
+                 RETURNING {API_TOKEN_COLUMNS}"
+            ),
+            params![name, role.as_str(), hash, now, created_by, expires],
+            api_token_from_row,
+        )
+        .optional()?)
+    }
+
+    fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>> {
+        let c = self.conn()?;
+        let mut st = c.prepare(&format!(
+            "SELECT {API_TOKEN_COLUMNS} FROM api_tokens ORDER BY created DESC, id DESC"
+        ))?;
+        let rows = st.query_map([], api_token_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn api_token(&self, hash: &str, now: i64) -> Result<Option<ApiTokenRecord>> {
+        let c = self.conn()?;
+        Ok(c.query_row(
+            &format!(
+                "SELECT {API_TOKEN_COLUMNS} FROM api_tokens
+                 WHERE hash = ?1 AND revoked IS NULL AND (expires IS NULL OR expires > ?2)"
+            ),
+            params![hash, now],
+            api_token_from_row,
+        )
+        .optional()?)
+    }
+
+    fn touch_api_token(&self, id: i64, now: i64) -> Result<()> {
+        self.conn()?.execute(
+            "UPDATE api_tokens SET last_used = ?2
+             WHERE id = ?1 AND (last_used IS NULL OR last_used < ?2)",
+            params![id, now],
+        )?;
+        Ok(())
+    }
+
+    fn revoke_api_token(&self, id: i64, now: i64) -> Result<Option<ApiTokenRecord>> {
+        let c = self.conn()?;
+        c.execute(
+            "UPDATE api_tokens SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
+            params![id, now],
+        )?;
+        Ok(c.query_row(
+            &format!("SELECT {API_TOKEN_COLUMNS} FROM api_tokens WHERE id = ?1"),
+            [id],
+            api_token_from_row,
+        )
+        .optional()?)
     }
 }
 

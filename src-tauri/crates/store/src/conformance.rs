@@ -36,6 +36,7 @@ pub fn auth(make: Make<'_, dyn AuthStore>) {
     anonymous_repeats_are_counted_and_old_entries_pruned(&*make());
     pending_sign_ins(&*make());
     used_tokens(&*make());
+    api_tokens(&*make());
 }
 
 /// Runs every alert-state check, each on a fresh store.
@@ -640,6 +641,77 @@ fn used_tokens(s: &dyn AuthStore) {
         !s.mark_used("t1", T0 + 60, T0 + 60).expect("at expiry"),
         "until it expires"
     );
+}
+
+fn api_tokens(s: &dyn AuthStore) {
+    let a = s
+        .create_api_token("h1", "ci", Role::User, "alice@x.org", T0, Some(T0 + 100))
+        .expect("create")
+        .expect("new name");
+    assert_eq!(
+        (a.name.as_str(), a.role, a.created, a.created_by.as_str()),
+        ("ci", Role::User, T0, "alice@x.org")
+    );
+    assert_eq!(
+        (a.expires, a.last_used, a.revoked),
+        (Some(T0 + 100), None, None)
+    );
+    assert_eq!(
+        s.create_api_token("h2", "ci", Role::Admin, "alice@x.org", T0, None)
+            .expect("same name"),
+        None,
+        "a name is taken once"
+    );
+    let b = s
+        .create_api_token("h2", "deploy", Role::Admin, "alice@x.org", T0 + 1, None)
+        .expect("create")
+        .expect("new name");
+    assert_ne!(a.id, b.id);
+
+    // Looked up by the hash while neither expired nor revoked.
+    assert_eq!(s.api_token("h1", T0 + 99).expect("get"), Some(a.clone()));
+    assert_eq!(s.api_token("h1", T0 + 100).expect("get"), None, "expired");
+    assert_eq!(s.api_token("nope", T0).expect("get"), None);
+    assert_eq!(
+        s.api_token("h2", i64::MAX).expect("get").map(|t| t.role),
+        Some(Role::Admin),
+        "no expiry"
+    );
+
+    // Last use goes forward only.
+    s.touch_api_token(b.id, T0 + 50).expect("touch");
+    s.touch_api_token(b.id, T0 + 10).expect("touch back");
+    assert_eq!(
+        s.api_token("h2", T0 + 60)
+            .expect("get")
+            .and_then(|t| t.last_used),
+        Some(T0 + 50)
+    );
+
+    // Revoked: not found by its hash, listed with the time; a second revoke keeps it.
+    let r = s
+        .revoke_api_token(b.id, T0 + 70)
+        .expect("revoke")
+        .expect("known");
+    assert_eq!(r.revoked, Some(T0 + 70));
+    assert_eq!(s.api_token("h2", T0 + 71).expect("get"), None, "revoked");
+    let again = s
+        .revoke_api_token(b.id, T0 + 80)
+        .expect("again")
+        .expect("known");
+    assert_eq!(again.revoked, Some(T0 + 70));
+    assert_eq!(
+        s.revoke_api_token(b.id + a.id + 100, T0).expect("unknown"),
+        None
+    );
+
+    let list = s.api_tokens().expect("list");
+    assert_eq!(
+        list.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        ["deploy", "ci"],
+        "newest first"
+    );
+    assert_eq!(list[0].last_used, Some(T0 + 50));
 }
 
 // ---- alerts --------------------------------------------------------------------------------

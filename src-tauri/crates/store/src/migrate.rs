@@ -1,9 +1,10 @@
 //! `dsmon migrate --to postgres://...`: copies a SQLite history into a PostgreSQL database —
 //! the rows (their roll-ups are built from them as they are written, exactly as on SQLite), the
-//! users, their sessions, the audit log and the alerts' state, history, silences and deliveries.
+//! users, their sessions, the API tokens, the audit log and the alerts' state, history, silences
+//! and deliveries.
 //!
 //! Running it again copies nothing twice: rows are unique per (node, tick), users per address,
-//! sessions per id, alert states per (rule, node); audit entries, alert events, silences and
+//! sessions per id, API tokens per secret hash (with new ids), alert states per (rule, node); audit entries, alert events, silences and
 //! deliveries are copied unless an identical one is already there. Started sign-ins and used
 //! tokens are short-lived and not copied.
 
@@ -24,6 +25,7 @@ pub struct MigrateReport {
     pub rows: (usize, usize),
     pub users: (usize, usize),
     pub sessions: (usize, usize),
+    pub api_tokens: (usize, usize),
     pub audit: (usize, usize),
     pub alert_states: (usize, usize),
     pub alert_events: (usize, usize),
@@ -37,6 +39,7 @@ impl std::fmt::Display for MigrateReport {
             ("rows", self.rows),
             ("users", self.users),
             ("sessions", self.sessions),
+            ("API tokens", self.api_tokens),
             ("audit entries", self.audit),
             ("alert states", self.alert_states),
             ("alert events", self.alert_events),
@@ -101,6 +104,25 @@ pub fn sqlite_to_postgres(src: &Path, dst: &PgDatabase) -> Result<MigrateReport>
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
     )?;
     report.sessions = (sessions.len(), dst.copy_sessions(&sessions)?);
+
+    let tokens = query_all(
+        &conn,
+        "SELECT hash, name, role, created, created_by, expires, last_used, revoked
+         FROM api_tokens ORDER BY id",
+        |r| {
+            Ok(ApiTokenCopy {
+                hash: r.get(0)?,
+                name: r.get(1)?,
+                role: r.get(2)?,
+                created: r.get(3)?,
+                created_by: r.get(4)?,
+                expires: r.get(5)?,
+                last_used: r.get(6)?,
+                revoked: r.get(7)?,
+            })
+        },
+    )?;
+    report.api_tokens = (tokens.len(), dst.copy_api_tokens(&tokens)?);
 
     let audit = query_all(
         &conn,
@@ -226,6 +248,18 @@ pub(crate) struct DeliveryCopy {
     pub ok: bool,
     pub attempts: i64,
     pub answer: String,
+}
+
+/// An API token as stored (its id is the target's own).
+pub(crate) struct ApiTokenCopy {
+    pub hash: String,
+    pub name: String,
+    pub role: String,
+    pub created: i64,
+    pub created_by: String,
+    pub expires: Option<i64>,
+    pub last_used: Option<i64>,
+    pub revoked: Option<i64>,
 }
 
 /// A session as stored: id hash, email, created, expires, last seen.

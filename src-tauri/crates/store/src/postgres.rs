@@ -27,7 +27,10 @@ use postgres::{Client, Config, GenericClient, NoTls};
 use dsmon_core::{Identity, Metrics, Role, Row, METRICS};
 
 use crate::alert_db::{AlertEventRecord, AlertStateRecord, DeliveryRecord, SilenceRecord};
-use crate::auth_db::{AuditEntry, Claim, Rebind, SessionRecord, UserRecord};
+use crate::auth_db::{
+    role_of_text, ApiTokenRecord, AuditEntry, Claim, Rebind, SessionRecord, UserRecord,
+    API_TOKEN_COLUMNS,
+};
 use crate::{
     AlertStore, AuthStore, PendingCaps, PendingPut, Period, Result, RowQuery, SampleStore,
     StoreError, AUDIT_COLLAPSE_SECS, ROLLUPS,
@@ -622,6 +625,33 @@ impl PgDatabase {
             let mut n = 0;
             for (id, email, created, expires, last_seen) in sessions {
                 n += tx.execute(&st, &[id, email, created, expires, last_seen])?;
+            }
+            Ok(n)
+        })
+    }
+
+    /// API tokens not there yet (by the hash of their secret), with ids of this database.
+    pub(crate) fn copy_api_tokens(&self, tokens: &[crate::migrate::ApiTokenCopy]) -> Result<usize> {
+        self.in_tx(|tx| {
+            let st = tx.prepare(
+                "INSERT INTO api_tokens (hash, name, role, created, created_by, expires, last_used, revoked) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            )?;
+            let mut n = 0;
+            for t in tokens {
+                n += tx.execute(
+                    &st,
+                    &[
+                        &t.hash,
+                        &t.name,
+                        &t.role,
+                        &t.created,
+                        &t.created_by,
+                        &t.expires,
+                        &t.last_used,
+                        &t.revoked,
+                    ],
+                )?;
             }
             Ok(n)
         })
@@ -1628,6 +1658,120 @@ impl AuthStore for PgAuthStore {
             Ok(n == 1)
         })
     }
+
+    fn create_api_token(
+        &self,
+        hash: &str,
+        name: &str,
+        role: Role,
+        created_by: &str,
+        now: i64,
+        expires: Option<i64>,
+    ) -> Result<Option<ApiTokenRecord>> {
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            c.query_opt(
+                &format!(
+                    "INSERT INTO api_tokens (name, role, hash, created, created_by, expires) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING \
+                     RETURNING {API_TOKEN_COLUMNS}"
+                ),
+                &[&name, &role.as_str(), &hash, &now, &created_by, &expires],
+            )
+            .map_err(&err)?
+            .as_ref()
+            .map(api_token_from_row)
+            .transpose()
+            .map_err(&err)
+        })
+    }
+
+    fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>> {
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            c.query(
+                &format!(
+                    "SELECT {API_TOKEN_COLUMNS} FROM api_tokens ORDER BY created DESC, id DESC"
+                ),
+                &[],
+            )
+            .map_err(&err)?
+            .iter()
+            .map(api_token_from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(&err)
+        })
+    }
+
+    fn api_token(&self, hash: &str, now: i64) -> Result<Option<ApiTokenRecord>> {
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            c.query_opt(
+                &format!(
+                    "SELECT {API_TOKEN_COLUMNS} FROM api_tokens \
+                     WHERE hash = $1 AND revoked IS NULL AND (expires IS NULL OR expires > $2)"
+                ),
+                &[&hash, &now],
+            )
+            .map_err(&err)?
+            .as_ref()
+            .map(api_token_from_row)
+            .transpose()
+            .map_err(&err)
+        })
+    }
+
+    fn touch_api_token(&self, id: i64, now: i64) -> Result<()> {
+        sync(|| {
+            let mut c = self.pool.get()?;
+            c.execute(
+                "UPDATE api_tokens SET last_used = $2 \
+                 WHERE id = $1 AND (last_used IS NULL OR last_used < $2)",
+                &[&id, &now],
+            )
+            .map_err(self.pool.err())?;
+            Ok(())
+        })
+    }
+
+    fn revoke_api_token(&self, id: i64, now: i64) -> Result<Option<ApiTokenRecord>> {
+        sync(|| {
+            let mut c = self.pool.get()?;
+            let err = self.pool.err();
+            c.execute(
+                "UPDATE api_tokens SET revoked = $2 WHERE id = $1 AND revoked IS NULL",
+                &[&id, &now],
+            )
+            .map_err(&err)?;
+            c.query_opt(
+                &format!("SELECT {API_TOKEN_COLUMNS} FROM api_tokens WHERE id = $1"),
+                &[&id],
+            )
+            .map_err(&err)?
+            .as_ref()
+            .map(api_token_from_row)
+            .transpose()
+            .map_err(&err)
+        })
+    }
+}
+
+fn api_token_from_row(r: &postgres::Row) -> std::result::Result<ApiTokenRecord, postgres::Error> {
+    let role: String = r.try_get(2)?;
+    Ok(ApiTokenRecord {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        // The table's CHECK allows these two only; anything else would get the lesser role.
+        role: role_of_text(&role).unwrap_or(Role::User),
+        created: r.try_get(3)?,
+        created_by: r.try_get(4)?,
+        expires: r.try_get(5)?,
+        last_used: r.try_get(6)?,
+        revoked: r.try_get(7)?,
+    })
 }
 
 // ---- alerts --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use dsmon_core::{Identity, Role, Row};
 
 use crate::alert_db::{AlertEventRecord, AlertStateRecord, DeliveryRecord, SilenceRecord};
-use crate::auth_db::{AuditEntry, Claim, Rebind, SessionRecord, UserRecord};
+use crate::auth_db::{ApiTokenRecord, AuditEntry, Claim, Rebind, SessionRecord, UserRecord};
 use crate::{Period, Result, RowQuery};
 
 /// The logged rows: one per node per tick, and the roll-up tiers kept up to date with them.
@@ -159,6 +159,31 @@ pub trait AuthStore: Send + Sync {
 
     /// Marks a token as used until `expires`; false when it was already used (and not expired).
     fn mark_used(&self, token_hash: &str, now: i64, expires: i64) -> Result<bool>;
+
+    /// Stores a new API token under the hash of its secret, made by `created_by` at `now`,
+    /// expiring at `expires` (`None`: never). `None` when a token of that name exists (also a
+    /// revoked one: names stay unique, so the audit log's names stay unambiguous).
+    fn create_api_token(
+        &self,
+        hash: &str,
+        name: &str,
+        role: Role,
+        created_by: &str,
+        now: i64,
+        expires: Option<i64>,
+    ) -> Result<Option<ApiTokenRecord>>;
+
+    /// Every API token, revoked and expired ones too, the newest first.
+    fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>>;
+
+    /// The token whose secret hashes to `hash`, when it is neither revoked nor expired at `now`.
+    fn api_token(&self, hash: &str, now: i64) -> Result<Option<ApiTokenRecord>>;
+
+    /// Records a use of the token at `now` (its last use never goes back).
+    fn touch_api_token(&self, id: i64, now: i64) -> Result<()>;
+
+    /// Revokes the token at `now` (one already revoked keeps its time); `None` when no such id.
+    fn revoke_api_token(&self, id: i64, now: i64) -> Result<Option<ApiTokenRecord>>;
 }
 
 /// The alerts' state: every (rule, node) pair's state, the firing history, silences, the
