@@ -83,7 +83,7 @@ pub fn page_role(path: &str) -> Option<Role> {
 }
 
 /// Who am I: `GET /api/me` and the desktop app's header.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Me {
     pub email: Option<String>,
     pub name: Option<String>,
@@ -93,7 +93,7 @@ pub struct Me {
 }
 
 /// One node's state (`GET /api/nodes`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NodeStatus {
     pub name: String,
     pub state: NodeState,

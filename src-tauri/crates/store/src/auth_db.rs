@@ -76,7 +76,7 @@ pub enum Rebind {
 
 /// One audit entry. Repeated refusals from no known actor are one entry seen `count` times, first
 /// at `ts` and last at `last_seen`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: i64,
     pub ts: i64,
