@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use dsmon_alerts::{AlertError, Alerts};
 /// What the alert use cases answer and take (the API's schemas).
-pub use dsmon_alerts::{ConfigView, CurrentAlert, DeliveryView, EventView, NewSilence, SilenceView};
+pub use dsmon_alerts::{
+    ConfigView, CurrentAlert, DeliveryView, EventView, NewSilence, SilenceView,
+};
 use dsmon_core::{Caller, Role};
 
 use crate::{Access, App, AppError, ErrorKind, Result};

@@ -29,11 +29,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Json, Router};
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use dsmon_app::{App, AppError, ErrorKind, HistoryRequest, NodeStatus};
 use dsmon_config::{Listen, Secret, ServerConfig};
