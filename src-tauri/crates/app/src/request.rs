@@ -19,7 +19,7 @@ pub struct HistoryRequest {
     pub from: Option<String>,
     /// End, as `from`; default `now`.
     pub to: Option<String>,
-    /// At most this many buckets per node, 1..5000 (default 500; `/api/history` only).
+    /// At most this many buckets per node, 1..5000 (default 500); `/api/history.csv` refuses it.
     #[serde(default, deserialize_with = "number_or_text")]
     #[param(value_type = Option<u32>)]
     pub points: Option<String>,
