@@ -29,8 +29,10 @@ fi
 # not started (policy-rc.d below): the tests run their own instances.
 # postgresql-15: the PostgreSQL store's tests run a throw-away cluster of their own (initdb in a temp
 # directory, as the `postgres` user); the package's system cluster service is not started either.
+# python3-venv: the venv of openapi-spec-validator (below).
 packages=(netdata build-essential pkg-config ca-certificates curl file sqlite3 procps iproute2 util-linux
-    nginx openssl systemd faketime python3-aiosmtpd prometheus-alertmanager prometheus postgresql-15)
+    nginx openssl systemd faketime python3-aiosmtpd prometheus-alertmanager prometheus postgresql-15
+    python3-venv)
 # Node.js and npm build the web UI (uPlot comes from npm); a newer Node already present is kept.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 if [ "$gui" = yes ]; then
@@ -70,6 +72,15 @@ fi
 if ! command -v cargo >/dev/null 2>&1 && [ ! -x "${HOME}/.cargo/bin/cargo" ]; then
     echo "error: no Rust toolchain (cargo) found: install one with rustup (https://rustup.rs)" >&2
     exit 1
+fi
+
+# openapi-spec-validator (PyPI, pinned to 0.9) checks the OpenAPI document `dsmon serve` answers in
+# tests/api.rs. In a venv of its own under /opt: Debian's Python refuses pip installs into the system.
+openapi_venv=/opt/dsmon-openapi
+if [ ! -x "$openapi_venv/bin/openapi-spec-validator" ]; then
+    echo "installing openapi-spec-validator"
+    /usr/bin/python3 -m venv "$openapi_venv"
+    "$openapi_venv/bin/pip" install --quiet 'openapi-spec-validator==0.9.*'
 fi
 
 # tauri-driver (WebDriver for the desktop app's tests), pinned to major version 2 (3.0 alphas exist).

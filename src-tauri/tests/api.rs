@@ -227,9 +227,15 @@ fn bad_input_is_a_400_with_a_json_error() {
         let body = serve.json(path, 400);
         let e = body["error"].as_str().unwrap_or_default();
         assert!(e.contains(expect), "{path}: want {expect:?} in {body}");
+        assert_eq!(body["kind"], "bad_request", "{path}: {body}");
     }
     let body = serve.json("/api/nope", 404);
     assert!(body["error"].is_string());
+    assert_eq!(
+        body["kind"], "not_found",
+        "the documented ErrorBody: {body}"
+    );
+    openapi_document_is_valid(&serve);
     // A node that never answered: its rows are failures, its availability 0, its values gaps.
     // (The first tick is logged at start, on its own task: wait for its row, not for a guess.)
     wait_until("the first tick logged", Duration::from_secs(10), || {
@@ -246,6 +252,33 @@ fn bad_input_is_a_400_with_a_json_error() {
         !avg.is_empty() && avg.iter().all(serde_json::Value::is_null),
         "{avg:?}"
     );
+}
+
+/// `GET /api/openapi.json` of a running `dsmon serve`: OpenAPI 3.1 with paths, valid by
+/// openapi-spec-validator (PyPI; `scripts/setup-debian.sh` installs it in /opt/dsmon-openapi).
+fn openapi_document_is_valid(serve: &Serve) {
+    let doc = serve.json("/api/openapi.json", 200);
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1.")),
+        "{}",
+        doc["openapi"]
+    );
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.contains_key("/api/history"), "{:?}", paths.keys());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, doc.to_string()).expect("write the document");
+    let validator = "/opt/dsmon-openapi/bin/openapi-spec-validator";
+    let out = std::process::Command::new(validator)
+        .args(["--schema", "3.1"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("{validator}: {e} (run scripts/setup-debian.sh)"));
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.contains(": OK"), "{said}");
 }
 
 #[test]

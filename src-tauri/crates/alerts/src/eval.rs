@@ -133,7 +133,7 @@ impl Changes {
 }
 
 /// An alert pending or firing now (`GET /api/alerts`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CurrentAlert {
     pub rule: String,
     pub node: String,
@@ -149,7 +149,7 @@ pub struct CurrentAlert {
     pub silenced: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Acknowledged {
     pub by: String,
     pub at: String,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 pub use dsmon_config::alerts::{Direction, Metric, Severity};
 
 /// The state of one (rule, node) pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertState {
     /// The condition does not hold.

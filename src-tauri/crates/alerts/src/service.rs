@@ -43,7 +43,7 @@ const EXPIRED_LISTED: i64 = 7 * 86_400;
 const RETENTION: i64 = 400 * 86_400;
 
 /// A silence as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct SilenceView {
     pub id: i64,
     pub created: String,
@@ -57,7 +57,7 @@ pub struct SilenceView {
 }
 
 /// What an Admin sends to create a silence.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSilence {
     pub nodes: Option<String>,
@@ -69,7 +69,7 @@ pub struct NewSilence {
 }
 
 /// A history event as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct EventView {
     pub id: i64,
     pub at: String,
@@ -83,7 +83,7 @@ pub struct EventView {
 }
 
 /// A delivery as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct DeliveryView {
     pub id: i64,
     pub at: String,
@@ -99,7 +99,7 @@ pub struct DeliveryView {
 }
 
 /// The configuration as the Alerts page shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConfigView {
     pub rules: Vec<RuleConfig>,
     pub notifiers: Vec<NotifierView>,
@@ -108,7 +108,7 @@ pub struct ConfigView {
     pub storm_window_secs: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NotifierView {
     pub name: String,
     #[serde(rename = "type")]
@@ -116,7 +116,7 @@ pub struct NotifierView {
     pub target: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MaintenanceView {
     pub name: String,
     pub schedule: String,

@@ -6,27 +6,35 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use dsmon_alerts::{
-    AlertError, Alerts, ConfigView, CurrentAlert, DeliveryView, EventView, NewSilence, SilenceView,
+use dsmon_alerts::{AlertError, Alerts};
+/// What the alert use cases answer and take (the API's schemas).
+pub use dsmon_alerts::{
+    ConfigView, CurrentAlert, DeliveryView, EventView, NewSilence, SilenceView,
 };
 use dsmon_core::{Caller, Role};
 
 use crate::{Access, App, AppError, ErrorKind, Result};
 
 /// `GET /api/alerts`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AlertsNow {
     pub alerts: Vec<CurrentAlert>,
 }
 
 /// Alert history parameters: `from`/`to` as for history (default the last 24 hours), `node`
 /// (repeatable), `limit` (default 500, at most 5000).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AlertHistoryRequest {
+    /// Start, as for history; default `-24h`.
     pub from: Option<String>,
+    /// End, as for history; default `now`.
     pub to: Option<String>,
+    /// A node's name; repeatable; none: every node.
     #[serde(default)]
+    #[param(style = Form, explode)]
     pub node: Vec<String>,
+    /// At most this many events, 1..5000 (default 500).
     pub limit: Option<usize>,
     #[serde(skip)]
     pub unknown: Vec<String>,
@@ -69,23 +77,23 @@ impl AlertHistoryRequest {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Events {
     pub events: Vec<EventView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Deliveries {
     pub deliveries: Vec<DeliveryView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Silences {
     pub silences: Vec<SilenceView>,
 }
 
 /// `POST /api/alerts/ack`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ack {
     pub rule: String,

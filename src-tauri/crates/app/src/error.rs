@@ -10,7 +10,7 @@ use dsmon_store::history::HistoryError;
 use dsmon_store::StoreError;
 
 /// What went wrong, as the caller must react to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// No (valid) session: sign in.

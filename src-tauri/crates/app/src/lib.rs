@@ -11,7 +11,7 @@ pub mod alerts;
 mod error;
 pub mod metrics;
 mod request;
-mod tokens;
+pub mod tokens;
 
 pub use error::{AppError, ErrorKind, Result};
 pub use request::{HistoryRequest, Request};
@@ -87,7 +87,7 @@ pub fn page_role(path: &str) -> Option<Role> {
 }
 
 /// Who am I: `GET /api/me` and the desktop app's header.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Me {
     pub email: Option<String>,
     pub name: Option<String>,
@@ -97,7 +97,7 @@ pub struct Me {
 }
 
 /// One node's state (`GET /api/nodes`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NodeStatus {
     pub name: String,
     pub state: NodeState,

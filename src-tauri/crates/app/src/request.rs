@@ -12,13 +12,20 @@ use crate::{AppError, Result};
 
 /// History parameters as a caller gives them: `from`/`to` (RFC 3339, a date, `now` or relative such
 /// as `-24h`; by default the last 24 hours), `points`, `node` (repeatable; none: every node).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryRequest {
+    /// Start: RFC 3339, a date, `now` or relative (`-24h`); default `-24h`.
     pub from: Option<String>,
+    /// End, as `from`; default `now`.
     pub to: Option<String>,
+    /// At most this many buckets per node, 1..5000 (default 500); `/api/history.csv` refuses it.
     #[serde(default, deserialize_with = "number_or_text")]
+    #[param(value_type = Option<u32>)]
     pub points: Option<String>,
+    /// A node's name; repeatable; none: every node.
     #[serde(default)]
+    #[param(style = Form, explode)]
     pub node: Vec<String>,
     /// Parameters given that history does not know (refused once the caller may see history).
     #[serde(skip)]

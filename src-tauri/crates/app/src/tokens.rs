@@ -11,7 +11,7 @@ use dsmon_store::auth_db::ApiTokenRecord;
 use crate::{Access, App, AppError, ErrorKind, Result, Who};
 
 /// `{"tokens": [...]}`, newest first.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct TokenList {
     pub tokens: Vec<ApiTokenRecord>,
 }

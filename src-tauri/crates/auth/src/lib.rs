@@ -102,13 +102,14 @@ impl AuthError {
 pub type Result<T> = std::result::Result<T, AuthError>;
 
 /// A user as the users page shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub email: String,
     pub name: Option<String>,
     /// The role in effect (`None`: not authorized).
     pub role: Option<Role>,
     /// Where it comes from: "config" (admins/users lists), "admin" (set on the users page), "none".
+    #[schema(value_type = String)]
     pub role_source: &'static str,
     pub config_admin: bool,
     pub blocked: bool,
@@ -124,10 +125,12 @@ pub struct UserView {
 /// the configuration), `{"blocked": bool}` and/or `{"rebind": true}` (bind the address to the
 /// account that last tried it) — as `POST /api/users/EMAIL` and the desktop app's `change_user`
 /// command take it.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
+    /// `null`: back to the configuration's role; absent: unchanged.
     #[serde(default, deserialize_with = "some_or_null")]
+    #[schema(value_type = Option<Role>)]
     pub role: Option<Option<Role>>,
     pub blocked: Option<bool>,
     #[serde(default)]
@@ -155,7 +158,7 @@ impl UserChange {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub entries: Vec<AuditEntry>,
     pub total: i64,

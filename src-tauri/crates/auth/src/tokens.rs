@@ -42,10 +42,14 @@ pub struct NewTokenRequest {
     pub expires: Option<i64>,
 }
 
-#[derive(serde::Deserialize)]
+/// `POST /api/tokens`: `expires` is a duration from now (`"90d"`, `"12h"`), an RFC 3339 time, or
+/// absent/null for never.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Body {
+pub struct NewTokenBody {
+    /// 1 to 64 characters, unique among every token ever made.
     name: String,
+    /// `admin` or `user`.
     role: String,
     #[serde(default)]
     expires: Option<String>,
@@ -54,7 +58,7 @@ struct Body {
 impl NewTokenRequest {
     /// Parses and checks a request made at `now`; the message says what is wrong.
     pub fn parse(json: &[u8], now: i64) -> std::result::Result<Self, String> {
-        let b: Body = serde_json::from_slice(json).map_err(|e| {
+        let b: NewTokenBody = serde_json::from_slice(json).map_err(|e| {
             format!("expected {{\"name\": \"...\", \"role\": \"admin\" | \"user\", \"expires\": \"90d\" | RFC 3339 | null}}: {e}")
         })?;
         let name = b.name.trim().to_string();
@@ -108,7 +112,7 @@ fn parse_expiry(text: &str, now: i64) -> std::result::Result<i64, String> {
 }
 
 /// A token just made: how it is listed, and its secret, shown this once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NewToken {
     #[serde(flatten)]
     pub token: ApiTokenRecord,

@@ -41,7 +41,7 @@ pub struct AlertsConfig {
 }
 
 /// What a rule watches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     CpuPct,
@@ -77,7 +77,19 @@ impl Metric {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Warning,
@@ -94,7 +106,7 @@ impl Severity {
 }
 
 /// Which side of the threshold is the alert condition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Above,
@@ -102,7 +114,7 @@ pub enum Direction {
 }
 
 /// One `[[alerts.rules]]` entry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RuleConfig {
     pub name: String,
     pub metric: Metric,
@@ -114,6 +126,7 @@ pub struct RuleConfig {
     pub clear: f64,
     /// How long the condition must hold before the alert fires.
     #[serde(rename = "for", with = "secs")]
+    #[schema(value_type = u64)]
     pub for_: Duration,
     pub severity: Severity,
     /// Node name globs; empty: every node.
@@ -122,6 +135,7 @@ pub struct RuleConfig {
     pub notify: Vec<String>,
     /// Notify again this often while firing (and not acknowledged).
     #[serde(with = "opt_secs")]
+    #[schema(value_type = Option<u64>)]
     pub repeat: Option<Duration>,
 }
 

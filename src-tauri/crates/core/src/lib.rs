@@ -18,7 +18,7 @@ pub const METRICS: [&str; 5] = [
 ];
 
 /// dsmon's four metrics (network as two values) for one node.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Metrics {
     /// CPU use over all cores, percent.
     pub cpu_pct: f64,
@@ -84,7 +84,7 @@ pub struct Row {
 }
 
 /// A node as the engine last saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeState {
     /// Not polled yet.
@@ -93,7 +93,7 @@ pub enum NodeState {
     Down,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,

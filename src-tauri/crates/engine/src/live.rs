@@ -24,7 +24,7 @@ use crate::registry::Node;
 pub use crate::state::NodeLive;
 
 /// Every node's latest state, published once per live interval.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LiveSnapshot {
     /// Increases by one per published snapshot.
     pub seq: u64,

@@ -9,7 +9,7 @@ use crate::collector::Reading;
 use crate::events::StateChange;
 
 /// One node as the live view shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodeLive {
     pub name: String,
     pub state: NodeState,

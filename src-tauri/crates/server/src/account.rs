@@ -5,29 +5,30 @@
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use dsmon_app::AppError;
 use dsmon_auth::{AuthError, Role};
 
 use super::access::{self, Caller, SameOrigin};
 use super::defence::Client;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/auth/login", get(login))
-        .route("/auth/callback", get(callback))
-        .route("/auth/logout", post(logout))
-        .route("/auth/nonce", post(nonce))
-        .route("/auth/token", post(token))
-        .route("/auth/signed-out", get(signed_out))
-        .route("/api/me", get(me))
-        .route("/api/users", get(users))
-        .route("/api/users/{email}", post(change_user))
-        .route("/api/audit", get(audit))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(callback))
+        .routes(routes!(logout))
+        .routes(routes!(nonce))
+        .routes(routes!(token))
+        .routes(routes!(signed_out))
+        .routes(routes!(me))
+        .routes(routes!(users))
+        .routes(routes!(change_user))
+        .routes(routes!(audit))
 }
 
 fn escape(s: &str) -> String {
@@ -75,11 +76,24 @@ pub fn message_page(
         .into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LoginQuery {
+    /// Where to go after signing in: a path on this site (else `/`).
     next: Option<String>,
 }
 
+/// Starts a sign-in: a redirect to the provider (authorization code + PKCE).
+///
+/// A browser route, not JSON: it sets the login cookie and answers 303 to the provider (without
+/// `[auth]`: straight to `next`); 503 with an HTML page when the provider cannot be reached or too
+/// many sign-ins are in progress.
+#[utoipa::path(get, path = "/auth/login", tag = "auth", params(LoginQuery),
+    responses(
+        (status = 303, description = "to the provider's authorization endpoint", headers(("location" = String), ("set-cookie" = String))),
+        (status = 503, description = "sign-in unavailable (an HTML page)", body = String, content_type = "text/html"),
+    ),
+    extensions(("x-dsmon-role" = json!("public"))))]
 async fn login(
     State(s): State<AppState>,
     client: Option<Extension<Client>>,
@@ -119,13 +133,29 @@ async fn login(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CallbackQuery {
+    /// The state of the sign-in (must match the login cookie).
     state: Option<String>,
+    /// The provider's authorization code.
     code: Option<String>,
+    /// The provider's error, when it refused.
     error: Option<String>,
 }
 
+/// Finishes a sign-in at the provider's redirect: the session cookie and a redirect to `next`.
+///
+/// A browser route, not JSON: refusals are HTML pages saying why (403 no role or blocked, 400 a
+/// bad or replayed state, 502 the provider failed).
+#[utoipa::path(get, path = "/auth/callback", tag = "auth", params(CallbackQuery),
+    responses(
+        (status = 303, description = "signed in: the session cookie, and to `next`", headers(("location" = String), ("set-cookie" = String))),
+        (status = 400, description = "a bad, expired or replayed sign-in (an HTML page)", body = String, content_type = "text/html"),
+        (status = 403, description = "not authorized: no role, blocked, unverified or another account (an HTML page)", body = String, content_type = "text/html"),
+        (status = 502, description = "the provider failed (an HTML page)", body = String, content_type = "text/html"),
+    ),
+    extensions(("x-dsmon-role" = json!("public"))))]
 async fn callback(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -209,6 +239,18 @@ async fn callback(
     }
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+struct SignedOut {
+    signed_out: bool,
+}
+
+/// Ends the caller's session (server-side) and clears its cookie; without one, only the cookie.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    responses(
+        (status = 200, body = SignedOut),
+        (status = 403, description = "a cookie-carrying request without this site's `Origin`", body = ErrorBody),
+    ),
+    extensions(("x-dsmon-role" = json!("public"))))]
 async fn logout(
     _: SameOrigin,
     c: Caller,
@@ -227,12 +269,12 @@ async fn logout(
     let clear = s.cookies.set(s.cookies.session, None, 0);
     (
         [(header::SET_COOKIE, clear)],
-        Json(serde_json::json!({ "signed_out": true })),
+        Json(SignedOut { signed_out: true }),
     )
         .into_response()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct NonceResponse {
     nonce: String,
     expires_in: u64,
@@ -241,6 +283,14 @@ struct NonceResponse {
 /// `POST /auth/nonce`: the desktop app's remote mode asks for a one-time nonce before it signs in
 /// at the provider, and puts it in its authorization request; `/auth/token` then takes only an ID
 /// token carrying a nonce issued here.
+#[utoipa::path(post, path = "/auth/nonce", tag = "auth",
+    responses(
+        (status = 200, description = "a one-time nonce, valid `expires_in` seconds", body = NonceResponse),
+        (status = 401, description = "this server takes no desktop sign-in (`[auth] desktop_client_id` unset)", body = ErrorBody),
+        (status = 404, description = "dsmon runs without `[auth]`", body = ErrorBody),
+        (status = 429, description = "too many nonces outstanding for this client", body = ErrorBody),
+    ),
+    extensions(("x-dsmon-role" = json!("public"))))]
 async fn nonce(
     State(s): State<AppState>,
     client: Option<Extension<Client>>,
@@ -256,13 +306,13 @@ async fn nonce(
 }
 
 /// `{"id_token": "..."}`: an ID token the desktop app obtained for its own client id.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenRequest {
     id_token: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TokenResponse {
     /// The session, sent back as `Authorization: Bearer ...`.
     session: String,
@@ -275,6 +325,15 @@ struct TokenResponse {
 /// `POST /auth/token`: the desktop app's remote mode exchanges its verified Google ID token (whose
 /// audience is `[auth] desktop_client_id` and whose nonce came from `/auth/nonce`) once for a dsmon
 /// session; the server's roles apply.
+#[utoipa::path(post, path = "/auth/token", tag = "auth", request_body = TokenRequest,
+    responses(
+        (status = 200, description = "the session, to send as `Authorization: Bearer`", body = TokenResponse),
+        (status = 400, description = "not `{\"id_token\": \"...\"}`", body = ErrorBody),
+        (status = 401, description = "a bad or replayed token, a nonce this server did not issue, or no desktop sign-in configured", body = ErrorBody),
+        (status = 403, description = "the identity has no role here", body = ErrorBody),
+        (status = 404, description = "dsmon runs without `[auth]`", body = ErrorBody),
+    ),
+    extensions(("x-dsmon-role" = json!("public"))))]
 async fn token(State(s): State<AppState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
     let auth = s.app.auth().ok_or_else(no_sign_in)?;
     let req: TokenRequest = serde_json::from_slice(&body)
@@ -293,6 +352,10 @@ async fn token(State(s): State<AppState>, body: axum::body::Bytes) -> Result<Res
     .into_response())
 }
 
+/// The "signed out" page (HTML) the UI shows after `POST /auth/logout`.
+#[utoipa::path(get, path = "/auth/signed-out", tag = "auth",
+    responses((status = 200, description = "an HTML page", body = String, content_type = "text/html")),
+    extensions(("x-dsmon-role" = json!("public"))))]
 async fn signed_out() -> Response {
     message_page(
         StatusCode::OK,
@@ -302,6 +365,10 @@ async fn signed_out() -> Response {
     )
 }
 
+/// Who am I: the caller's address, name and role (`auth`: false without `[auth]`).
+#[utoipa::path(get, path = "/api/me", tag = "auth",
+    responses((status = 200, body = dsmon_app::Me)),
+    extensions(("x-dsmon-role" = json!("user"))))]
 async fn me(c: Caller, State(s): State<AppState>) -> Result<Json<dsmon_app::Me>, ApiError> {
     Ok(Json(s.app.me(&c.0)?))
 }
@@ -314,10 +381,29 @@ fn no_sign_in() -> ApiError {
     .into()
 }
 
+/// Everyone who signed in or tried: role in effect and its source, blocked, sign-in times.
+#[utoipa::path(get, path = "/api/users", tag = "users",
+    responses(
+        (status = 200, body = Vec<dsmon_auth::UserView>),
+        (status = 404, description = "dsmon runs without `[auth]`: there are no users", body = ErrorBody),
+    ),
+    extensions(("x-dsmon-role" = json!("admin"))))]
 async fn users(c: Caller, State(s): State<AppState>) -> Result<Response, ApiError> {
     Ok(Json(s.app.users(&c.0).await?).into_response())
 }
 
+/// Sets a user's role, blocks or unblocks, or binds the address to the account that last tried
+/// it; answers the new list (audited).
+#[utoipa::path(post, path = "/api/users/{email}", tag = "users",
+    params(("email" = String, Path, description = "the user's address")),
+    request_body = dsmon_auth::UserChange,
+    responses(
+        (status = 200, description = "the users after the change", body = Vec<dsmon_auth::UserView>),
+        (status = 400, description = "a body that is not a change", body = ErrorBody),
+        (status = 404, description = "no such user, or no `[auth]`", body = ErrorBody),
+        (status = 409, description = "a role or block of a configuration admin, or a rebind with no other account", body = ErrorBody),
+    ),
+    extensions(("x-dsmon-role" = json!("admin"))))]
 async fn change_user(
     c: Caller,
     _: SameOrigin,
@@ -328,12 +414,23 @@ async fn change_user(
     Ok(Json(s.app.change_user(&c.0, &email, &body).await?).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// Entries to skip (newest first); default 0.
     offset: Option<i64>,
+    /// Entries to answer, 1..500; default 50.
     limit: Option<i64>,
 }
 
+/// The audit log, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/audit", tag = "users", params(AuditQuery),
+    responses(
+        (status = 200, body = dsmon_auth::AuditPage),
+        (status = 400, description = "a bad offset or limit", body = ErrorBody),
+        (status = 404, description = "dsmon runs without `[auth]`", body = ErrorBody),
+    ),
+    extensions(("x-dsmon-role" = json!("admin"))))]
 async fn audit(
     c: Caller,
     State(s): State<AppState>,

@@ -37,6 +37,8 @@ use governor::{Quota, RateLimiter};
 use ipnet::IpNet;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use dsmon_app::ErrorKind;
+
 use super::AppState;
 
 /// The largest request body accepted, in bytes.
@@ -161,6 +163,7 @@ impl Defence {
         );
         Some(refusal(
             StatusCode::MISDIRECTED_REQUEST,
+            ErrorKind::BadRequest,
             "this dsmon runs without sign-in and answers only to a loopback address \
              (localhost, 127.0.0.1, [::1])"
                 .into(),
@@ -223,6 +226,7 @@ async fn guard(State(d): State<Arc<Defence>>, mut req: Request, next: Next) -> R
     } else if too_large(req.headers()) {
         refusal(
             StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::BadRequest,
             format!("the request body is larger than {} KiB", BODY_LIMIT / 1024),
         )
     } else if req.uri().path().starts_with("/auth/") {
@@ -231,6 +235,7 @@ async fn guard(State(d): State<Arc<Defence>>, mut req: Request, next: Next) -> R
             Err(retry) => {
                 let mut r = refusal(
                     StatusCode::TOO_MANY_REQUESTS,
+                    ErrorKind::TooMany,
                     format!(
                         "too many sign-in requests from this address; try again in {} s",
                         retry.as_secs()
@@ -250,8 +255,13 @@ async fn guard(State(d): State<Arc<Defence>>, mut req: Request, next: Next) -> R
     resp
 }
 
-fn refusal(status: StatusCode, message: String) -> Response {
-    (status, Json(serde_json::json!({ "error": message }))).into_response()
+/// A refusal with the API's error body (`ErrorBody`).
+fn refusal(status: StatusCode, kind: ErrorKind, message: String) -> Response {
+    let body = super::ErrorBody {
+        error: message,
+        kind,
+    };
+    (status, Json(body)).into_response()
 }
 
 /// A declared body over the limit (a chunked one is cut off by `DefaultBodyLimit` when read).

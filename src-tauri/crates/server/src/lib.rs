@@ -10,12 +10,14 @@ mod conn;
 mod defence;
 pub mod loopback;
 mod metrics;
+mod openapi;
 mod streams;
 mod tls;
 mod tokens;
 
 pub use access::Caller;
 pub use metrics::{bind_metrics, metrics_router, serve_metrics, MetricsBound};
+pub use openapi::{openapi, ROLE};
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -25,17 +27,19 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use dsmon_app::{App, AppError, ErrorKind, HistoryRequest, NodeStatus};
 use dsmon_config::{Listen, Secret, ServerConfig};
 use dsmon_engine::LiveSnapshot;
+use dsmon_store::history::History;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -115,19 +119,29 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
-    let defence = defence::Defence::new(&state);
-    let app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/api/nodes", get(nodes))
-        .route("/api/live", get(live))
-        .route("/api/live/stream", get(live_stream))
-        .route("/api/history", get(history_json))
-        .route("/api/history.csv", get(history_csv))
+/// Every route of the main listener, each from its handler's `#[utoipa::path]` (which gives its
+/// method and path): the router and the OpenAPI document ([`openapi`]) are built from this one
+/// list. A route is added as `.routes(routes!(handler))`, never with a plain `.route(..)`
+/// (`tests/router.rs` fails on one the document does not have).
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(healthz))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(nodes))
+        .routes(routes!(live))
+        .routes(routes!(live_stream))
+        .routes(routes!(history_json))
+        .routes(routes!(history_csv))
         .merge(account::routes())
         .merge(alerts::routes())
         .merge(tokens::routes())
         .merge(metrics::routes())
+}
+
+pub fn router(state: AppState) -> Router {
+    let defence = defence::Defence::new(&state);
+    let (app, _) = routes().split_for_parts();
+    let app = app
         // The routes' answers (the API's data, sign-in outcomes) are never cached; the fallback
         // serves the UI's files, which may be, and sets it for its pages and errors itself.
         .route_layer(SetResponseHeaderLayer::if_not_present(
@@ -272,14 +286,18 @@ impl ApiError {
     }
 }
 
+/// The body of every JSON error answer (4xx, 5xx).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person.
+    pub error: String,
+    /// What kind of failure, for a program (the status says the same).
+    pub kind: ErrorKind,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        #[derive(Serialize)]
-        struct Body {
-            error: String,
-            kind: ErrorKind,
-        }
-        let body = Body {
+        let body = ErrorBody {
             error: self.message,
             kind: self.kind,
         };
@@ -303,17 +321,42 @@ fn not_found() -> ApiError {
 
 // ---- handlers ------------------------------------------------------------------------------
 
+/// `ok` while the server runs (for a process manager or a load balancer).
+#[utoipa::path(get, path = "/healthz", tag = "server",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")),
+    extensions(("x-dsmon-role" = json!("public"))))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Each configured node's state.
+#[utoipa::path(get, path = "/api/nodes", tag = "live",
+    responses((status = 200, body = Vec<NodeStatus>)),
+    extensions(("x-dsmon-role" = json!("user"))))]
 async fn nodes(c: Caller, State(s): State<AppState>) -> Result<Json<Vec<NodeStatus>>, ApiError> {
     Ok(Json(s.app.nodes(&c.0)?))
 }
 
+/// The latest live snapshot: every node's state and one-second metrics.
+#[utoipa::path(get, path = "/api/live", tag = "live",
+    responses((status = 200, body = LiveSnapshot)),
+    extensions(("x-dsmon-role" = json!("user"))))]
 async fn live(c: Caller, State(s): State<AppState>) -> Result<Json<Arc<LiveSnapshot>>, ApiError> {
     Ok(Json(s.app.live(&c.0)?))
 }
 
-/// Server-Sent Events of the live snapshots. A stream outlives the request that opened it: its
-/// caller is checked again (at most every few seconds) before a snapshot goes out, so signing
-/// out, a block or a lost role ends it (the client then gets 401 on reconnecting).
+/// The live snapshots as Server-Sent Events.
+///
+/// One `snapshot` event per live snapshot (`id`: its `seq`, `data`: the snapshot as JSON, as
+/// `GET /api/live` answers it). The caller is checked again (at most every few seconds) before a
+/// snapshot goes out, so signing out, a block or a lost role ends the stream (the client then gets
+/// 401 on reconnecting). A session may hold 8 streams at once, the server 2000: more answer 429.
+#[utoipa::path(get, path = "/api/live/stream", tag = "live",
+    responses(
+        (status = 200, description = "`event: snapshot`, `id: <seq>`, `data: <LiveSnapshot JSON>`, until the client leaves", body = String, content_type = "text/event-stream"),
+        (status = 429, description = "too many streams open", body = ErrorBody),
+    ),
+    extensions(("x-dsmon-role" = json!("user"))))]
 async fn live_stream(
     c: Caller,
     State(s): State<AppState>,
@@ -357,6 +400,14 @@ fn history_request(q: QueryPairs) -> Result<HistoryRequest, ApiError> {
     Ok(HistoryRequest::from_pairs(pairs))
 }
 
+/// Per node at most `points` buckets over the range: per metric average and maximum, and
+/// availability (a bucket without a reachable row is `null`).
+#[utoipa::path(get, path = "/api/history", tag = "history", params(HistoryRequest),
+    responses(
+        (status = 200, body = History),
+        (status = 400, description = "a bad time, range, `points`, an unknown node or parameter", body = ErrorBody),
+    ),
+    extensions(("x-dsmon-role" = json!("admin"))))]
 async fn history_json(
     c: Caller,
     State(s): State<AppState>,
@@ -366,6 +417,13 @@ async fn history_json(
     Ok(Json(s.app.history(&c.0, req).await?).into_response())
 }
 
+/// The raw logged rows over the range, as CSV (the columns of `dsmon export`).
+#[utoipa::path(get, path = "/api/history.csv", tag = "history", params(HistoryRequest),
+    responses(
+        (status = 200, description = "`ts,node,cpu_pct,mem_pct,disk_pct,net_in_kbps,net_out_kbps,error`, one line per row (an attachment)", body = String, content_type = "text/csv"),
+        (status = 400, description = "a bad time or range, `points`, an unknown node or parameter", body = ErrorBody),
+    ),
+    extensions(("x-dsmon-role" = json!("admin"))))]
 async fn history_csv(
     c: Caller,
     State(s): State<AppState>,

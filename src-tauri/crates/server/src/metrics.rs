@@ -23,16 +23,33 @@ use dsmon_app::metrics::{ExtraCounters, Format};
 use dsmon_app::{AppError, ErrorKind};
 use dsmon_config::Secret;
 
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use super::{ApiError, AppState, ServerError};
 
 /// Connections the metrics listener serves at once (scrapers are few).
 const METRICS_CONNECTIONS: usize = 64;
 
 /// The `/metrics` route of the main router.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/metrics", get(on_main))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(on_main))
 }
 
+/// The metrics for Prometheus: OpenMetrics when `Accept` names it, else the text format 0.0.4.
+///
+/// On `[server] listen`: with `[server] metrics_token_file`, only with that bearer token (else
+/// 401); without one, served only when dsmon runs without `[auth]` (else 404). A
+/// `[server] metrics_listen` listener serves it to loopback names without a token.
+#[utoipa::path(get, path = "/metrics", tag = "server",
+    responses(
+        (status = 200, description = "the exposition", content(
+            (String = "text/plain; version=0.0.4"),
+            (String = "application/openmetrics-text; version=1.0.0"),
+        )),
+        (status = 404, description = "under `[auth]` without a metrics token configured", body = super::ErrorBody),
+    ),
+    extensions(("x-dsmon-role" = json!("metrics-token"))))]
 async fn on_main(State(s): State<AppState>, headers: HeaderMap) -> Response {
     match (&s.metrics_token, s.app.auth()) {
         (Some(want), _) => {
@@ -153,9 +170,10 @@ async fn loopback_only(port: Option<u16>, req: Request, next: Next) -> Response 
     tracing::warn!(host, "metrics request for another host refused");
     (
         StatusCode::MISDIRECTED_REQUEST,
-        Json(serde_json::json!({
-            "error": "the metrics listener answers only to a loopback address (localhost, 127.0.0.1, [::1])"
-        })),
+        Json(super::ErrorBody {
+            error: "the metrics listener answers only to a loopback address (localhost, 127.0.0.1, [::1])".into(),
+            kind: ErrorKind::BadRequest,
+        }),
     )
         .into_response()
 }

@@ -879,3 +879,240 @@ async fn the_metrics_listener_serves_metrics_alone_on_loopback() {
         assert_eq!(a.json()["kind"], "not_found");
     }
 }
+
+// ---- the OpenAPI document --------------------------------------------------------------------
+
+/// Every operation of an OpenAPI document: (method, path, operation).
+fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut ops = Vec::new();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("path item") {
+            if ["get", "post", "put", "delete", "patch"].contains(&method.as_str()) {
+                ops.push((method.to_uppercase(), path.clone(), op.clone()));
+            }
+        }
+    }
+    ops
+}
+
+/// A concrete request path for a documented one (`{email}` -> a known user, others -> `1`).
+fn concrete(path: &str) -> String {
+    path.replace("{email}", USER)
+        .split('/')
+        .map(|seg| if seg.starts_with('{') { "1" } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Every `$ref` in `v`.
+fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("$ref", Value::String(r)) => out.push(r),
+                    _ => refs(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_to_anyone_and_parses_as_openapi_3_1() {
+    let site = Site::new(Some(SITE));
+    let a = site.get(Anonymous, "/api/openapi.json").await;
+    assert_eq!(a.status, 200, "public: {}", a.body);
+    assert_eq!(a.header("content-type"), "application/json");
+    check_answer("Anonymous GET /api/openapi.json", "/api/openapi.json", &a);
+    // utoipa's own types read it back whole, and it is the document the code builds.
+    let doc = a.json();
+    let parsed: utoipa::openapi::OpenApi =
+        serde_json::from_str(&a.body).expect("an OpenAPI document");
+    assert_eq!(serde_json::to_value(&parsed).expect("json"), doc);
+    assert_eq!(
+        serde_json::to_value(dsmon_server::openapi()).expect("json"),
+        doc
+    );
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1.")),
+        "{}",
+        doc["openapi"]
+    );
+    // Every reference resolves; every JSON error answer is the one error body.
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("a reference outside the schemas: {r}"));
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{r} is not defined"
+        );
+    }
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["session"]["in"], "cookie");
+    assert_eq!(schemes["session"]["name"], "dsmon_session");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    for (method, path, op) in operations(&doc) {
+        for (status, resp) in op["responses"].as_object().expect("responses") {
+            let json = &resp["content"]["application/json"]["schema"]["$ref"];
+            let error = status.starts_with('4') || status.starts_with('5');
+            if error && !resp["content"]["text/html"].is_object() {
+                assert_eq!(
+                    json, "#/components/schemas/ErrorBody",
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
+}
+
+/// The document against the router, both ways: each documented operation is routed (not the
+/// fallback, not 405) and its `x-dsmon-role` is the role the route enforces; each `.route(..)`
+/// in the server's sources (a route added beside `routes!`) and each endpoint of the README's
+/// API table is documented.
+#[tokio::test]
+async fn the_openapi_document_has_every_route_with_its_role() {
+    let site = Site::new(Some(SITE));
+    let doc: Value = serde_json::to_value(dsmon_server::openapi()).expect("document");
+    let ops = operations(&doc);
+    assert!(ops.len() >= 27, "{} operations", ops.len());
+    let mut failures = Vec::new();
+    for (method, path, op) in &ops {
+        let case = format!("{method} {path}");
+        let role = op[dsmon_server::ROLE].as_str().unwrap_or("");
+        let uri = concrete(path);
+        let body = if method == "POST" { "{}" } else { "" };
+        let ask = |who| site.send(request(&site, who, method, &uri, body));
+        let (anon, user, admin) = (ask(Anonymous).await, ask(User).await, ask(Admin).await);
+        if admin.status == 405 || (admin.status == 404 && admin.body.contains("no such page")) {
+            failures.push(format!(
+                "{case}: not routed ({} {})",
+                admin.status, admin.body
+            ));
+            continue;
+        }
+        let ok = match role {
+            "admin" => anon.status == 401 && user.status == 403 && admin.status != 403,
+            "user" => anon.status == 401 && ![401, 403].contains(&user.status),
+            // No session needed: who calls makes no difference.
+            "public" | "metrics-token" => {
+                anon.status == admin.status && user.status == admin.status
+            }
+            _ => false,
+        };
+        if !ok {
+            failures.push(format!(
+                "{case}: x-dsmon-role {role:?}, but anonymous {} user {} admin {}",
+                anon.status, user.status, admin.status
+            ));
+        }
+        let description = op["description"].as_str().unwrap_or("");
+        if !description.contains("Role: ") {
+            failures.push(format!("{case}: no role in its description"));
+        }
+    }
+    let documented = |method: &str, path: &str| {
+        ops.iter()
+            .any(|(m, p, _)| m == method && template_matches(p, path))
+    };
+    // Routes added with a plain `.route(..)` (or nested) are not in the document: the server's
+    // sources may have them only for documented paths (the metrics listener's `/metrics`).
+    // `loopback.rs` is the desktop app's one-shot sign-in listener, not `dsmon serve`'s API.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for entry in std::fs::read_dir(&src).expect("src") {
+        let file = entry.expect("entry").path();
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+        if name == "loopback.rs" {
+            continue;
+        }
+        // The code without its comments.
+        let text: String = std::fs::read_to_string(&file)
+            .expect("source")
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("//") {
+                    ""
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let line_of = |at: usize| text[..at].lines().count();
+        for call in [".nest(", ".nest_service(", ".route_service("] {
+            if let Some(at) = text.find(call) {
+                failures.push(format!(
+                    "{name}:{}: {call} routes outside the document",
+                    line_of(at)
+                ));
+            }
+        }
+        for (at, _) in text.match_indices(".route(") {
+            let rest = text[at + ".route(".len()..].trim_start();
+            let path = rest.strip_prefix('"').and_then(|r| r.split('"').next());
+            if !path.is_some_and(|p| ops.iter().any(|(_, d, _)| d == p)) {
+                failures.push(format!(
+                    "{name}:{}: a route the OpenAPI document does not have (register it with `.routes(routes!(handler))`): {:?}",
+                    line_of(at),
+                    path
+                ));
+            }
+        }
+    }
+    // The README's API table: every endpoint it names is documented, with its method.
+    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../README.md");
+    let readme = std::fs::read_to_string(readme).expect("README.md");
+    let mut named = 0;
+    for row in readme.lines().filter(|l| l.starts_with("| `")) {
+        let first = row.split(" | ").next().unwrap_or("");
+        let mut last_path = None;
+        for item in first.split('`').skip(1).step_by(2) {
+            let mut words = item.split_whitespace();
+            let method = words.next().unwrap_or("");
+            if !["GET", "POST", "DELETE", "PUT", "PATCH"].contains(&method) {
+                continue;
+            }
+            let path = match words.next() {
+                Some(p) => p.split('?').next().unwrap_or(p).to_string(),
+                None => match &last_path {
+                    Some(p) => String::clone(p),
+                    None => continue,
+                },
+            };
+            last_path = Some(path.clone());
+            let api = ["/api/", "/auth/", "/metrics", "/healthz"]
+                .iter()
+                .any(|p| path.starts_with(p));
+            if !api {
+                continue;
+            }
+            named += 1;
+            if !documented(method, &path) {
+                failures.push(format!("README names {method} {path}: not in the document"));
+            }
+        }
+    }
+    assert!(named >= 26, "the README's API table: {named} endpoints");
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// Whether a documented path (`/api/users/{email}`) matches a README one (`/api/users/EMAIL`).
+fn template_matches(template: &str, path: &str) -> bool {
+    let (a, b): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+    a.len() == b.len()
+        && a.iter().zip(&b).all(|(t, p)| {
+            t == p
+                || (t.starts_with('{')
+                    && !p.is_empty()
+                    && p.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        })
+}

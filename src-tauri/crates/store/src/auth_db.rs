@@ -76,7 +76,7 @@ pub enum Rebind {
 
 /// One audit entry. Repeated refusals from no known actor are one entry seen `count` times, first
 /// at `ts` and last at `last_seen`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: i64,
     pub ts: i64,
@@ -89,7 +89,7 @@ pub struct AuditEntry {
 }
 
 /// An API token as stored and listed (its secret's hash is never read back).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiTokenRecord {
     pub id: i64,
     pub name: String,

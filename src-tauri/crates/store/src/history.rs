@@ -90,13 +90,13 @@ pub fn plan(from: i64, to: i64, points: usize, log_interval: i64) -> Plan {
 }
 
 /// A metric's per-bucket average and maximum.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Series {
     pub avg: Vec<Option<f64>>,
     pub max: Vec<Option<f64>>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct NodeHistory {
     pub name: String,
     /// In the database but no longer configured.
@@ -106,16 +106,18 @@ pub struct NodeHistory {
     /// Per bucket: share of logged rows where the node answered (`None`: nothing logged).
     pub availability_series: Vec<Option<f64>>,
     /// One entry per metric, keyed like the CSV columns (`cpu_pct`, ...).
+    #[schema(value_type = std::collections::BTreeMap<String, Series>)]
     pub metrics: std::collections::BTreeMap<&'static str, Series>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct History {
     pub from: String,
     pub to: String,
     /// Bucket width, seconds.
     pub step: i64,
     /// `raw` or one of the roll-up tables of `store::ROLLUPS`.
+    #[schema(value_type = String)]
     pub tier: &'static str,
     /// Bucket start times (Unix seconds), shared by every node.
     pub t: Vec<i64>,
