@@ -64,6 +64,7 @@ fn node(name: &str, state: NodeState, metrics: Option<Metrics>) -> NodeLive {
         last_seen: metrics.map(|_| unix_now()),
         last_error: metrics.is_none().then(|| "connection refused".into()),
         metrics,
+        tags: Vec::new(),
     }
 }
 
