@@ -25,8 +25,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/alerts/notifiers/{name}/test", post(test_notifier))
 }
 
-async fn now(c: Caller, State(s): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(s.app.alerts_now(&c.0)?).into_response())
+async fn now(c: Caller, State(s): State<AppState>, q: QueryPairs) -> Result<Response, ApiError> {
+    Ok(Json(s.app.alerts_matching(&c.0, &super::node_filter(q)?)?).into_response())
 }
 
 async fn history(

@@ -32,7 +32,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use dsmon_app::{App, AppError, ErrorKind, HistoryRequest, NodeStatus};
+use dsmon_app::{App, AppError, ErrorKind, HistoryRequest, NodeFilter, NodeStatus};
 use dsmon_config::{Listen, Secret, ServerConfig};
 use dsmon_engine::LiveSnapshot;
 
@@ -296,12 +296,20 @@ fn not_found() -> ApiError {
 
 // ---- handlers ------------------------------------------------------------------------------
 
-async fn nodes(c: Caller, State(s): State<AppState>) -> Result<Json<Vec<NodeStatus>>, ApiError> {
-    Ok(Json(s.app.nodes(&c.0)?))
+async fn nodes(
+    c: Caller,
+    State(s): State<AppState>,
+    q: QueryPairs,
+) -> Result<Json<Vec<NodeStatus>>, ApiError> {
+    Ok(Json(s.app.nodes(&c.0, &node_filter(q)?)?))
 }
 
-async fn live(c: Caller, State(s): State<AppState>) -> Result<Json<Arc<LiveSnapshot>>, ApiError> {
-    Ok(Json(s.app.live(&c.0)?))
+async fn live(
+    c: Caller,
+    State(s): State<AppState>,
+    q: QueryPairs,
+) -> Result<Json<Arc<LiveSnapshot>>, ApiError> {
+    Ok(Json(s.app.live_matching(&c.0, &node_filter(q)?)?))
 }
 
 /// Server-Sent Events of the live snapshots. A stream outlives the request that opened it: its
@@ -311,8 +319,10 @@ async fn live_stream(
     c: Caller,
     State(s): State<AppState>,
     headers: axum::http::HeaderMap,
+    q: QueryPairs,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    s.app.live(&c.0)?;
+    let filter = node_filter(q)?;
+    s.app.live_matching(&c.0, &filter)?;
     let token = access::session_token(&headers, &s.cookies);
     let slot = s.streams.open(token.as_deref())?;
     let mut stop = s.shutdown.clone();
@@ -327,6 +337,7 @@ async fn live_stream(
         })
         .take_while(|snap| std::future::ready(snap.is_some()))
         .filter_map(std::future::ready)
+        .map(move |snap| dsmon_app::filtered(snap, &filter))
         .map(move |snap| {
             // The stream's place under the caps is given back when the stream is dropped.
             let _held = &slot;
@@ -344,6 +355,12 @@ async fn live_stream(
 /// The query's key/value pairs in order, repeated keys kept (`node=a&node=b`).
 type QueryPairs =
     Result<axum_extra::extract::Query<Vec<(String, String)>>, axum_extra::extract::QueryRejection>;
+
+/// `?tag=...` (repeatable) of the live view, the node list and the alerts.
+pub(crate) fn node_filter(q: QueryPairs) -> Result<NodeFilter, ApiError> {
+    let axum_extra::extract::Query(pairs) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    Ok(NodeFilter::from_pairs(pairs))
+}
 
 fn history_request(q: QueryPairs) -> Result<HistoryRequest, ApiError> {
     let axum_extra::extract::Query(pairs) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
