@@ -168,13 +168,14 @@ impl HistoryRequest {
     pub fn query(self, now: DateTime<Utc>, live: &[NodeLive]) -> Result<(HistoryQuery, bool)> {
         let (from, to) = self.range(now)?;
         let tagged = self.tagged(live)?;
-        let group = self.grouped()?.then(|| {
-            if self.tag.is_empty() {
-                "all".to_string()
-            } else {
-                self.tag.join("+")
-            }
-        });
+        // A group is named after its tags, else its nodes, else it is every node.
+        let group = self
+            .grouped()?
+            .then(|| match (&self.tag[..], &self.node[..]) {
+                ([], []) => "all".to_string(),
+                ([], nodes) => nodes.join("+"),
+                (tags, _) => tags.join("+"),
+            });
         let points = match &self.points {
             None => DEFAULT_POINTS,
             Some(text) => text
@@ -402,6 +403,8 @@ mod tests {
         );
         let (h, _) = q("group=1").unwrap();
         assert_eq!((h.nodes.len(), h.group.as_deref()), (3, Some("all")));
+        let (h, _) = q("group=1&node=a&node=c").unwrap();
+        assert_eq!((h.nodes.len(), h.group.as_deref()), (2, Some("a+c")));
         let (h, none) = q("node=c").unwrap();
         assert_eq!(
             (h.nodes, h.group, none),
