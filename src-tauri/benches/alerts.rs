@@ -58,6 +58,7 @@ fn rules() -> Vec<Rule> {
                 } else {
                     vec!["node-*".into(), "web-*".into()]
                 },
+                tags: vec![],
                 notify: vec![],
                 repeat: Some(Duration::from_secs(3600)),
             })
@@ -69,7 +70,7 @@ fn rules() -> Vec<Rule> {
 fn cycle(e: &mut Evaluator, names: &[String], at: i64, m: &Metrics, out: &mut Changes) -> Duration {
     let start = Instant::now();
     for n in names {
-        e.observe(n, at, Input::Metrics(m), &|_, _| false, out);
+        e.observe(n, &[], at, Input::Metrics(m), &|_, _| false, out);
     }
     start.elapsed()
 }

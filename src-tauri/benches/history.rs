@@ -65,6 +65,7 @@ fn main() {
                 to: end,
                 points: 500,
                 nodes: names[..n].to_vec(),
+                group: None,
             };
             let mut times = Vec::with_capacity(REQUESTS);
             let mut tier = "";
@@ -290,6 +291,7 @@ fn postgres(names: &[String], end: i64) {
                 to: end,
                 points: 500,
                 nodes: names[..n].to_vec(),
+                group: None,
             };
             let mut times = Vec::with_capacity(REQUESTS);
             let (mut tier, mut step) = ("", 0);

@@ -31,6 +31,10 @@ fn bad_configurations_exit_2_naming_file_and_key_and_write_nothing() {
             "[[nodes]]\nname = \"x\"\nurl = \"http://h\"\nweight = 3\n",
             "weight",
         ),
+        (
+            &format!("{NODE}tags = [\"db\", \"eu west\"]\n"),
+            "nodes[0].tags: \"eu west\": a tag is 1 to 64 of the characters A-Z a-z 0-9 . _ -",
+        ),
         // Line 6: the harness writes [storage] and [server] first.
         ("[collector\n", "dsmon.toml:6:"),
     ];

@@ -129,7 +129,7 @@ fn children_of_a_parent_are_nodes() {
     println!("the parent listed its three children {took:?} after they were ready");
     let parent_url = parent.url();
     let parent_line = format!(
-        "[[parents]]\nurl = \"{parent_url}\"\ndisk = \"{}\"\nrefresh = \"1s\"\n",
+        "[[parents]]\nurl = \"{parent_url}\"\ndisk = \"{}\"\nrefresh = \"1s\"\ntags = [\"rack-2\"]\n",
         kids[0].disk()
     );
     let head =
@@ -171,6 +171,12 @@ fn children_of_a_parent_are_nodes() {
     println!("three children up with their exact values {took:?} after serve answered");
     let n = nodes(&serve);
     assert!(!n.contains_key("hub"), "the parent itself is not a child");
+    // Every child has the parent's tags.
+    for (name, x) in &n {
+        assert_eq!(x["tags"], serde_json::json!(["rack-2"]), "{name}: {x}");
+    }
+    let tagged = serve.json("/api/nodes?tag=rack-2", 200);
+    assert_eq!(tagged.as_array().map(Vec::len), Some(3), "{tagged}");
 
     // A child started later appears within the re-read period (1 s here) and a poll.
     let late = machine(5, 5, 40, 700, 800);

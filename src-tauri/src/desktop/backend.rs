@@ -533,6 +533,7 @@ fn desktop_alerts(
             for_: cfg.collector.live_interval.max(Duration::from_secs(5)),
             severity: Severity::Critical,
             nodes: vec![],
+            tags: vec![],
             notify: vec!["desktop".into()],
             repeat: None,
         });

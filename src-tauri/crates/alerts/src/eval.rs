@@ -47,8 +47,11 @@ impl Rule {
         Ok(Self { cfg, nodes })
     }
 
-    pub fn covers(&self, node: &str) -> bool {
+    /// Whether the rule applies to `node` with these `tags`: its name matches the `nodes` globs
+    /// (if any) and it has every tag of the rule.
+    pub fn covers(&self, node: &str, tags: &[String]) -> bool {
         self.nodes.as_ref().is_none_or(|g| g.is_match(node))
+            && dsmon_config::tags::has_all(tags, &self.cfg.tags)
     }
 }
 
@@ -160,6 +163,8 @@ pub type Mute<'a> = &'a dyn Fn(&RuleConfig, &str) -> bool;
 
 struct Node {
     name: String,
+    /// The tags the pairs were made for (a poll with other tags makes them again).
+    tags: Vec<String>,
     /// Per rule: `None` when the rule does not cover the node.
     pairs: Vec<Option<Pair>>,
     /// Seconds until the disk is full, from the last fit (`None`: not filling).
@@ -217,7 +222,7 @@ impl Evaluator {
             .rules
             .iter()
             .map(|r| {
-                r.covers(node).then(|| {
+                r.covers(node, &[]).then(|| {
                     self.restored
                         .remove(&(r.cfg.name.clone(), node.to_string()))
                         .unwrap_or_else(|| Pair::new(0))
@@ -226,6 +231,7 @@ impl Evaluator {
             .collect();
         self.nodes.push(Node {
             name: node.to_string(),
+            tags: Vec::new(),
             pairs,
             disk_full_in: None,
             last_disk: None,
@@ -233,6 +239,30 @@ impl Evaluator {
         let i = self.nodes.len() - 1;
         self.index.insert(node.to_string(), i);
         i
+    }
+
+    /// Node `i` now has `tags`: rules that cover it from now on get a pair (its stored state, if
+    /// any), rules that no longer do lose theirs (their alerts end without a notification, as for
+    /// a node removed).
+    fn retag(&mut self, i: usize, tags: &[String], out: &mut Changes) {
+        let n = &mut self.nodes[i];
+        n.tags = tags.to_vec();
+        for (r, rule) in self.rules.iter().enumerate() {
+            match (rule.covers(&n.name, tags), n.pairs[r].is_some()) {
+                (true, false) => {
+                    n.pairs[r] = Some(
+                        self.restored
+                            .remove(&(rule.cfg.name.clone(), n.name.clone()))
+                            .unwrap_or_else(|| Pair::new(0)),
+                    );
+                }
+                (false, true) => {
+                    n.pairs[r] = None;
+                    out.removed.push((rule.cfg.name.clone(), n.name.clone()));
+                }
+                _ => {}
+            }
+        }
     }
 
     /// The prediction for `node` (seconds until its disk is full; `None`: not filling).
@@ -260,16 +290,20 @@ impl Evaluator {
             .any(|r| r.cfg.metric == Metric::DiskFullIn)
     }
 
-    /// Applies a poll of `node` at `at` to every rule covering it.
+    /// Applies a poll of `node` (which has `tags`) at `at` to every rule covering it.
     pub fn observe(
         &mut self,
         node: &str,
+        tags: &[String],
         at: i64,
         input: Input<'_>,
         mute: Mute<'_>,
         out: &mut Changes,
     ) {
         let i = self.slot(node);
+        if self.nodes[i].tags != tags {
+            self.retag(i, tags, out);
+        }
         if let Input::Metrics(m) = input {
             self.nodes[i].last_disk = Some((at, m.disk_pct));
         }
@@ -605,6 +639,7 @@ mod tests {
             for_: Duration::from_secs(for_s),
             severity: Severity::Warning,
             nodes: vec![],
+            tags: vec![],
             notify: vec![],
             repeat: None,
         }
@@ -616,7 +651,7 @@ mod tests {
 
     fn run(e: &mut Evaluator, at: i64, input: Input<'_>) -> Changes {
         let mut c = Changes::default();
-        e.observe("n", at, input, &|_, _| false, &mut c);
+        e.observe("n", &[], at, input, &|_, _| false, &mut c);
         c
     }
 
@@ -759,9 +794,64 @@ mod tests {
     fn muted_alerts_are_recorded_as_silenced() {
         let mut e = eval(rule(Metric::CpuPct, 90.0, 90.0, 2));
         let mut c = Changes::default();
-        e.observe("n", 100, Input::Metrics(&m(95.0)), &|_, _| true, &mut c);
-        e.observe("n", 102, Input::Metrics(&m(95.0)), &|_, _| true, &mut c);
+        e.observe(
+            "n",
+            &[],
+            100,
+            Input::Metrics(&m(95.0)),
+            &|_, _| true,
+            &mut c,
+        );
+        e.observe(
+            "n",
+            &[],
+            102,
+            Input::Metrics(&m(95.0)),
+            &|_, _| true,
+            &mut c,
+        );
         assert!(c.notices[0].muted && c.events[0].silenced);
+    }
+
+    #[test]
+    fn tags_scope_a_rule_and_a_tag_change_moves_it() {
+        let mut r = rule(Metric::CpuPct, 90.0, 90.0, 2);
+        r.nodes = vec!["db-*".into()];
+        r.tags = vec!["eu".into(), "prod".into()];
+        let mut e = eval(r);
+        let eu_prod = ["eu".to_string(), "prod".to_string()];
+        let fire = |e: &mut Evaluator, node: &str, tags: &[String], at: i64| {
+            let mut c = Changes::default();
+            e.observe(
+                node,
+                tags,
+                at,
+                Input::Metrics(&m(95.0)),
+                &|_, _| false,
+                &mut c,
+            );
+            c
+        };
+        for at in [100, 102] {
+            fire(&mut e, "db-1", &eu_prod, at);
+            fire(&mut e, "db-2", &eu_prod[..1], at);
+            fire(&mut e, "web-1", &eu_prod, at);
+        }
+        let nodes = |e: &Evaluator| {
+            e.current(&|_, _| false)
+                .into_iter()
+                .map(|a| a.node)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(nodes(&e), ["db-1"], "both the glob and all the tags");
+        // db-1 loses a tag: its alert ends, without a notification; db-2 gains it and is covered.
+        let c = fire(&mut e, "db-1", &eu_prod[..1], 104);
+        assert_eq!(c.removed, [("r".to_string(), "db-1".to_string())]);
+        assert!(c.notices.is_empty());
+        fire(&mut e, "db-2", &eu_prod, 104);
+        let c = fire(&mut e, "db-2", &eu_prod, 106);
+        assert_eq!(kinds(&c), vec![NoticeKind::Firing]);
+        assert_eq!(nodes(&e), ["db-2"]);
     }
 
     #[test]
@@ -776,14 +866,35 @@ mod tests {
         e.set_disk_full_in("db-1", Some(3600.0));
         e.set_disk_full_in("web-1", Some(3600.0));
         for at in [100, 102] {
-            e.observe("db-1", at, Input::Metrics(&m(1.0)), &|_, _| false, &mut c);
-            e.observe("web-1", at, Input::Metrics(&m(1.0)), &|_, _| false, &mut c);
+            e.observe(
+                "db-1",
+                &[],
+                at,
+                Input::Metrics(&m(1.0)),
+                &|_, _| false,
+                &mut c,
+            );
+            e.observe(
+                "web-1",
+                &[],
+                at,
+                Input::Metrics(&m(1.0)),
+                &|_, _| false,
+                &mut c,
+            );
         }
         assert_eq!(c.notices.len(), 1);
         assert_eq!(c.notices[0].item.node, "web-1");
         e.set_disk_full_in("web-1", None);
         let mut c = Changes::default();
-        e.observe("web-1", 104, Input::Metrics(&m(1.0)), &|_, _| false, &mut c);
+        e.observe(
+            "web-1",
+            &[],
+            104,
+            Input::Metrics(&m(1.0)),
+            &|_, _| false,
+            &mut c,
+        );
         assert_eq!(c.notices[0].kind, NoticeKind::Resolved);
     }
 }

@@ -296,7 +296,7 @@ impl Alerts {
         loop {
             tokio::select! {
                 ev = events.recv() => match ev {
-                    Ok(NodeEvent::Polled { node, at, result }) => self.on_poll(&node, at, &result).await,
+                    Ok(NodeEvent::Polled { node, tags, at, result }) => self.on_poll(&node, &tags, at, &result).await,
                     Ok(NodeEvent::Removed { nodes }) => self.on_removed(&nodes).await,
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(n)) => AlertEvent::Lagged { skipped: n }.emit(),
@@ -333,6 +333,7 @@ impl Alerts {
     async fn on_poll(
         self: &Arc<Self>,
         node: &str,
+        tags: &[String],
         at: i64,
         result: &Result<dsmon_core::Metrics, NetdataError>,
     ) {
@@ -350,6 +351,7 @@ impl Alerts {
             let setup = Arc::clone(&core.setup);
             core.eval.observe(
                 node,
+                tags,
                 at,
                 input,
                 &|r, n| self.muted(&setup, r, n, at),
@@ -849,6 +851,7 @@ impl Alerts {
             for_: Duration::ZERO,
             severity: Severity::Warning,
             nodes: vec![],
+            tags: vec![],
             notify: vec![],
             repeat: None,
         };

@@ -115,6 +115,7 @@ mod tests {
             for_: Duration::from_secs(2),
             severity: sev,
             nodes: vec![],
+            tags: vec![],
             notify: vec![],
             repeat: None,
         }

@@ -13,7 +13,7 @@ pub use dsmon_alerts::{
 };
 use dsmon_core::{Caller, Role};
 
-use crate::{Access, App, AppError, ErrorKind, Result};
+use crate::{Access, App, AppError, ErrorKind, NodeFilter, Result};
 
 /// `GET /api/alerts`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -134,10 +134,26 @@ impl App {
 
     /// The alerts pending or firing now: every role (live data).
     pub fn alerts_now(&self, access: &Access) -> Result<AlertsNow> {
+        self.alerts_matching(access, &NodeFilter::default())
+    }
+
+    /// The alerts pending or firing now on the nodes `filter` lets through (their tags as the
+    /// live view has them now).
+    pub fn alerts_matching(&self, access: &Access, filter: &NodeFilter) -> Result<AlertsNow> {
         self.require(access, Role::User, "the live view")?;
-        Ok(AlertsNow {
-            alerts: self.alerts_part().map(|a| a.current()).unwrap_or_default(),
-        })
+        filter.check()?;
+        let mut alerts = self.alerts_part().map(|a| a.current()).unwrap_or_default();
+        if !filter.is_empty() {
+            let live = self.live.borrow().clone();
+            let wanted: std::collections::HashSet<&str> = live
+                .nodes
+                .iter()
+                .filter(|n| filter.matches(&n.tags))
+                .map(|n| n.name.as_str())
+                .collect();
+            alerts.retain(|a| wanted.contains(a.node.as_str()));
+        }
+        Ok(AlertsNow { alerts })
     }
 
     pub async fn alert_history(&self, access: &Access, req: AlertHistoryRequest) -> Result<Events> {

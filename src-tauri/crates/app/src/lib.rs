@@ -14,7 +14,7 @@ mod request;
 pub mod tokens;
 
 pub use error::{AppError, ErrorKind, Result};
-pub use request::{HistoryRequest, Request};
+pub use request::{HistoryRequest, NodeFilter, Request};
 
 use std::sync::Arc;
 
@@ -107,6 +107,18 @@ pub struct NodeStatus {
     /// The node's own Netdata dashboard (its agent URL, or its parent's `/host/<name>/`), scheme,
     /// host, port and path only; every role may follow it (the agent decides whom it answers).
     pub dashboard: Option<String>,
+    /// Its tags, sorted, without duplicates.
+    pub tags: Vec<String>,
+}
+
+/// `snap` with only the nodes `filter` lets through (the same snapshot when it lets all through).
+pub fn filtered(snap: Arc<LiveSnapshot>, filter: &NodeFilter) -> Arc<LiveSnapshot> {
+    if filter.is_empty() {
+        return snap;
+    }
+    let mut only = (*snap).clone();
+    only.nodes.retain(|n| filter.matches(&n.tags));
+    Arc::new(only)
 }
 
 /// Where a node's own Netdata dashboard is, by node name (the engine knows the agents).
@@ -277,8 +289,15 @@ impl App {
         Ok(self.live.borrow().clone())
     }
 
-    pub fn nodes(&self, access: &Access) -> Result<Vec<NodeStatus>> {
+    /// The newest live snapshot with only the nodes `filter` lets through.
+    pub fn live_matching(&self, access: &Access, filter: &NodeFilter) -> Result<Arc<LiveSnapshot>> {
         let snap = self.live(access)?;
+        filter.check()?;
+        Ok(filtered(snap, filter))
+    }
+
+    pub fn nodes(&self, access: &Access, filter: &NodeFilter) -> Result<Vec<NodeStatus>> {
+        let snap = self.live_matching(access, filter)?;
         Ok(snap
             .nodes
             .iter()
@@ -289,36 +308,43 @@ impl App {
                 last_seen: n.last_seen.map(format_ts),
                 last_error: n.last_error.clone(),
                 dashboard: self.dashboards.as_ref().and_then(|d| d(&n.name)),
+                tags: n.tags.clone(),
             })
             .collect())
     }
 
-    /// The nodes being monitored now, in configuration order.
-    fn monitored(&self) -> Vec<String> {
-        self.live
-            .borrow()
-            .nodes
-            .iter()
-            .map(|n| n.name.clone())
-            .collect()
-    }
-
-    /// History buckets: Admin only.
+    /// History buckets: Admin only. Tags select among the nodes monitored now (with the tags
+    /// they have now); a group is one line for the nodes selected.
     pub async fn history(&self, access: &Access, req: HistoryRequest) -> Result<History> {
         self.require(access, Role::Admin, "history")?;
-        let q = req.query(chrono::Utc::now())?;
-        let configured = self.monitored();
+        let live = self.live.borrow().clone();
+        let (q, none) = req.query(chrono::Utc::now(), &live.nodes)?;
+        let configured: Vec<String> = live.nodes.iter().map(|n| n.name.clone()).collect();
         let log_interval = self.log_interval;
+        if none {
+            return Ok(history::empty(&q, log_interval)?);
+        }
         self.read(move |store| Ok(history::query(store, &q, &configured, log_interval)?))
             .await
     }
 
-    /// The raw rows of a range as CSV: Admin only.
+    /// The raw rows of a range as CSV: Admin only. With tags, the rows of the monitored nodes
+    /// having them (only the header when none has, or none has rows yet).
     pub async fn history_csv(&self, access: &Access, req: HistoryRequest) -> Result<Vec<u8>> {
         self.require(access, Role::Admin, "history")?;
-        let q = req.rows(chrono::Utc::now())?;
+        let live = self.live.borrow().clone();
+        let (mut q, tagged) = req.rows(chrono::Utc::now(), &live.nodes)?;
         self.read(move |store| {
             let mut out = Vec::new();
+            if let Some(tagged) = tagged {
+                let known = store.node_names()?;
+                q.nodes = tagged.into_iter().filter(|n| known.contains(n)).collect();
+                if q.nodes.is_empty() {
+                    out.extend_from_slice(export::CSV_HEADER.as_bytes());
+                    out.push(b'\n');
+                    return Ok(out);
+                }
+            }
             export::write_rows(store, &q, Format::Csv, &mut out)?;
             Ok(out)
         })

@@ -370,6 +370,7 @@ mod tests {
             last_seen: metrics.map(|_| 1),
             last_error: metrics.is_none().then(|| "connection refused".into()),
             metrics,
+            tags: Vec::new(),
         }
     }
 

@@ -4,14 +4,70 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use dsmon_config::tags::{check_tag, has_all};
+use dsmon_engine::NodeLive;
 use dsmon_store::export;
 use dsmon_store::history::{HistoryError, HistoryQuery, DEFAULT_POINTS};
 use dsmon_store::RowQuery;
 
 use crate::{AppError, Result};
 
+/// `?tag=db&tag=eu-west` on the live view, the node list and the alerts: the nodes having every
+/// tag given (none given: every node).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NodeFilter {
+    /// A tag; repeatable: only the nodes having every tag given.
+    #[serde(default)]
+    #[param(style = Form, explode)]
+    pub tag: Vec<String>,
+    /// Parameters given that the filter does not know (refused).
+    #[serde(skip)]
+    pub unknown: Vec<String>,
+}
+
+impl NodeFilter {
+    /// From query pairs; unknown keys are kept to be refused by name.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut f = Self::default();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "tag" => f.tag.push(v),
+                _ => f.unknown.push(k),
+            }
+        }
+        f
+    }
+
+    /// A bad tag or an unknown parameter is a bad request.
+    pub fn check(&self) -> Result<()> {
+        if let Some(k) = self.unknown.first() {
+            return Err(AppError::bad_request(format!("unknown parameter {k:?}")));
+        }
+        check_tags(&self.tag)
+    }
+
+    /// Whether a node with `tags` passes.
+    pub fn matches(&self, tags: &[String]) -> bool {
+        has_all(tags, &self.tag)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tag.is_empty()
+    }
+}
+
+fn check_tags(tags: &[String]) -> Result<()> {
+    for t in tags {
+        check_tag(t).map_err(|m| AppError::bad_request(format!("tag {m}")))?;
+    }
+    Ok(())
+}
+
 /// History parameters as a caller gives them: `from`/`to` (RFC 3339, a date, `now` or relative such
-/// as `-24h`; by default the last 24 hours), `points`, `node` (repeatable; none: every node).
+/// as `-24h`; by default the last 24 hours), `points`, `node` (repeatable; none: every node), `tag`
+/// (repeatable: only the monitored nodes having every tag given), `group` (`1`/`true`: one line
+/// for all the nodes selected, or all the monitored nodes when none is).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryRequest {
@@ -27,6 +83,14 @@ pub struct HistoryRequest {
     #[serde(default)]
     #[param(style = Form, explode)]
     pub node: Vec<String>,
+    /// A tag; repeatable: only the nodes having every tag given.
+    #[serde(default)]
+    #[param(style = Form, explode)]
+    pub tag: Vec<String>,
+    /// `1`/`true`: one line (average and peak) for all the nodes selected.
+    #[serde(default, deserialize_with = "bool_or_text")]
+    #[param(value_type = Option<bool>)]
+    pub group: Option<String>,
     /// Parameters given that history does not know (refused once the caller may see history).
     #[serde(skip)]
     pub unknown: Vec<String>,
@@ -42,6 +106,8 @@ impl HistoryRequest {
                 "to" => r.to = Some(v),
                 "points" => r.points = Some(v),
                 "node" => r.node.push(v),
+                "tag" => r.tag.push(v),
+                "group" => r.group = Some(v),
                 _ => r.unknown.push(k),
             }
         }
@@ -63,7 +129,41 @@ impl HistoryRequest {
         for n in &self.node {
             q.append_pair("node", n);
         }
+        for t in &self.tag {
+            q.append_pair("tag", t);
+        }
+        if let Some(g) = &self.group {
+            q.append_pair("group", g);
+        }
         q.finish()
+    }
+
+    /// Whether a group line is asked for.
+    fn grouped(&self) -> Result<bool> {
+        match self.group.as_deref().map(str::trim) {
+            None | Some("0" | "false") => Ok(false),
+            Some("1" | "true") => Ok(true),
+            Some(other) => Err(AppError::bad_request(format!(
+                "group must be 1 or 0 (true or false), not {other:?}"
+            ))),
+        }
+    }
+
+    /// The nodes asked for, given the monitored ones (`live`, with their tags): with tags, those
+    /// of `node` (or of `live` when no `node` is given) having every tag. `None`: no tag given,
+    /// `node` stands as it is.
+    fn tagged(&self, live: &[NodeLive]) -> Result<Option<Vec<String>>> {
+        check_tags(&self.tag)?;
+        if self.tag.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(
+            live.iter()
+                .filter(|n| has_all(&n.tags, &self.tag))
+                .filter(|n| self.node.is_empty() || self.node.contains(&n.name))
+                .map(|n| n.name.clone())
+                .collect(),
+        ))
     }
 
     fn range(&self, now: DateTime<Utc>) -> Result<(i64, i64)> {
@@ -77,9 +177,19 @@ impl HistoryRequest {
         )?)
     }
 
-    /// The bucketed history query.
-    pub fn query(self, now: DateTime<Utc>) -> Result<HistoryQuery> {
+    /// The bucketed history query over the monitored nodes `live`. A tag no node has gives a
+    /// query with no nodes and `true` (answer it with [`dsmon_store::history::empty`]).
+    pub fn query(self, now: DateTime<Utc>, live: &[NodeLive]) -> Result<(HistoryQuery, bool)> {
         let (from, to) = self.range(now)?;
+        let tagged = self.tagged(live)?;
+        // A group is named after its tags, else its nodes, else it is every node.
+        let group = self
+            .grouped()?
+            .then(|| match (&self.tag[..], &self.node[..]) {
+                ([], []) => "all".to_string(),
+                ([], nodes) => nodes.join("+"),
+                (tags, _) => tags.join("+"),
+            });
         let points = match &self.points {
             None => DEFAULT_POINTS,
             Some(text) => text
@@ -87,27 +197,55 @@ impl HistoryRequest {
                 .parse::<usize>()
                 .map_err(|_| HistoryError::Points(text.clone()))?,
         };
-        Ok(HistoryQuery {
-            from,
-            to,
-            points,
-            nodes: self.node,
-        })
+        let none = tagged.as_ref().is_some_and(Vec::is_empty);
+        let nodes = match tagged {
+            Some(nodes) => nodes,
+            None if group.is_some() && self.node.is_empty() => {
+                live.iter().map(|n| n.name.clone()).collect()
+            }
+            None => self.node,
+        };
+        Ok((
+            HistoryQuery {
+                from,
+                to,
+                points,
+                nodes,
+                group,
+            },
+            none,
+        ))
     }
 
-    /// The raw rows query (CSV): `points` does not apply.
-    pub fn rows(self, now: DateTime<Utc>) -> Result<RowQuery> {
-        if self.points.is_some() {
-            return Err(AppError::bad_request(
-                "points does not apply to the raw rows of history.csv",
-            ));
+    /// The raw rows query (CSV) over the monitored nodes `live`: `points` and `group` do not
+    /// apply. With tags: `Some` of the nodes having them (maybe none), to be narrowed to the
+    /// nodes the store has rows of.
+    pub fn rows(
+        self,
+        now: DateTime<Utc>,
+        live: &[NodeLive],
+    ) -> Result<(RowQuery, Option<Vec<String>>)> {
+        for (given, key) in [(&self.points, "points"), (&self.group, "group")] {
+            if given.is_some() {
+                return Err(AppError::bad_request(format!(
+                    "{key} does not apply to the raw rows of history.csv"
+                )));
+            }
         }
         let (from, to) = self.range(now)?;
-        Ok(RowQuery {
-            from,
-            to,
-            nodes: self.node,
-        })
+        let tagged = self.tagged(live)?;
+        Ok((
+            RowQuery {
+                from,
+                to,
+                nodes: if tagged.is_some() {
+                    Vec::new()
+                } else {
+                    self.node
+                },
+            },
+            tagged,
+        ))
     }
 }
 
@@ -174,6 +312,24 @@ impl Request {
     }
 }
 
+/// `group` as the page sends it: a boolean, or text as in a query string.
+fn bool_or_text<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Bool(bool),
+        Number(u64),
+        Text(String),
+    }
+    Ok(Option::<Either>::deserialize(d)?.map(|e| match e {
+        Either::Bool(b) => b.to_string(),
+        Either::Number(n) => n.to_string(),
+        Either::Text(t) => t,
+    }))
+}
+
 /// `points` as the page sends it: a number, or text as in a query string.
 fn number_or_text<'de, D: serde::Deserializer<'de>>(
     d: D,
@@ -206,24 +362,91 @@ mod tests {
         assert_eq!(r.node, vec!["a", "b"]);
         assert_eq!(HistoryRequest::from_pairs(pairs(&r.to_query())), r);
         let e = HistoryRequest::from_pairs(pairs("from=-1h&colour=red"))
-            .query(Utc::now())
+            .query(Utc::now(), &[])
             .unwrap_err();
         assert_eq!(e.kind, crate::ErrorKind::BadRequest);
         assert!(e.message.contains("unknown parameter \"colour\""), "{e}");
         let now = Utc::now();
-        let q = r.clone().query(now).unwrap();
+        let (q, _) = r.clone().query(now, &[]).unwrap();
         assert_eq!((q.points, q.to - q.from), (10, 3600));
         let e = HistoryRequest {
             points: Some("many".into()),
             ..r.clone()
         }
-        .query(now)
+        .query(now, &[])
         .unwrap_err();
         assert!(
             e.message.contains("points must be between 1 and 5000"),
             "{e}"
         );
-        let e = r.rows(now).unwrap_err();
+        let e = r.rows(now, &[]).unwrap_err();
         assert!(e.message.contains("points does not apply"), "{e}");
+    }
+
+    fn live(nodes: &[(&str, &[&str])]) -> Vec<NodeLive> {
+        nodes
+            .iter()
+            .map(|(n, tags)| NodeLive {
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                ..NodeLive::pending(n)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tags_select_nodes_and_group_makes_one_line() {
+        let nodes = live(&[("a", &["db", "eu"]), ("b", &["db"]), ("c", &["eu", "web"])]);
+        let now = Utc::now();
+        let q = |query: &str| HistoryRequest::from_pairs(pairs(query)).query(now, &nodes);
+        let (h, none) = q("tag=db").unwrap();
+        assert_eq!(
+            (h.nodes, h.group, none),
+            (vec!["a".into(), "b".into()], None, false)
+        );
+        let (h, _) = q("tag=db&tag=eu&group=1").unwrap();
+        assert_eq!(
+            (h.nodes, h.group),
+            (vec!["a".to_string()], Some("db+eu".to_string()))
+        );
+        let (h, _) = q("tag=db&node=b&node=c").unwrap();
+        assert_eq!(h.nodes, ["b"], "node and tag: both");
+        let (h, none) = q("tag=nothing&group=true").unwrap();
+        assert!(
+            h.nodes.is_empty() && none,
+            "a tag no node has selects none, not all"
+        );
+        let (h, _) = q("group=1").unwrap();
+        assert_eq!((h.nodes.len(), h.group.as_deref()), (3, Some("all")));
+        let (h, _) = q("group=1&node=a&node=c").unwrap();
+        assert_eq!((h.nodes.len(), h.group.as_deref()), (2, Some("a+c")));
+        let (h, none) = q("node=c").unwrap();
+        assert_eq!(
+            (h.nodes, h.group, none),
+            (vec!["c".to_string()], None, false)
+        );
+        for (bad, want) in [
+            ("tag=a%2Fb", "tag \"a/b\": a tag is 1 to 64"),
+            ("tag=", "tag \"\": a tag is"),
+            ("group=yes", "group must be 1 or 0"),
+        ] {
+            let e = q(bad).unwrap_err();
+            assert_eq!(e.kind, crate::ErrorKind::BadRequest);
+            assert!(e.message.contains(want), "{bad}: {e}");
+        }
+        let r = HistoryRequest::from_pairs(pairs("tag=db&tag=eu&group=1&from=-1h"));
+        assert_eq!(HistoryRequest::from_pairs(pairs(&r.to_query())), r);
+        let (rows, tagged) = HistoryRequest::from_pairs(pairs("tag=eu"))
+            .rows(now, &nodes)
+            .unwrap();
+        assert_eq!(
+            (rows.nodes.len(), tagged),
+            (0, Some(vec!["a".into(), "c".into()]))
+        );
+
+        let f = NodeFilter::from_pairs(pairs("tag=db&tag=eu"));
+        assert!(f.check().is_ok() && f.matches(&nodes[0].tags) && !f.matches(&nodes[1].tags));
+        assert!(NodeFilter::from_pairs(pairs("colour=red")).check().is_err());
+        assert!(NodeFilter::from_pairs(pairs("tag=a b")).check().is_err());
+        assert!(NodeFilter::default().matches(&[]));
     }
 }

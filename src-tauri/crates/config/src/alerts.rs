@@ -131,6 +131,8 @@ pub struct RuleConfig {
     pub severity: Severity,
     /// Node name globs; empty: every node.
     pub nodes: Vec<String>,
+    /// The rule covers only nodes having all these tags (and matching `nodes`); empty: any.
+    pub tags: Vec<String>,
     /// Notifier names (`[[alerts.notifiers]]`).
     pub notify: Vec<String>,
     /// Notify again this often while firing (and not acknowledged).
@@ -331,6 +333,8 @@ struct RawRule {
     severity: Option<Severity>,
     #[serde(default)]
     nodes: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
     #[serde(default)]
     notify: Vec<String>,
     #[serde(default, deserialize_with = "de_duration")]
@@ -562,6 +566,7 @@ fn rule(
         }
     }
     let nodes = glob_list(&r.nodes, at, "nodes")?;
+    let tags = crate::tags::validate(r.tags).map_err(|m| e("tags", m))?;
     let mut notify = Vec::new();
     for n in &r.notify {
         if !notifiers.contains(n) {
@@ -583,6 +588,7 @@ fn rule(
         for_,
         severity: r.severity.unwrap_or(Severity::Warning),
         nodes,
+        tags,
         notify,
         repeat: r.repeat,
     })

@@ -19,6 +19,7 @@ pub mod parents;
 mod server;
 pub mod settings;
 mod storage;
+pub mod tags;
 
 pub use alerts::AlertsConfig;
 pub use auth::{AuthConfig, Secret, UserRule};

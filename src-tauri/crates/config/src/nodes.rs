@@ -19,6 +19,8 @@ pub struct NodeConfig {
     pub interface: Option<String>,
     /// Extra CA certificate (PEM) trusted for this agent's https.
     pub ca_file: Option<PathBuf>,
+    /// Tags (sorted, no duplicates); a `[[parents]]` child has its parent's.
+    pub tags: Vec<String>,
 }
 
 /// A `[[nodes]]` entry as written.
@@ -30,6 +32,8 @@ pub(crate) struct RawNode {
     disk: Option<String>,
     interface: Option<String>,
     ca_file: Option<PathBuf>,
+    #[serde(default)]
+    tags: Vec<String>,
 }
 
 /// Checks every `[[nodes]]` entry, in order; names must be unique.
@@ -82,12 +86,14 @@ fn validate_node(
         Some(p) => Some(ca_file(base_dir.join(p), &url).map_err(|m| err("ca_file", m))?),
         None => None,
     };
+    let tags = crate::tags::validate(n.tags).map_err(|m| err("tags", m))?;
     Ok(NodeConfig {
         name,
         url,
         disk,
         interface,
         ca_file,
+        tags,
     })
 }
 

@@ -33,6 +33,8 @@ pub struct ParentConfig {
     pub refresh: Duration,
     /// A child missing from the list this long is retired (removed; its history stays).
     pub retire_after: Duration,
+    /// Tags every child gets (sorted, no duplicates).
+    pub tags: Vec<String>,
 }
 
 /// `include` / `exclude` globs on a child's hostname: a child is taken when it matches some
@@ -102,6 +104,8 @@ pub(crate) struct RawParent {
     refresh: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration")]
     retire_after: Option<Duration>,
+    #[serde(default)]
+    tags: Vec<String>,
 }
 
 /// Checks every `[[parents]]` entry, in order; a parent's URL appears once.
@@ -165,6 +169,7 @@ pub(crate) fn validate(
                 ),
             ));
         }
+        let tags = crate::tags::validate(p.tags).map_err(|m| err("tags", m))?;
         parents.push(ParentConfig {
             url,
             filter,
@@ -173,6 +178,7 @@ pub(crate) fn validate(
             ca_file,
             refresh,
             retire_after,
+            tags,
         });
     }
     Ok(parents)

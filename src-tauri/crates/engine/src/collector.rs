@@ -222,12 +222,16 @@ impl Collector {
     pub fn nodes_live(&self) -> Vec<NodeLive> {
         let set = self.registry.current();
         let states = self.states.lock().ok();
-        set.names()
-            .map(|n| {
-                states
+        set.nodes
+            .iter()
+            .map(|node| {
+                let name = node.config.name.as_str();
+                let mut live = states
                     .as_ref()
-                    .and_then(|s| s.get(n).cloned())
-                    .unwrap_or_else(|| NodeLive::pending(n))
+                    .and_then(|s| s.get(name).cloned())
+                    .unwrap_or_else(|| NodeLive::pending(name));
+                live.tags.clone_from(&node.config.tags);
+                live
             })
             .collect()
     }

@@ -20,6 +20,8 @@ pub enum NodeEvent {
     /// A live poll finished (every `live_interval` per node).
     Polled {
         node: String,
+        /// The node's tags when it was polled (alert rules scoped by tag read them).
+        tags: Vec<String>,
         at: i64,
         result: Result<Metrics, NetdataError>,
     },

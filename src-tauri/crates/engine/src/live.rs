@@ -145,6 +145,7 @@ async fn poll_loop(
         collector.observe(&reading);
         collector.publish(NodeEvent::Polled {
             node: reading.node.clone(),
+            tags: node.config.tags.clone(),
             at: collector.clock.unix_secs(),
             result: reading.result,
         });

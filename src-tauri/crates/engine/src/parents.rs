@@ -460,6 +460,7 @@ fn assemble(
                 disk: p.config.disk.clone(),
                 interface: p.config.interface.clone(),
                 ca_file: p.config.ca_file.clone(),
+                tags: p.config.tags.clone(),
             });
             children.push(report(Ok(name)));
         }
@@ -500,6 +501,7 @@ fn parent_agent(pool: &mut ClientPool, cfg: &ParentConfig) -> Result<Agent, Netd
         disk: cfg.disk.clone(),
         interface: cfg.interface.clone(),
         ca_file: cfg.ca_file.clone(),
+        tags: Vec::new(),
     })
 }
 
@@ -621,6 +623,36 @@ mod tests {
         );
         assert_eq!(c.added, ["web-1"]);
         assert!(d.collector.registry().held_down("web-1").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn children_get_their_parents_tags_and_the_live_view_shows_them() {
+        let d = discovery(&format!(
+            "[[nodes]]\nname = \"s\"\nurl = \"http://127.0.0.1:2\"\ntags = [\"static\"]\n{PARENT}tags = [\"web\", \"eu\"]\n"
+        ));
+        feed(&d, 0, Ok(info(&[("g1", "web-1", true)])), Instant::now());
+        let live = d.collector.nodes_live();
+        let tags: Vec<(&str, &[String])> = live
+            .iter()
+            .map(|n| (n.name.as_str(), n.tags.as_slice()))
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                ("s", &["static".to_string()][..]),
+                ("web-1", &["eu".to_string(), "web".to_string()][..])
+            ]
+        );
+        // A new tag on the parent (SIGHUP) reaches its children at once.
+        let cfg = config(&format!("{PARENT}tags = [\"db\"]\n"));
+        let c = d
+            .reconfigure(&cfg.nodes, &cfg.parents)
+            .expect("reconfigure");
+        assert_eq!(
+            (c.removed, c.changed),
+            (vec!["s".to_string()], vec!["web-1".to_string()])
+        );
+        assert_eq!(d.collector.nodes_live()[0].tags, ["db"]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -49,7 +49,7 @@ impl NodeSet {
 pub struct Change {
     pub added: Vec<String>,
     pub removed: Vec<String>,
-    /// Still monitored, with a new configuration (address, disk, interface, CA).
+    /// Still monitored, with a new configuration (address, disk, interface, CA, tags).
     pub changed: Vec<String>,
 }
 

@@ -21,6 +21,9 @@ pub struct NodeLive {
     pub last_error: Option<String>,
     /// Latest one-second values; `None` while down or pending.
     pub metrics: Option<Metrics>,
+    /// The node's tags (sorted, no duplicates), as configured now.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 impl NodeLive {
@@ -33,6 +36,7 @@ impl NodeLive {
             last_seen: None,
             last_error: None,
             metrics: None,
+            tags: Vec::new(),
         }
     }
 

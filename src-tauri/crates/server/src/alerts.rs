@@ -13,6 +13,7 @@ use dsmon_app::alerts::{
     Ack, AlertHistoryRequest, AlertsNow, ConfigView, CurrentAlert, Deliveries, DeliveryView,
     Events, NewSilence, SilenceView, Silences,
 };
+use dsmon_app::NodeFilter;
 
 use super::access::{Caller, SameOrigin};
 use super::{ApiError, AppState, ErrorBody, QueryPairs};
@@ -29,12 +30,16 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(test_notifier))
 }
 
-/// The alerts pending or firing now (live data: every role).
-#[utoipa::path(get, path = "/api/alerts", tag = "alerts",
-    responses((status = 200, body = AlertsNow)),
+/// The alerts pending or firing now (live data: every role); `tag` narrows them to nodes having
+/// every tag given.
+#[utoipa::path(get, path = "/api/alerts", tag = "alerts", params(NodeFilter),
+    responses(
+        (status = 200, body = AlertsNow),
+        (status = 400, description = "a bad tag or an unknown parameter", body = ErrorBody),
+    ),
     extensions(("x-dsmon-role" = json!("user"))))]
-async fn now(c: Caller, State(s): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(s.app.alerts_now(&c.0)?).into_response())
+async fn now(c: Caller, State(s): State<AppState>, q: QueryPairs) -> Result<Response, ApiError> {
+    Ok(Json(s.app.alerts_matching(&c.0, &super::node_filter(q)?)?).into_response())
 }
 
 /// Alerts fired and resolved, newest first (`silenced`: recorded, not delivered).

@@ -36,7 +36,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use dsmon_app::{App, AppError, ErrorKind, HistoryRequest, NodeStatus};
+use dsmon_app::{App, AppError, ErrorKind, HistoryRequest, NodeFilter, NodeStatus};
 use dsmon_config::{Listen, Secret, ServerConfig};
 use dsmon_engine::LiveSnapshot;
 use dsmon_store::history::History;
@@ -329,20 +329,35 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Each configured node's state.
-#[utoipa::path(get, path = "/api/nodes", tag = "live",
-    responses((status = 200, body = Vec<NodeStatus>)),
+/// Each configured node's state (`tag`: only the nodes having every tag given).
+#[utoipa::path(get, path = "/api/nodes", tag = "live", params(NodeFilter),
+    responses(
+        (status = 200, body = Vec<NodeStatus>),
+        (status = 400, description = "a bad tag or an unknown parameter", body = ErrorBody),
+    ),
     extensions(("x-dsmon-role" = json!("user"))))]
-async fn nodes(c: Caller, State(s): State<AppState>) -> Result<Json<Vec<NodeStatus>>, ApiError> {
-    Ok(Json(s.app.nodes(&c.0)?))
+async fn nodes(
+    c: Caller,
+    State(s): State<AppState>,
+    q: QueryPairs,
+) -> Result<Json<Vec<NodeStatus>>, ApiError> {
+    Ok(Json(s.app.nodes(&c.0, &node_filter(q)?)?))
 }
 
-/// The latest live snapshot: every node's state and one-second metrics.
-#[utoipa::path(get, path = "/api/live", tag = "live",
-    responses((status = 200, body = LiveSnapshot)),
+/// The latest live snapshot: every node's state and one-second metrics (`tag`: only the nodes
+/// having every tag given).
+#[utoipa::path(get, path = "/api/live", tag = "live", params(NodeFilter),
+    responses(
+        (status = 200, body = LiveSnapshot),
+        (status = 400, description = "a bad tag or an unknown parameter", body = ErrorBody),
+    ),
     extensions(("x-dsmon-role" = json!("user"))))]
-async fn live(c: Caller, State(s): State<AppState>) -> Result<Json<Arc<LiveSnapshot>>, ApiError> {
-    Ok(Json(s.app.live(&c.0)?))
+async fn live(
+    c: Caller,
+    State(s): State<AppState>,
+    q: QueryPairs,
+) -> Result<Json<Arc<LiveSnapshot>>, ApiError> {
+    Ok(Json(s.app.live_matching(&c.0, &node_filter(q)?)?))
 }
 
 /// The live snapshots as Server-Sent Events.
@@ -351,7 +366,7 @@ async fn live(c: Caller, State(s): State<AppState>) -> Result<Json<Arc<LiveSnaps
 /// `GET /api/live` answers it). The caller is checked again (at most every few seconds) before a
 /// snapshot goes out, so signing out, a block or a lost role ends the stream (the client then gets
 /// 401 on reconnecting). A session may hold 8 streams at once, the server 2000: more answer 429.
-#[utoipa::path(get, path = "/api/live/stream", tag = "live",
+#[utoipa::path(get, path = "/api/live/stream", tag = "live", params(NodeFilter),
     responses(
         (status = 200, description = "`event: snapshot`, `id: <seq>`, `data: <LiveSnapshot JSON>`, until the client leaves", body = String, content_type = "text/event-stream"),
         (status = 429, description = "too many streams open", body = ErrorBody),
@@ -361,8 +376,10 @@ async fn live_stream(
     c: Caller,
     State(s): State<AppState>,
     headers: axum::http::HeaderMap,
+    q: QueryPairs,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    s.app.live(&c.0)?;
+    let filter = node_filter(q)?;
+    s.app.live_matching(&c.0, &filter)?;
     let token = access::session_token(&headers, &s.cookies);
     let slot = s.streams.open(token.as_deref())?;
     let mut stop = s.shutdown.clone();
@@ -377,6 +394,7 @@ async fn live_stream(
         })
         .take_while(|snap| std::future::ready(snap.is_some()))
         .filter_map(std::future::ready)
+        .map(move |snap| dsmon_app::filtered(snap, &filter))
         .map(move |snap| {
             // The stream's place under the caps is given back when the stream is dropped.
             let _held = &slot;
@@ -394,6 +412,12 @@ async fn live_stream(
 /// The query's key/value pairs in order, repeated keys kept (`node=a&node=b`).
 type QueryPairs =
     Result<axum_extra::extract::Query<Vec<(String, String)>>, axum_extra::extract::QueryRejection>;
+
+/// `?tag=...` (repeatable) of the live view, the node list and the alerts.
+pub(crate) fn node_filter(q: QueryPairs) -> Result<NodeFilter, ApiError> {
+    let axum_extra::extract::Query(pairs) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    Ok(NodeFilter::from_pairs(pairs))
+}
 
 fn history_request(q: QueryPairs) -> Result<HistoryRequest, ApiError> {
     let axum_extra::extract::Query(pairs) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;

@@ -64,6 +64,7 @@ fn node(name: &str, state: NodeState, metrics: Option<Metrics>) -> NodeLive {
         last_seen: metrics.map(|_| unix_now()),
         last_error: metrics.is_none().then(|| "connection refused".into()),
         metrics,
+        tags: Vec::new(),
     }
 }
 
@@ -96,8 +97,14 @@ impl Site {
             ts: now,
             interval_ms: 1000,
             nodes: vec![
-                node("alpha", NodeState::Up, Some(m)),
-                node("beta", NodeState::Down, None),
+                NodeLive {
+                    tags: vec!["db".into(), "eu-west".into()],
+                    ..node("alpha", NodeState::Up, Some(m))
+                },
+                NodeLive {
+                    tags: vec!["db".into()],
+                    ..node("beta", NodeState::Down, None)
+                },
             ],
         };
         let (live_tx, live) = watch::channel(Arc::new(snapshot));
@@ -465,6 +472,84 @@ async fn answers_carry_the_callers_data() {
     );
 }
 
+/// `?tag=` (repeatable: every tag) on the node list, the live view, its stream, the alerts and
+/// history; `group=1` makes one history line of the nodes selected.
+#[tokio::test]
+async fn tags_filter_every_answer_and_a_group_is_one_history_line() {
+    let site = Site::new(None);
+    let nodes = site.get(Local, "/api/nodes").await.json();
+    assert_eq!(
+        nodes[0]["tags"],
+        serde_json::json!(["db", "eu-west"]),
+        "{nodes}"
+    );
+    assert_eq!(nodes[1]["tags"], serde_json::json!(["db"]), "{nodes}");
+    for (query, want) in [
+        ("", &["alpha", "beta"][..]),
+        ("?tag=db", &["alpha", "beta"]),
+        ("?tag=eu-west", &["alpha"]),
+        ("?tag=db&tag=eu-west", &["alpha"]),
+        ("?tag=eu-west&tag=web", &[]),
+        ("?tag=nope", &[]),
+    ] {
+        let nodes = site.get(Local, &format!("/api/nodes{query}")).await.json();
+        assert_eq!(each(&nodes, "name"), want, "/api/nodes{query}");
+        let live = site.get(Local, &format!("/api/live{query}")).await.json();
+        assert_eq!(each(&live["nodes"], "name"), want, "/api/live{query}");
+        assert_eq!(live["seq"], 1, "the snapshot itself: {live}");
+        let sep = if query.is_empty() { "?" } else { "&" };
+        let h = site
+            .get(Local, &format!("/api/history{query}{sep}from=-1h"))
+            .await
+            .json();
+        assert_eq!(each(&h["nodes"], "name"), want, "history{query}: {h}");
+    }
+    let stream = site.get(Local, "/api/live/stream?tag=db").await;
+    assert_eq!(stream.header("content-type"), "text/event-stream");
+    let alerts = site.get(Local, "/api/alerts?tag=db").await;
+    assert_eq!(alerts.status, 200, "{}", alerts.body);
+
+    // The group of tag db: alpha answered at 12.5 % CPU, beta never (down): one line, alpha's
+    // average and peak, availability over both nodes' rows.
+    let h = site
+        .get(Local, "/api/history?from=-1h&tag=db&group=1")
+        .await
+        .json();
+    assert_eq!(h["group"]["name"], "db", "{h}");
+    assert_eq!(h["group"]["nodes"], serde_json::json!(["alpha", "beta"]));
+    assert_eq!(each(&h["nodes"], "name"), ["db"]);
+    let line = &h["nodes"][0];
+    let avg: Vec<f64> = line["metrics"]["cpu_pct"]["avg"]
+        .as_array()
+        .expect("avg")
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    assert!(!avg.is_empty() && avg.iter().all(|v| *v == 12.5), "{line}");
+    assert_eq!(line["availability"], 0.5, "{line}");
+    let none = site
+        .get(Local, "/api/history?from=-1h&tag=nope&group=1")
+        .await
+        .json();
+    assert_eq!(each(&none["nodes"], "name"), Vec::<&str>::new(), "{none}");
+    assert!(!none["t"].as_array().expect("t").is_empty(), "{none}");
+
+    let csv = site
+        .get(Local, "/api/history.csv?from=-1h&tag=eu-west")
+        .await;
+    let rows: Vec<&str> = csv.body.lines().skip(1).collect();
+    assert_eq!(rows.len(), 5, "alpha's rows: {}", csv.body);
+    assert!(rows.iter().all(|l| l.contains(",alpha,")), "{}", csv.body);
+    let csv = site.get(Local, "/api/history.csv?from=-1h&tag=nope").await;
+    assert_eq!(
+        (csv.status, csv.body.as_str()),
+        (
+            200,
+            "ts,node,cpu_pct,mem_pct,disk_pct,net_in_kbps,net_out_kbps,error\n"
+        )
+    );
+}
+
 #[tokio::test]
 async fn bad_history_parameters_are_a_400_naming_the_problem() {
     let site = Site::new(Some(SITE));
@@ -497,6 +582,16 @@ async fn bad_history_parameters_are_a_400_naming_the_problem() {
             "/api/history.csv?from=-1h&points=5",
             "points does not apply",
         ),
+        ("/api/history?tag=a/b", "tag \"a/b\": a tag is 1 to 64"),
+        ("/api/history?tag=db&group=yes", "group must be 1 or 0"),
+        ("/api/history.csv?tag=db&group=1", "group does not apply"),
+        ("/api/live?tag=", "a tag is 1 to 64"),
+        (
+            "/api/nodes?tag=db&colour=red",
+            "unknown parameter \"colour\"",
+        ),
+        ("/api/alerts?tag=%C3%A9", "a tag is 1 to 64"),
+        ("/api/live/stream?tag=a%20b", "a tag is 1 to 64"),
     ] {
         let a = site.get(Admin, path).await;
         assert_eq!(a.status, 400, "{path}: {}", a.body);

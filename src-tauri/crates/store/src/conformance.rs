@@ -23,6 +23,7 @@ pub fn samples(make: Make<'_, dyn SampleStore>) {
     empty_store(&mut *make());
     rows_round_trip(&mut *make());
     rollups_agree_with_rows(&mut *make());
+    group_history_from_rows(&mut *make());
 }
 
 /// Runs every sign-in state check, each on a fresh store.
@@ -241,6 +242,77 @@ fn rollups_agree_with_rows(s: &mut dyn SampleStore) {
     })
     .expect("raw periods");
     assert_eq!(raw, day, "one day of raw rows");
+}
+
+/// A group's history line (average over every answered row of its nodes per bucket, peak of any
+/// of them, availability over all their rows), from raw rows and from a roll-up, agrees with the
+/// rows themselves; a node outside the group changes nothing.
+fn group_history_from_rows(s: &mut dyn SampleStore) {
+    use crate::history::{self, HistoryQuery};
+    let mut rows = Vec::new();
+    for i in 0..288i64 {
+        let ts = T0 + i * 600;
+        rows.push(row(ts, "a", Some((i % 17) as f64)));
+        rows.push(row(
+            ts,
+            "b",
+            ((i % 5) != 0).then_some((i % 23) as f64 + 50.0),
+        ));
+        rows.push(row(ts, "c", Some(1000.0)));
+    }
+    s.insert_rows(&rows).expect("rows");
+    let members = vec!["a".to_string(), "b".to_string()];
+    for points in [288, 48, 2] {
+        let q = HistoryQuery {
+            from: T0,
+            to: T0 + 2 * 86_400 - 1,
+            points,
+            nodes: members.clone(),
+            group: Some("db".into()),
+        };
+        let configured = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        let h = history::query(&*s, &q, &configured, 600).expect("group query");
+        let g = h.group.as_ref().expect("a group answer names its group");
+        assert_eq!((g.name.as_str(), &g.nodes), ("db", &members));
+        assert_eq!(h.nodes.len(), 1, "one line for the group");
+        let line = &h.nodes[0];
+        assert_eq!(line.name, "db");
+        let (mut logged, mut answered) = (0, 0);
+        for (k, start) in h.t.iter().enumerate() {
+            let inside: Vec<&Row> = rows
+                .iter()
+                .filter(|r| r.node != "c" && r.ts >= *start && r.ts < start + h.step)
+                .collect();
+            let cpu: Vec<f64> = inside
+                .iter()
+                .filter_map(|r| r.metrics.map(|m| m.cpu_pct))
+                .collect();
+            logged += inside.len();
+            answered += cpu.len();
+            let avg = (!cpu.is_empty()).then(|| cpu.iter().sum::<f64>() / cpu.len() as f64);
+            let peak = cpu.iter().copied().reduce(f64::max);
+            let at = format!("{} bucket {k} at {points} points", h.tier);
+            assert!(close(line.metrics["cpu_pct"].avg[k], avg), "{at}: avg");
+            assert!(close(line.metrics["cpu_pct"].max[k], peak), "{at}: peak");
+        }
+        assert!(
+            close(line.availability, Some(answered as f64 / logged as f64)),
+            "availability at {points} points"
+        );
+    }
+    let none = history::empty(
+        &HistoryQuery {
+            from: T0,
+            to: T0 + 3599,
+            points: 10,
+            nodes: vec![],
+            group: Some("x".into()),
+        },
+        600,
+    )
+    .expect("empty");
+    assert!(none.nodes.is_empty() && none.group.is_some_and(|g| g.nodes.is_empty()));
+    assert_eq!(none.t.len(), 6, "the buckets are there, without lines");
 }
 
 fn identity(email: &str, sub: &str) -> Identity {

@@ -35,6 +35,9 @@ pub struct HistoryQuery {
     pub points: usize,
     /// Empty: every node (configured ones first, then retired ones).
     pub nodes: Vec<String>,
+    /// `Some(name)`: one line named so for all of `nodes` together (a group): per bucket the
+    /// average over every answered row of the group's nodes, and the peak of any of them.
+    pub group: Option<String>,
 }
 
 /// Which table answers and how wide its buckets are.
@@ -110,6 +113,13 @@ pub struct NodeHistory {
     pub metrics: std::collections::BTreeMap<&'static str, Series>,
 }
 
+/// The nodes a group line stands for.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct Group {
+    pub name: String,
+    pub nodes: Vec<String>,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct History {
     pub from: String,
@@ -122,15 +132,13 @@ pub struct History {
     /// Bucket start times (Unix seconds), shared by every node.
     pub t: Vec<i64>,
     pub nodes: Vec<NodeHistory>,
+    /// For a group query: its name and members (`nodes` then holds its one line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<Group>,
 }
 
-/// Answers `q`. `configured` are the configured node names (retired ones are the store's others).
-pub fn query(
-    store: &dyn SampleStore,
-    q: &HistoryQuery,
-    configured: &[String],
-    log_interval: i64,
-) -> Result<History> {
+/// Checks `q`'s range and points and plans it: the plan and the bucket starts.
+fn checked_plan(q: &HistoryQuery, log_interval: i64) -> Result<(Plan, Vec<i64>)> {
     if q.from > q.to {
         return Err(HistoryError::Range {
             from: format_ts(q.from),
@@ -140,6 +148,37 @@ pub fn query(
     if q.points == 0 || q.points > MAX_POINTS {
         return Err(HistoryError::Points(q.points.to_string()));
     }
+    let p = plan(q.from, q.to, q.points, log_interval);
+    let t: Vec<i64> = (0..p.count as i64).map(|i| p.first + i * p.step).collect();
+    Ok((p, t))
+}
+
+/// The answer for no nodes at all (a tag no node has): the buckets of `q`, no lines; a group
+/// query gets its (empty) group.
+pub fn empty(q: &HistoryQuery, log_interval: i64) -> Result<History> {
+    let (p, t) = checked_plan(q, log_interval)?;
+    Ok(History {
+        from: format_ts(q.from),
+        to: format_ts(q.to),
+        step: p.step,
+        tier: p.rollup.unwrap_or("raw"),
+        t,
+        nodes: Vec::new(),
+        group: q.group.clone().map(|name| Group {
+            name,
+            nodes: Vec::new(),
+        }),
+    })
+}
+
+/// Answers `q`. `configured` are the configured node names (retired ones are the store's others).
+pub fn query(
+    store: &dyn SampleStore,
+    q: &HistoryQuery,
+    configured: &[String],
+    log_interval: i64,
+) -> Result<History> {
+    let (p, t) = checked_plan(q, log_interval)?;
     let known = store.node_names()?;
     let names: Vec<String> = if q.nodes.is_empty() {
         let mut v = configured.to_vec();
@@ -155,14 +194,17 @@ pub fn query(
         }
         q.nodes.clone()
     };
-    let p = plan(q.from, q.to, q.points, log_interval);
-    let t: Vec<i64> = (0..p.count as i64).map(|i| p.first + i * p.step).collect();
     let end = p.first + p.count as i64 * p.step;
     let ids = store.node_ids(&names)?;
-    let mut acc: Vec<Acc> = names.iter().map(|_| Acc::new(p.count)).collect();
+    // A group adds every member's periods into one line.
+    let lines = if q.group.is_some() { 1 } else { names.len() };
+    let mut acc: Vec<Acc> = (0..lines).map(|_| Acc::new(p.count)).collect();
     let slot: std::collections::HashMap<i64, usize> = ids
         .iter()
-        .filter_map(|(name, id)| names.iter().position(|n| n == name).map(|i| (*id, i)))
+        .filter_map(|(name, id)| {
+            let i = names.iter().position(|n| n == name)?;
+            Some((*id, if q.group.is_some() { 0 } else { i }))
+        })
         .collect();
     let id_list: Vec<i64> = ids.iter().map(|(_, id)| *id).collect();
     store.scan_periods(&id_list, p.first, end, p.rollup, &mut |id, period| {
@@ -170,11 +212,24 @@ pub fn query(
             acc[i].add(((period.ts - p.first) / p.step) as usize, period);
         }
     })?;
-    let nodes = names
-        .iter()
-        .zip(acc)
-        .map(|(name, a)| a.finish(name, !configured.contains(name)))
-        .collect();
+    let (nodes, group) = match &q.group {
+        Some(name) => {
+            let line = acc.into_iter().map(|a| a.finish(name, false)).collect();
+            let group = Group {
+                name: name.clone(),
+                nodes: names,
+            };
+            (line, Some(group))
+        }
+        None => {
+            let lines = names
+                .iter()
+                .zip(acc)
+                .map(|(name, a)| a.finish(name, !configured.contains(name)))
+                .collect();
+            (lines, None)
+        }
+    };
     Ok(History {
         from: format_ts(q.from),
         to: format_ts(q.to),
@@ -182,6 +237,7 @@ pub fn query(
         tier: p.rollup.unwrap_or("raw"),
         t,
         nodes,
+        group,
     })
 }
 
@@ -407,6 +463,7 @@ mod tests {
                     to,
                     points,
                     nodes: vec![],
+                    group: None,
                 },
                 &configured,
                 600,
@@ -455,6 +512,7 @@ mod tests {
                 to,
                 points: 3,
                 nodes: vec!["b".into()],
+                group: None,
             },
             &configured,
             600,
@@ -497,6 +555,7 @@ mod tests {
                 to: 7799,
                 points: 500,
                 nodes: vec![],
+                group: None,
             },
             &configured,
             600,
@@ -515,28 +574,32 @@ mod tests {
             from: 2,
             to: 1,
             points: 5,
-            nodes: vec![]
+            nodes: vec![],
+            group: None,
         })
         .contains("is after"));
         assert!(bad(HistoryQuery {
             from: 1,
             to: 2,
             points: 0,
-            nodes: vec![]
+            nodes: vec![],
+            group: None,
         })
         .contains("between 1 and 5000"));
         assert!(bad(HistoryQuery {
             from: 1,
             to: 2,
             points: 5001,
-            nodes: vec![]
+            nodes: vec![],
+            group: None,
         })
         .contains("between 1 and 5000"));
         assert!(bad(HistoryQuery {
             from: 1,
             to: 2,
             points: 5,
-            nodes: vec!["zz".into()]
+            nodes: vec!["zz".into()],
+            group: None,
         })
         .contains("unknown node"));
     }
