@@ -659,6 +659,13 @@ async fn table_view_of_1000_nodes_sorts_filters_and_keeps_its_url() {
         0,
         "no card is made for the table view"
     );
+    // No node has tags (none are configured): no tag filter is offered, the column is empty.
+    assert!(!displayed(&b, "#tag-filter").await);
+    assert_eq!(
+        b.text("#node-table tbody tr:first-child td:last-child")
+            .await,
+        ""
+    );
     assert_eq!(
         b.client.current_url().await.expect("url").as_str(),
         url(&serve, "live"),
