@@ -157,6 +157,7 @@ function savedView() {
  * and its text changes only when a node goes down or comes back, naming the nodes that are down.
  * The summary bar's counts are buttons that filter by state; the text, state and tag filters, the
  * view and the table's sort are kept in the URL's query (replaced, not pushed, as they change).
+ * The desktop app's compact window (`compact`) shows the cards only, without the bar.
  */
 export function livePage(main, store, params = new URLSearchParams(), { compact = false } = {}) {
   const v = viewOf(params);
