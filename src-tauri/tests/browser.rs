@@ -722,6 +722,31 @@ async fn table_view_of_1000_nodes_sorts_filters_and_keeps_its_url() {
     println!("table of {N} nodes, default order, 10 updates: handler {}; handler + style + layout {}; until the next frame {}",
         percentiles(&render), percentiles(&layout), percentiles(&frame));
 
+    // An update patches the rows in place: the same row element, with a new memory value.
+    let before = b
+        .client
+        .execute(
+            "const r = document.querySelector('#node-table tr[data-node=node0000]'); r.dsmonMark = 1;\
+             return [r.cells[3].textContent, window.dsmonLivePerf.updates.length];",
+            vec![],
+        )
+        .await
+        .expect("mark a row");
+    let check = "const r = document.querySelector('#node-table tr[data-node=node0000]');\
+                 return [r.dsmonMark === 1, r.cells[3].textContent, window.dsmonLivePerf.updates.length];";
+    b.wait("an update", Duration::from_secs(10), || async {
+        let now = b.client.execute(check, vec![]).await.expect("row");
+        now[2].as_u64() > before[1].as_u64()
+    })
+    .await;
+    let after = b.client.execute(check, vec![]).await.expect("row");
+    assert_eq!(after[0], true, "the row was rebuilt");
+    assert_ne!(after[1], before[0], "node0000's memory did not change");
+    assert!(
+        after[1].as_str().unwrap_or_default().ends_with(" %"),
+        "{after}"
+    );
+
     // CPU, highest first: as the data says (down nodes, without a value, last).
     click(&b, "#node-table button[data-sort=cpu]").await;
     let live = serve.json("/api/live", 200);
