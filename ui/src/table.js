@@ -13,7 +13,7 @@ const STATE_RANK = { down: 0, pending: 1, up: 2 };
  * highest first).
  */
 export const COLUMNS = [
-  { key: 'name', label: 'Name', value: (n) => n.name },
+  { key: 'name', label: 'Name' }, // sorted by each row's rank (below)
   { key: 'state', label: 'State', value: (n) => STATE_RANK[n.state] ?? 1 },
   { key: 'cpu', label: 'CPU', num: true, metric: 'cpu_pct' },
   { key: 'mem', label: 'Memory', num: true, metric: 'mem_pct' },
@@ -33,6 +33,8 @@ export const firstDir = (key) => (COLUMNS.find((c) => c.key === key)?.num ? 'des
 // One formatter, made once: toLocaleTimeString makes a new one per call, which costs more than
 // the rest of an update for 1000 rows.
 const clock = new Intl.DateTimeFormat([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+// Names and tags in the order people expect: web2 before web10, case aside.
+const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
 const pct = (v) => (v === null || v === undefined ? '–' : `${num(v)} %`);
 
 /**
@@ -125,7 +127,7 @@ export function nodeTable({ onSort }) {
       el('th', { scope: 'row', role: 'rowheader' }, el('a', { href: `/nodes/${encodeURIComponent(n.name)}`, text: n.name })),
       cells,
     );
-    return { tr, cells, texts: cells.map(() => null), node: n, state: null, alerting: false, gen: 0 };
+    return { tr, cells, texts: cells.map(() => null), node: n, state: null, alerting: false, gen: 0, rank: 0 };
   }
 
   function update(snap, firing) {
@@ -172,24 +174,34 @@ export function nodeTable({ onSort }) {
     if (members) dirty = true;
   }
 
+  /** Orders rows by the sorted column, then by name (its rank: web2 before web10). */
   function comparator() {
     const col = COLUMNS.find((c) => c.key === sort.key) || COLUMNS[1];
     const sign = sort.dir === 'desc' ? -1 : 1;
+    if (col.key === 'name') return (x, y) => sign * (x.rank - y.rank);
+    const text = !col.num && col.key !== 'state';
     return (x, y) => {
       const vx = col.value(x.node);
       const vy = col.value(y.node);
       if (vx !== vy) {
         if (vx === null) return 1; // no value: last, whichever the direction
         if (vy === null) return -1;
-        if (vx < vy) return -sign;
-        if (vx > vy) return sign;
+        const c = text ? collator.compare(vx, vy) : vx < vy ? -1 : vx > vy ? 1 : 0;
+        if (c) return sign * c;
       }
-      return x.node.name < y.node.name ? -1 : x.node.name > y.node.name ? 1 : 0;
+      return x.rank - y.rank;
     };
   }
 
   /** Puts the shown rows in order, moving as few as possible. */
   function arrange(force) {
+    if (dirty) {
+      // Rows came or went: rank the names again (a collator is too slow to run at every update).
+      const byName = [...rows.values()].sort((a, b) => collator.compare(a.node.name, b.node.name));
+      byName.forEach((r, i) => {
+        r.rank = i;
+      });
+    }
     dirty = false;
     const want = [];
     for (const r of rows.values()) if (filter(r.node)) want.push(r);
