@@ -11,6 +11,7 @@ use fantoccini::Locator;
 
 use harness::browser::{Browser, Shows};
 use harness::oidc::{dsmon_with_auth, Provider};
+use harness::replay::ReplayAgents;
 use harness::{Dsmon, Machine, NetdataAgent, Serve};
 
 const M2: Machine = Machine {
@@ -614,5 +615,344 @@ async fn sign_in_as_admin_and_as_user_shows_what_each_role_may_see() {
             .contains("stranger@other.org is not authorized")
     })
     .await;
+    b.close().await;
+}
+
+/// The names of the table's rows, in the order shown.
+async fn table_rows(b: &Browser) -> Vec<String> {
+    let v = b
+        .client
+        .execute(
+            "return [...document.querySelectorAll('#node-table tbody tr')].map((r) => r.dataset.node);",
+            vec![],
+        )
+        .await
+        .expect("rows");
+    serde_json::from_value(v).unwrap_or_default()
+}
+
+/// The page's own figures of its live updates from now on: waits for `n` of them in the table
+/// view and returns (render, layout, frame) in milliseconds, each sorted.
+async fn update_times(b: &Browser, n: usize) -> [Vec<f64>; 3] {
+    b.client
+        .execute("window.dsmonLivePerf.updates = [];", vec![])
+        .await
+        .expect("reset figures");
+    let read = "return window.dsmonLivePerf.updates.filter((u) => u.view === 'table' && u.frame !== null);";
+    b.wait(
+        "the page's update figures",
+        Duration::from_secs(4 * n as u64 + 10),
+        || async {
+            let v = b.client.execute(read, vec![]).await.expect("figures");
+            v.as_array().map_or(0, Vec::len) >= n
+        },
+    )
+    .await;
+    let v = b.client.execute(read, vec![]).await.expect("figures");
+    let all = v.as_array().cloned().unwrap_or_default();
+    let pick = |k: &str| {
+        let mut xs: Vec<f64> = all.iter().take(n).filter_map(|u| u[k].as_f64()).collect();
+        xs.sort_by(f64::total_cmp);
+        xs
+    };
+    [pick("render"), pick("layout"), pick("frame")]
+}
+
+fn percentiles(xs: &[f64]) -> String {
+    let at = |p: f64| xs[((xs.len() as f64 - 1.0) * p).round() as usize];
+    format!(
+        "p50 {:.1}, p95 {:.1}, max {:.1} ms",
+        at(0.5),
+        at(0.95),
+        xs[xs.len() - 1]
+    )
+}
+
+/// The table view with 1000 nodes (a replay server standing in for their agents; every 100th
+/// node's address refuses connections, so it is down, and fires the "node down" rule): the
+/// default view and order, sorting by a column, the summary bar's state filter, the text filter in
+/// the URL, the URL restoring the view, the remembered card/table choice; and the page's own
+/// figures of an update (printed, not asserted: docs/performance.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_view_of_1000_nodes_sorts_filters_and_keeps_its_url() {
+    const N: usize = 1000;
+    dsmon::raise_fd_limit();
+    let agents = ReplayAgents::start();
+    let is_down = |i: usize| i % 100 == 50;
+    let d = Dsmon::new(&format!(
+        "[collector]\nlive_interval = \"2s\"\ntimeout = \"1500ms\"\n\n\
+         [[alerts.rules]]\nname = \"node down\"\nmetric = \"down\"\nfor = \"2s\"\nseverity = \"critical\"\n\n{}",
+        agents.nodes_toml(N, is_down)
+    ));
+    let serve = Serve::start(&d);
+    let b = Browser::start(false, 1280, 900).await;
+    b.client.goto(&url(&serve, "live")).await.expect("goto");
+    b.wait(
+        "1000 rows, 990 up and 10 down",
+        Duration::from_secs(60),
+        || async {
+            table_rows(&b).await.len() == N
+                && b.text(".summary").await.starts_with("990 up, 10 down")
+        },
+    )
+    .await;
+    // More than 20 nodes and nothing chosen yet: the table, not the cards.
+    assert!(displayed(&b, "#node-table").await);
+    assert!(!displayed(&b, "section.grid").await);
+    assert_eq!(
+        b.count(".card").await,
+        0,
+        "no card is made for the table view"
+    );
+    // No node has tags (none are configured): no tag filter is offered, the column is empty.
+    assert!(!displayed(&b, "#tag-filter").await);
+    assert_eq!(
+        b.text("#node-table tbody tr:first-child td:last-child")
+            .await,
+        ""
+    );
+    assert_eq!(
+        b.client.current_url().await.expect("url").as_str(),
+        url(&serve, "live"),
+        "the default view adds nothing to the URL"
+    );
+
+    // Down nodes first (by name), then the others by name.
+    let down: Vec<String> = (0..N)
+        .filter(|&i| is_down(i))
+        .map(|i| format!("node{i:04}"))
+        .collect();
+    let up: Vec<String> = (0..N)
+        .filter(|&i| !is_down(i))
+        .map(|i| format!("node{i:04}"))
+        .collect();
+    let rows = table_rows(&b).await;
+    assert_eq!(rows[..10], down[..], "down nodes first");
+    assert_eq!(rows[10..20], up[..10]);
+    let sorted_by = "return [...document.querySelectorAll('#node-table th[aria-sort]')].map((t) => t.dataset.col + ' ' + t.getAttribute('aria-sort')).join();";
+    let aria = |b: &Browser| {
+        let c = b.client.clone();
+        async move {
+            c.execute(sorted_by, vec![])
+                .await
+                .expect("aria-sort")
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        }
+    };
+    assert_eq!(aria(&b).await, "state ascending");
+    b.wait("10 alerts firing", Duration::from_secs(20), || async {
+        b.text(".summary-bar [data-state=firing]").await == "10 firing alerts"
+    })
+    .await;
+    b.screenshot(
+        "live-table-light",
+        &[
+            Shows::Text("main h1", "Live"),
+            Shows::Text(".summary", "990 up, 10 down"),
+            Shows::Text(".summary-bar [data-state=down]", "10 down"),
+            Shows::Text(".summary-bar [data-state=up]", "990 up"),
+            Shows::Text(".summary-bar [data-state=firing]", "10 firing alerts"),
+            Shows::Text("#node-table th[aria-sort=ascending]", "State"),
+            Shows::Text("#node-table tbody tr.state-down", "node0050"),
+            Shows::Text("#node-table tbody tr.state-up", "node0000"),
+            Shows::Text("#node-table tbody tr[data-node=node0000] td.num", "%"),
+        ],
+    )
+    .await;
+
+    // The page's cost of an update, 1000 rows in the default order.
+    let [render, layout, frame] = update_times(&b, 10).await;
+    println!("table of {N} nodes, default order, 10 updates: handler {}; handler + style + layout {}; until the next frame {}",
+        percentiles(&render), percentiles(&layout), percentiles(&frame));
+
+    // An update patches the rows in place: the same row element, with a new memory value.
+    let before = b
+        .client
+        .execute(
+            "const r = document.querySelector('#node-table tr[data-node=node0000]'); r.dsmonMark = 1;\
+             return [r.cells[3].textContent, window.dsmonLivePerf.updates.length];",
+            vec![],
+        )
+        .await
+        .expect("mark a row");
+    let check = "const r = document.querySelector('#node-table tr[data-node=node0000]');\
+                 return [r.dsmonMark === 1, r.cells[3].textContent, window.dsmonLivePerf.updates.length];";
+    b.wait("an update", Duration::from_secs(10), || async {
+        let now = b.client.execute(check, vec![]).await.expect("row");
+        now[2].as_u64() > before[1].as_u64()
+    })
+    .await;
+    let after = b.client.execute(check, vec![]).await.expect("row");
+    assert_eq!(after[0], true, "the row was rebuilt");
+    assert_ne!(after[1], before[0], "node0000's memory did not change");
+    assert!(
+        after[1].as_str().unwrap_or_default().ends_with(" %"),
+        "{after}"
+    );
+
+    // CPU, highest first: as the data says (down nodes, without a value, last).
+    click(&b, "#node-table button[data-sort=cpu]").await;
+    let live = serve.json("/api/live", 200);
+    let mut by_cpu: Vec<(f64, String)> = live["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| n["state"] == "up")
+        .map(|n| {
+            (
+                n["metrics"]["cpu_pct"].as_f64().expect("cpu"),
+                n["name"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(by_cpu.len(), N - down.len());
+    by_cpu.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let want: Vec<String> = by_cpu.iter().take(20).map(|(_, n)| n.clone()).collect();
+    b.wait("sorted by CPU", Duration::from_secs(5), || async {
+        table_rows(&b).await[..20] == want[..]
+    })
+    .await;
+    assert_eq!(table_rows(&b).await[N - 10..], down[..], "no value: last");
+    assert_eq!(aria(&b).await, "cpu descending");
+    assert_eq!(
+        b.text("#node-table tbody tr:first-child td:nth-of-type(2)")
+            .await,
+        format!("{:.1} %", by_cpu[0].0)
+    );
+    // Again: lowest first.
+    click(&b, "#node-table button[data-sort=cpu]").await;
+    let lowest_first = {
+        let mut w = by_cpu.clone();
+        w.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        w.into_iter().take(20).map(|(_, n)| n).collect::<Vec<_>>()
+    };
+    b.wait(
+        "sorted by CPU, lowest first",
+        Duration::from_secs(5),
+        || async { table_rows(&b).await[..20] == lowest_first[..] },
+    )
+    .await;
+    assert_eq!(aria(&b).await, "cpu ascending");
+    assert!(b
+        .client
+        .current_url()
+        .await
+        .expect("url")
+        .as_str()
+        .ends_with("/live?sort=cpu&dir=asc"));
+
+    // The summary bar filters by state: the firing alerts are the down nodes'.
+    click(&b, ".summary-bar [data-state=firing]").await;
+    b.wait(
+        "the nodes with firing alerts",
+        Duration::from_secs(5),
+        || async {
+            let mut rows = table_rows(&b).await;
+            rows.sort();
+            rows == down
+        },
+    )
+    .await;
+    assert!(b
+        .client
+        .current_url()
+        .await
+        .expect("url")
+        .as_str()
+        .contains("state=firing"));
+    click(&b, ".summary-bar [data-state=firing]").await;
+    b.wait("all rows again", Duration::from_secs(5), || async {
+        table_rows(&b).await.len() == N
+    })
+    .await;
+
+    // The text filter narrows the rows and lands in the URL.
+    let filter = b
+        .client
+        .find(Locator::Css("#live-filter"))
+        .await
+        .expect("filter");
+    filter.send_keys("node012").await.expect("type");
+    let wanted: Vec<String> = (120..130).map(|i| format!("node{i:04}")).collect();
+    b.wait("10 rows", Duration::from_secs(5), || async {
+        let mut rows = table_rows(&b).await;
+        rows.sort();
+        rows == wanted
+    })
+    .await;
+    assert_eq!(b.text("#shown-note").await, "Showing 10 of 1000 nodes.");
+    let filtered = b.client.current_url().await.expect("url").to_string();
+    assert!(
+        filtered.ends_with("/live?sort=cpu&dir=asc&q=node012"),
+        "{filtered}"
+    );
+    let order = table_rows(&b).await;
+
+    // The URL reproduces the view in a new page load.
+    b.client.goto(&filtered).await.expect("reload");
+    b.wait(
+        "the same rows after a reload",
+        Duration::from_secs(20),
+        || async { table_rows(&b).await == order },
+    )
+    .await;
+    assert_eq!(aria(&b).await, "cpu ascending");
+    let value = b
+        .client
+        .execute(
+            "return document.querySelector('#live-filter').value;",
+            vec![],
+        )
+        .await
+        .expect("value");
+    assert_eq!(value, "node012");
+
+    // Cards: the choice is remembered for a URL that names no view.
+    click(&b, ".view-switch [data-view=cards]").await;
+    b.wait("10 cards", Duration::from_secs(10), || async {
+        b.count(".card:not([hidden])").await == 10
+    })
+    .await;
+    assert!(!displayed(&b, "#node-table").await);
+    assert!(b
+        .client
+        .current_url()
+        .await
+        .expect("url")
+        .as_str()
+        .contains("view=cards"));
+    b.client
+        .goto(&url(&serve, "live?q=node012"))
+        .await
+        .expect("goto");
+    b.wait("cards again", Duration::from_secs(20), || async {
+        b.count(".card:not([hidden])").await == 10
+    })
+    .await;
+    assert!(!displayed(&b, "#node-table").await);
+
+    // The hardest order to keep: memory, which moves every second on every node.
+    b.client
+        .goto(&url(&serve, "live?view=table&sort=mem&dir=desc"))
+        .await
+        .expect("goto");
+    b.wait("1000 rows by memory", Duration::from_secs(20), || async {
+        table_rows(&b).await.len() == N
+    })
+    .await;
+    let [render, layout, frame] = update_times(&b, 10).await;
+    println!("table of {N} nodes sorted by memory (re-ordered at every update), 10 updates: handler {}; handler + style + layout {}; until the next frame {}",
+        percentiles(&render), percentiles(&layout), percentiles(&frame));
+    let moved = b
+        .client
+        .execute("return window.dsmonLivePerf.updates.slice(-10).map((u) => u.moved + '/' + u.cells).join(' ');", vec![])
+        .await
+        .expect("moves");
+    println!(
+        "rows moved / cells written per update: {}",
+        moved.as_str().unwrap_or_default()
+    );
     b.close().await;
 }

@@ -112,7 +112,7 @@ function route(navigated = false) {
   }
   try {
     if (ADMIN_PAGES.has(page) && store.me.role !== 'admin') notAuthorized();
-    else if (page === 'live') cleanup = livePage(main, store);
+    else if (page === 'live') cleanup = livePage(main, store, params, { compact });
     else if (page === 'history') cleanup = historyPage(main, params);
     else if (page === 'alerts') cleanup = alertsPage(main);
     else if (page === 'users') cleanup = usersPage(main, store.me);

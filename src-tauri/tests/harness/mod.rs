@@ -11,6 +11,7 @@ pub mod fake_agent;
 pub mod oidc;
 pub mod postgres;
 pub mod receiver;
+pub mod replay;
 pub mod serving;
 pub mod smtp;
 
