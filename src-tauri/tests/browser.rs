@@ -704,10 +704,15 @@ async fn table_view_of_1000_nodes_sorts_filters_and_keeps_its_url() {
         0,
         "no card is made for the table view"
     );
-    // No node has tags (none are configured): no tag filter is offered, the column is empty.
-    assert!(!displayed(&b, "#tag-filter").await);
+    // Tags (every 4th node `db`, every 5th `eu-west`): a tag filter is offered, the column shows them.
+    assert!(displayed(&b, "#tag-filter").await);
     assert_eq!(
-        b.text("#node-table tbody tr:first-child td:last-child")
+        b.text("#node-table tbody tr[data-node=node0000] td:last-child")
+            .await,
+        "db, eu-west"
+    );
+    assert_eq!(
+        b.text("#node-table tbody tr[data-node=node0001] td:last-child")
             .await,
         ""
     );
@@ -932,6 +937,52 @@ async fn table_view_of_1000_nodes_sorts_filters_and_keeps_its_url() {
     })
     .await;
     assert!(!displayed(&b, "#node-table").await);
+
+    // A tag filter from the URL: both tags, every 20th node; the server's filter agrees.
+    b.client
+        .goto(&url(&serve, "live?view=table&tag=db&tag=eu-west"))
+        .await
+        .expect("goto");
+    let tagged: Vec<String> = (0..N)
+        .filter(|i| i % 20 == 0)
+        .map(|i| format!("node{i:04}"))
+        .collect();
+    b.wait(
+        "the nodes tagged db and eu-west",
+        Duration::from_secs(20),
+        || async {
+            let mut rows = table_rows(&b).await;
+            rows.sort();
+            rows == tagged
+        },
+    )
+    .await;
+    let by_api: Vec<String> = serve.json("/api/live?tag=db&tag=eu-west", 200)["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(by_api, tagged, "/api/live?tag=db&tag=eu-west");
+    // One tag chosen in the select: every 4th node.
+    b.client
+        .execute(
+            "const s = document.querySelector('#tag-filter'); s.value = 'db'; s.dispatchEvent(new Event('change'));",
+            vec![],
+        )
+        .await
+        .expect("choose db");
+    b.wait("the nodes tagged db", Duration::from_secs(5), || async {
+        table_rows(&b).await.len() == N / 4
+    })
+    .await;
+    assert!(b
+        .client
+        .current_url()
+        .await
+        .expect("url")
+        .as_str()
+        .ends_with("tag=db"));
 
     // The hardest order to keep: memory, which moves every second on every node.
     b.client

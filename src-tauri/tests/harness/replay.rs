@@ -129,6 +129,8 @@ impl ReplayAgents {
 
     /// `[[nodes]]` tables for nodes `node0000`... served here, except those `down(i)` says, which
     /// point at a port nothing listens on (their polls are refused at once).
+    /// `[[nodes]]` for `n` nodes, `down(i)` ones at a closed port; every 4th is tagged `db`,
+    /// every 5th `eu-west` (every 20th both).
     pub fn nodes_toml(&self, n: usize, down: impl Fn(usize) -> bool) -> String {
         (0..n)
             .map(|i| {
@@ -137,7 +139,13 @@ impl ReplayAgents {
                 } else {
                     format!("http://127.0.0.1:{}/n{i}", self.port)
                 };
-                format!("[[nodes]]\nname = \"node{i:04}\"\nurl = \"{url}\"\n")
+                let tags = match (i % 4 == 0, i % 5 == 0) {
+                    (true, true) => "tags = [\"db\", \"eu-west\"]\n",
+                    (true, false) => "tags = [\"db\"]\n",
+                    (false, true) => "tags = [\"eu-west\"]\n",
+                    (false, false) => "",
+                };
+                format!("[[nodes]]\nname = \"node{i:04}\"\nurl = \"{url}\"\n{tags}")
             })
             .collect()
     }
