@@ -548,18 +548,31 @@ async fn lead(
         .await;
     };
     loop {
+        // Following: the alerts are evaluated here too (this instance's /api/alerts is current)
+        // but recorded and sent by the leader; silences and acknowledgements made elsewhere are
+        // taken every LEADER_POLL.
+        let (follow_tx, follow_rx) = watch::channel(false);
+        let following = alerts
+            .as_ref()
+            .map(|a| tokio::spawn(Arc::clone(a).follow(collector.subscribe(), follow_rx)));
         loop {
             if *stop.borrow() {
+                let _ = follow_tx.send(true);
                 release(lock).await;
                 return;
             }
             if poll_leader(&lock).await {
                 break;
             }
+            sync_alerts(alerts.as_ref()).await;
             tokio::select! {
                 _ = tokio::time::sleep(LEADER_POLL) => {}
                 _ = stop.changed() => {}
             }
+        }
+        let _ = follow_tx.send(true);
+        if let Some(t) = following {
+            let _ = t.await;
         }
         tracing::info!("leader of the instances on this database: logging ticks and sending alert notifications");
         backfill(&collector, &store, interval).await;
@@ -595,6 +608,7 @@ async fn lead(
                 );
                 break;
             }
+            sync_alerts(alerts.as_ref()).await;
         }
         let _ = lost_tx.send(true);
         let _ = logger.await;
@@ -605,6 +619,18 @@ async fn lead(
             release(lock).await;
             return;
         }
+    }
+}
+
+/// Takes the silences and acknowledgements other instances recorded (see `Alerts::sync_shared`).
+async fn sync_alerts(alerts: Option<&Arc<dsmon::alerts::Alerts>>) {
+    let Some(a) = alerts.map(Arc::clone) else {
+        return;
+    };
+    match tokio::task::spawn_blocking(move || a.sync_shared()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "alert state of the other instances not read"),
+        Err(e) => tracing::debug!(error = %e, "alert state of the other instances not read"),
     }
 }
 

@@ -11,8 +11,6 @@
 
 mod harness;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use harness::receiver::{Hit, Receiver};
@@ -21,26 +19,7 @@ use serde_json::{json, Value};
 
 /// A request with a body to dsmon on loopback, as its own page sends it (same Origin).
 fn send(port: u16, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).expect("read");
-    let status = buf
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let text = buf.split_once("\r\n\r\n").map_or("", |x| x.1);
-    (status, serde_json::from_str(text).unwrap_or(Value::Null))
+    harness::http_json(port, method, path, body)
 }
 
 fn get(port: u16, path: &str) -> Value {

@@ -525,3 +525,93 @@ fn instances_share_sign_in_and_a_database_outage_loses_no_tick() {
         "the outage's ticks came from the agents: {logs}"
     );
 }
+
+/// Alerts on two instances: the follower evaluates the same polls (its /api/alerts shows the
+/// alert) but sends nothing; an acknowledgement made on the follower stops the leader's repeats.
+#[test]
+fn a_follower_shows_the_alerts_and_its_acknowledgement_stops_the_leaders_repeats() {
+    use harness::receiver::Receiver;
+    let cluster = shared();
+    let db = cluster.create_db();
+    let hook = Receiver::start(|_, _| (200, "ok".into()));
+    // A node nobody answers for: `node down` fires after 2 s and repeats every 3 s.
+    let closed = harness::free_port();
+    let rest = format!(
+        "[collector]\nlive_interval = \"1s\"\ntimeout = \"500ms\"\n\n\
+         [[nodes]]\nname = \"gone\"\nurl = \"http://127.0.0.1:{closed}\"\n\n\
+         [[alerts.notifiers]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\n\n\
+         [[alerts.rules]]\nname = \"node down\"\nmetric = \"down\"\nfor = \"2s\"\nrepeat = \"3s\"\n\
+         severity = \"critical\"\nnotify = [\"hook\"]\n",
+        hook.url("/hook")
+    );
+    let (a, b) = (
+        dsmon_on(&cluster, &db, &rest),
+        dsmon_on(&cluster, &db, &rest),
+    );
+    let (log_a, log_b) = (a.dir.join("serve.log"), b.dir.join("serve.log"));
+    let mut first = serve_logged(&a, &log_a);
+    let mut c = pg(&cluster, &db);
+    harness::wait_until("a leader", std::time::Duration::from_secs(10), || {
+        leader_pid(&mut c).is_some()
+    });
+    let mut second = serve_logged(&b, &log_b);
+    let kind_of =
+        |h: &harness::receiver::Hit| h.json()["kind"].as_str().unwrap_or_default().to_string();
+    hook.wait_for("/hook", std::time::Duration::from_secs(15), |h| {
+        kind_of(h) == "repeat"
+    });
+    // The follower's page shows it, firing.
+    let firing_on_b = |want_ack: bool| {
+        let (st, v) = harness::http_json(b.port, "GET", "/api/alerts", None);
+        assert_eq!(st, 200, "{v}");
+        v["alerts"].as_array().is_some_and(|l| {
+            l.iter().any(|x| {
+                x["node"] == "gone"
+                    && x["state"] == "firing"
+                    && x["acknowledged"].is_object() == want_ack
+            })
+        })
+    };
+    harness::wait_until(
+        "the alert firing on the follower",
+        std::time::Duration::from_secs(10),
+        || firing_on_b(false),
+    );
+    let (st, v) = harness::http_json(
+        b.port,
+        "POST",
+        "/api/alerts/ack",
+        Some(serde_json::json!({"rule": "node down", "node": "gone"})),
+    );
+    assert_eq!(st, 200, "ack on the follower: {v}");
+    // The leader takes it within its next look at the database (2 s): no repeat after that.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let repeats = hook
+        .hits("/hook")
+        .iter()
+        .filter(|h| kind_of(h) == "repeat")
+        .count();
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let hits = hook.hits("/hook");
+    let kinds: Vec<String> = hits.iter().map(kind_of).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "repeat").count(),
+        repeats,
+        "a repeat after the acknowledgement: {kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "firing").count(),
+        1,
+        "one firing notification from the two instances: {kinds:?}"
+    );
+    let (_, on_a) = harness::http_json(a.port, "GET", "/api/alerts", None);
+    assert_eq!(
+        on_a["alerts"][0]["acknowledged"]["by"], "local",
+        "the leader shows the acknowledgement: {on_a}"
+    );
+    assert!(firing_on_b(true), "the follower shows it too");
+    for p in [&mut first, &mut second] {
+        signal(p.id(), libc::SIGTERM);
+        assert!(p.wait().expect("wait").success());
+    }
+}

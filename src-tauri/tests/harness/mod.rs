@@ -671,6 +671,39 @@ pub fn http_get_full(port: u16, path: &str) -> std::io::Result<(u16, String, Str
     Ok((status, head.to_lowercase(), body.to_string()))
 }
 
+/// `method path` with a JSON `body` and this server's `Origin` (as its own page sends a change):
+/// the status and the JSON answer (`Null` when not JSON).
+pub fn http_json(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).expect("read");
+    let status = buf
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let text = buf.split_once("\r\n\r\n").map_or("", |x| x.1);
+    (
+        status,
+        serde_json::from_str(text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// `dsmon serve` running for a test; stopped with SIGTERM (and waited for) on drop.
 pub struct Serve {
     pub child: Child,

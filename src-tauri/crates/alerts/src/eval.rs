@@ -431,6 +431,38 @@ impl Evaluator {
     }
 }
 
+/// How much earlier than this instance's start of a firing an acknowledgement recorded by
+/// another instance may be and still count for it (seconds).
+pub const ADOPT_SLACK: i64 = 60;
+
+impl Evaluator {
+    /// Takes an acknowledgement recorded elsewhere (another instance on the same database) of
+    /// the alert of `rule` on `node`, if it is firing here unacknowledged and the acknowledgement
+    /// was made during this firing (instances evaluate their own polls, so their start times
+    /// differ by a poll or two: [`ADOPT_SLACK`] of it is allowed). Nothing is recorded or sent.
+    /// Whether it was taken.
+    pub fn adopt_ack(&mut self, rule: &str, node: &str, by: &str, at: i64) -> bool {
+        let Some(r) = self.rules.iter().position(|x| x.cfg.name == rule) else {
+            return false;
+        };
+        let Some(&i) = self.index.get(node) else {
+            return false;
+        };
+        let Some(pair) = self.nodes[i].pairs[r].as_mut() else {
+            return false;
+        };
+        let during = pair.fired_at.is_some_and(|f| at >= f - ADOPT_SLACK);
+        if pair.acked.is_some()
+            || !during
+            || !matches!(pair.state, AlertState::Firing | AlertState::NoData)
+        {
+            return false;
+        }
+        pair.acked = Some((by.to_string(), at));
+        true
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AckError {
     #[error("no such alert is firing")]
@@ -787,6 +819,39 @@ mod tests {
         assert_eq!(
             e2.acknowledge("r", "n", "x", 243, &mut Changes::default()),
             Err(AckError::NotFiring)
+        );
+    }
+
+    #[test]
+    fn an_acknowledgement_from_another_instance_stops_the_repeats_of_this_firing_only() {
+        let mut r = rule(Metric::CpuPct, 90.0, 90.0, 2);
+        r.repeat = Some(Duration::from_secs(60));
+        let mut e = eval(r);
+        assert!(!e.adopt_ack("r", "n", "bob", 90), "nothing is firing");
+        run(&mut e, 100, Input::Metrics(&m(95.0)));
+        assert_eq!(
+            kinds(&run(&mut e, 102, Input::Metrics(&m(95.0)))),
+            vec![NoticeKind::Firing]
+        );
+        // Made before this firing (beyond the slack between instances): an earlier firing's.
+        assert!(!e.adopt_ack("r", "n", "bob", 102 - ADOPT_SLACK - 1));
+        assert!(!e.adopt_ack("other rule", "n", "bob", 110));
+        // The other instance fired a second earlier and was acknowledged then.
+        assert!(e.adopt_ack("r", "n", "bob", 101));
+        assert!(!e.adopt_ack("r", "n", "carol", 120), "taken once");
+        assert!(
+            run(&mut e, 170, Input::Metrics(&m(95.0)))
+                .notices
+                .is_empty(),
+            "acknowledged elsewhere: no repeat"
+        );
+        assert_eq!(
+            e.current(&|_, _| false)[0]
+                .acknowledged
+                .as_ref()
+                .unwrap()
+                .by,
+            "bob"
         );
     }
 

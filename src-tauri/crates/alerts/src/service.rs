@@ -12,7 +12,7 @@ use dsmon_config::alerts::{AlertsConfig, RuleConfig, Schedule, Severity};
 use dsmon_core::{format_ts, unix_now};
 use dsmon_engine::NodeEvent;
 use dsmon_netdata::NetdataError;
-use dsmon_store::alert_db::{AlertEventRecord, DeliveryRecord, SilenceRecord};
+use dsmon_store::alert_db::{AlertEventRecord, AlertStateRecord, DeliveryRecord, SilenceRecord};
 use dsmon_store::{AlertStore, SharedSamples, StoreError};
 
 use crate::eval::{Changes, CurrentAlert, Evaluator, Input, Rule};
@@ -148,6 +148,9 @@ pub struct Alerts {
     store: Arc<dyn AlertStore>,
     /// The history, for the disk-full fit.
     samples: Option<SharedSamples>,
+    /// Whether this instance records and sends (false: it follows a leader, see
+    /// [`Alerts::follow`]).
+    delivering: std::sync::atomic::AtomicBool,
 }
 
 /// A fresh evaluator for the rules of `cfg` (no state yet).
@@ -196,6 +199,15 @@ impl Setup {
     }
 }
 
+/// What an instance does with the changes its evaluator finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Duty {
+    /// Records them and sends the notifications (the only instance, or the leader).
+    Deliver,
+    /// Keeps them in memory only (an instance that does not lead).
+    Shadow,
+}
+
 impl Alerts {
     /// Sets up the rules and restores the state kept in `store` (blocking: call it before the
     /// runtime's work starts, or on the blocking pool).
@@ -222,6 +234,7 @@ impl Alerts {
             silences: RwLock::new(silences),
             store,
             samples,
+            delivering: std::sync::atomic::AtomicBool::new(true),
         }))
     }
 
@@ -284,31 +297,87 @@ impl Alerts {
             .unwrap_or_default()
     }
 
-    /// Follows the node events until `stop` turns true.
+    /// Follows the node events until `stop` turns true: evaluates, records and notifies.
     pub async fn run(
+        self: Arc<Self>,
+        events: broadcast::Receiver<NodeEvent>,
+        stop: watch::Receiver<bool>,
+    ) {
+        self.run_as(events, stop, Duty::Deliver).await
+    }
+
+    /// The same on an instance that does not lead (several `dsmon serve` on one PostgreSQL):
+    /// evaluates the same polls so that its `/api/alerts` is current, but records and sends
+    /// nothing — the leader does. Call [`Alerts::resume`] when it becomes the leader.
+    pub async fn follow(
+        self: Arc<Self>,
+        events: broadcast::Receiver<NodeEvent>,
+        stop: watch::Receiver<bool>,
+    ) {
+        self.run_as(events, stop, Duty::Shadow).await
+    }
+
+    /// What another instance on the same database recorded (blocking): silences made or expired
+    /// there, and acknowledgements of alerts firing here too. The leader calls it so that an
+    /// acknowledgement made through a follower stops its repeats; followers so that their pages
+    /// show it.
+    pub fn sync_shared(&self) -> Result<(), AlertError> {
+        let now = unix_now();
+        self.reload_silences(now)?;
+        let acked: Vec<AlertStateRecord> = self
+            .store
+            .alert_states()?
+            .into_iter()
+            .filter(|r| r.acked_by.is_some())
+            .collect();
+        if acked.is_empty() {
+            return Ok(());
+        }
+        let mut core = self
+            .core
+            .lock()
+            .map_err(|_| AlertError::Task("alerts lock poisoned".into()))?;
+        for r in acked {
+            if let (Some(by), Some(at)) = (r.acked_by.as_deref(), r.acked_at) {
+                if core.eval.adopt_ack(&r.rule, &r.node, by, at) {
+                    tracing::info!(rule = %r.rule, node = %r.node, by, "acknowledged on another instance");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn run_as(
         self: Arc<Self>,
         mut events: broadcast::Receiver<NodeEvent>,
         mut stop: watch::Receiver<bool>,
+        duty: Duty,
     ) {
+        self.delivering
+            .store(duty == Duty::Deliver, std::sync::atomic::Ordering::Relaxed);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_fit = 0i64;
         loop {
             tokio::select! {
                 ev = events.recv() => match ev {
-                    Ok(NodeEvent::Polled { node, tags, at, result }) => self.on_poll(&node, &tags, at, &result).await,
-                    Ok(NodeEvent::Removed { nodes }) => self.on_removed(&nodes).await,
+                    Ok(NodeEvent::Polled { node, tags, at, result }) => self.on_poll(&node, &tags, at, &result, duty).await,
+                    Ok(NodeEvent::Removed { nodes }) => self.on_removed(&nodes, duty).await,
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(n)) => AlertEvent::Lagged { skipped: n }.emit(),
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 _ = tick.tick() => {
                     let now = unix_now();
-                    self.flush_storm(now);
+                    if duty == Duty::Deliver {
+                        self.flush_storm(now);
+                    }
                     if now >= next_fit {
                         next_fit = now + 60;
                         self.fit(now).await;
-                        self.refresh_alertmanager(now);
+                        if duty == Duty::Deliver {
+                            self.refresh_alertmanager(now);
+                        }
                     }
                 }
                 _ = stop.changed() => if *stop.borrow() { break },
@@ -336,6 +405,7 @@ impl Alerts {
         tags: &[String],
         at: i64,
         result: &Result<dsmon_core::Metrics, NetdataError>,
+        duty: Duty,
     ) {
         let input = match result {
             Ok(m) => Input::Metrics(m),
@@ -362,12 +432,12 @@ impl Alerts {
         events::counters()
             .evaluations
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if !changes.is_empty() {
+        if !changes.is_empty() && duty == Duty::Deliver {
             self.commit(&setup, changes, at).await;
         }
     }
 
-    async fn on_removed(self: &Arc<Self>, nodes: &[String]) {
+    async fn on_removed(self: &Arc<Self>, nodes: &[String], duty: Duty) {
         let mut changes = Changes::default();
         let setup = match self.core.lock() {
             Ok(mut core) => {
@@ -378,7 +448,7 @@ impl Alerts {
             }
             Err(_) => return,
         };
-        if !changes.is_empty() {
+        if !changes.is_empty() && duty == Duty::Deliver {
             self.commit(&setup, changes, unix_now()).await;
         }
     }
@@ -823,7 +893,26 @@ impl Alerts {
             .eval
             .acknowledge(rule, node, by, now, &mut changes)
             .map_err(|_| AlertError::NotFound(format!("{rule:?} is not firing on {node:?}")))?;
-        self.store.save_alerts(&changes.states, &[], &[])?;
+        let states = if self.delivering.load(std::sync::atomic::Ordering::Relaxed) {
+            changes.states
+        } else {
+            // Not the leader: the acknowledgement goes onto the leader's record of the alert
+            // (its start, its last notification), which the leader then takes (`sync_shared`).
+            let stored = self
+                .store
+                .alert_states()?
+                .into_iter()
+                .find(|r| r.rule == rule && r.node == node);
+            match stored {
+                Some(mut r) => {
+                    r.acked_by = Some(by.to_string());
+                    r.acked_at = Some(now);
+                    vec![r]
+                }
+                None => changes.states,
+            }
+        };
+        self.store.save_alerts(&states, &[], &[])?;
         tracing::info!(rule, node, by, "alert acknowledged");
         self.current()
             .into_iter()
