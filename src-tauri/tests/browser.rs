@@ -309,6 +309,74 @@ async fn history_draws_lines_gaps_presets_and_zoom() {
         .expect("url")
         .as_str()
         .ends_with("/history?range=24h"));
+
+    // Tags: web and db configured again (SIGHUP), both tagged prod; their history as one line.
+    let text = std::fs::read_to_string(&d.config).expect("config");
+    std::fs::write(
+        &d.config,
+        format!(
+            "{text}\n[[nodes]]\nname = \"web\"\nurl = \"http://127.0.0.1:9\"\ntags = [\"prod\"]\n\
+             [[nodes]]\nname = \"db\"\nurl = \"http://127.0.0.1:9\"\ntags = [\"prod\", \"sql\"]\n"
+        ),
+    )
+    .expect("config");
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(serve.child.id() as i32, libc::SIGHUP) };
+    harness::wait_until("the nodes tagged", Duration::from_secs(10), || {
+        serve
+            .json("/api/nodes?tag=prod", 200)
+            .as_array()
+            .map(Vec::len)
+            == Some(2)
+    });
+    b.client
+        .goto(&url(&serve, "history?range=24h&tag=prod&group=1"))
+        .await
+        .expect("goto");
+    b.wait("the group's line", Duration::from_secs(10), || async {
+        b.count(".availability tbody tr").await == 1
+    })
+    .await;
+    assert_eq!(
+        b.text(".availability tbody tr td:first-child").await,
+        "prod (2 nodes)"
+    );
+    let g = serve.json("/api/history?from=-24h&points=500&tag=prod&group=1", 200);
+    assert_eq!(
+        g["group"]["nodes"],
+        serde_json::json!(["web", "db"]),
+        "{}",
+        g["group"]
+    );
+    // Average and peak of the group, as the API computes them.
+    hover(&b, 0.1).await;
+    let avg = legend_value(&b, "cpu_pct", "prod").await;
+    let max = legend_value(&b, "cpu_pct", "prod max").await;
+    assert!(avg.ends_with(" %") && max.ends_with(" %"), "{avg} / {max}");
+    let value = |v: &str| v.trim_end_matches(" %").parse::<f64>().unwrap_or(f64::NAN);
+    assert!(value(&max) >= value(&avg), "{avg} / {max}");
+    let checked = b
+        .client
+        .execute(
+            "return [document.querySelector('#history-tag').value, document.querySelector('#history-group').checked];",
+            vec![],
+        )
+        .await
+        .expect("controls");
+    assert_eq!(checked, serde_json::json!(["prod", true]));
+    // "One line" off: both nodes again, the tag kept.
+    click(&b, "#history-group").await;
+    b.wait("a line per node", Duration::from_secs(10), || async {
+        b.count(".availability tbody tr").await == 2
+    })
+    .await;
+    assert!(b
+        .client
+        .current_url()
+        .await
+        .expect("url")
+        .as_str()
+        .ends_with("/history?range=24h&tag=prod"));
     b.close().await;
 }
 

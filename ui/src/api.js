@@ -146,16 +146,22 @@ export const testNotifier = (name) =>
 /** The latest live snapshot. */
 export const live = () => (desktop ? call('live') : getJSON('/api/live'));
 
-/** History buckets: { from, to, points, node: [names] } with from/to as RFC 3339 or relative. */
+/**
+ * History buckets: { from, to, points, node: [names], tag: [tags], group: '1' } with from/to as
+ * RFC 3339 or relative; `group` makes one line (average and peak) of the nodes selected.
+ */
 export const history = (p) => {
   if (!desktop) return getJSON(`/api/history?${query(p)}`);
   const node = p.node === undefined || p.node === null ? [] : [].concat(p.node);
-  return call('history', { query: { from: p.from, to: p.to, points: p.points ? Number(p.points) : undefined, node } });
+  const tag = p.tag === undefined || p.tag === null ? [] : [].concat(p.tag);
+  return call('history', {
+    query: { from: p.from, to: p.to, points: p.points ? Number(p.points) : undefined, node, tag, group: p.group || undefined },
+  });
 };
 
 /** Address of the raw rows as CSV for the same parameters. */
 export const historyCsvUrl = (p) =>
-  desktop ? null : `/api/history.csv?${query({ from: p.from, to: p.to, node: p.node })}`;
+  desktop ? null : `/api/history.csv?${query({ from: p.from, to: p.to, node: p.node, tag: p.tag })}`;
 
 /**
  * Calls onSnapshot for every live snapshot and onStatus('live' | 'reconnecting') as the stream's

@@ -1,5 +1,6 @@
 // History: presets, a custom range, drag-to-zoom and reset; one chart per metric with a line per
-// node (gaps where a node was down); availability per node.
+// node (gaps where a node was down); availability per node. A tag narrows it to the nodes having
+// it, and "one line" draws a group's average and peak (?tag=db&group=1, kept in the URL).
 import * as api from './api.js';
 import { navigate } from './nav.js';
 import { lineChart, seriesColor } from './charts.js';
@@ -124,6 +125,8 @@ export function drawCharts(box, h, opts) {
 
 export function historyPage(main, params) {
   let range = rangeOf(params);
+  const tags = params.getAll('tag').filter(Boolean);
+  const group = params.get('group') === '1';
   let destroyCharts = () => {};
   let request = 0;
 
@@ -147,6 +150,23 @@ export function historyPage(main, params) {
   });
   const reset = el('button', { type: 'button', id: 'reset-zoom', text: 'Reset zoom', onclick: () => go({ range: '24h' }) });
   const csv = el('a', { class: 'csv', text: 'CSV', download: 'dsmon-history.csv' });
+  // The tags the nodes have (from the live view, which every mode has); hidden when none has any.
+  const tagSelect = el('select', { id: 'history-tag', 'aria-label': 'Nodes with tag', hidden: true },
+    el('option', { value: '', text: 'All nodes' }));
+  tagSelect.addEventListener('change', () => go({ ...current(), tag: tagSelect.value ? [tagSelect.value] : [] }));
+  const groupBox = el('input', { type: 'checkbox', id: 'history-group' });
+  groupBox.checked = group;
+  groupBox.addEventListener('change', () => go({ ...current(), group: groupBox.checked }));
+  const groupLabel = el('label', { class: 'group-toggle', hidden: true }, groupBox, ' One line (average and peak)');
+  api.live().then((snap) => {
+    const all = [...new Set((snap.nodes || []).flatMap((n) => n.tags || []))].sort();
+    for (const t of tags) if (!all.includes(t)) all.push(t);
+    if (!all.length) return;
+    tagSelect.append(...all.map((t) => el('option', { value: t, text: `Tag: ${t}` })));
+    tagSelect.value = tags[0] || '';
+    tagSelect.hidden = false;
+    groupLabel.hidden = false;
+  }).catch(() => {});
   const label = el('p', { class: 'range-label', id: 'range-label' });
   const status = el('p', { class: 'status-line', role: 'status', text: 'Loading…' });
   const charts = el('div', { class: 'charts' });
@@ -156,12 +176,18 @@ export function historyPage(main, params) {
     el('h1', { text: 'History' }),
     el('div', { class: 'controls' },
       el('div', { class: 'presets', role: 'group', 'aria-label': 'range presets' }, presetButtons),
-      el('div', { class: 'custom' }, fromInput, el('span', { text: '–' }), toInput, apply, reset, csv)),
+      el('div', { class: 'custom' }, fromInput, el('span', { text: '–' }), toInput, apply, reset, csv),
+      el('div', { class: 'scope' }, tagSelect, groupLabel)),
     label,
     status,
     el('section', { class: 'availability-box' }, el('h2', { text: 'Availability' }), availability),
     charts,
   );
+
+  /** The range shown now, as go() takes it. */
+  function current() {
+    return range.preset ? { range: range.preset } : { from: range.from, to: range.to };
+  }
 
   function go(p) {
     const q = new URLSearchParams();
@@ -170,6 +196,8 @@ export function historyPage(main, params) {
       q.set('from', p.from);
       q.set('to', p.to);
     }
+    for (const t of p.tag || tags) q.append('tag', t);
+    if (p.group ?? group) q.set('group', '1');
     api.setPref('last_range', q.toString()).catch(() => {});
     navigate(`/history?${q}`);
   }
@@ -180,7 +208,7 @@ export function historyPage(main, params) {
     reset.hidden = range.preset !== null;
     fromInput.value = localInput(range.from);
     toInput.value = localInput(range.to);
-    const p = { from: iso(range.from), to: iso(range.to), points: 500 };
+    const p = { from: iso(range.from), to: iso(range.to), points: 500, tag: tags, group: group ? '1' : undefined };
     const csvUrl = api.historyCsvUrl(p);
     csv.hidden = !csvUrl; // the desktop app has no CSV download (dsmon export does it)
     if (csvUrl) csv.href = csvUrl;
@@ -209,12 +237,14 @@ export function historyPage(main, params) {
     availability.replaceChildren(
       el('thead', {}, el('tr', {}, el('th', { text: 'Node' }), el('th', { text: 'Availability' }))),
       el('tbody', {}, h.nodes.map((n) => el('tr', { 'data-node': n.name },
-        el('td', {}, el('a', { href: `/nodes/${encodeURIComponent(n.name)}`, text: n.name }), n.retired ? el('span', { class: 'retired muted', text: 'retired' }) : null),
+        el('td', {}, h.group
+          ? el('span', { text: `${n.name} (${h.group.nodes.length} nodes)`, title: h.group.nodes.join(', ') })
+          : el('a', { href: `/nodes/${encodeURIComponent(n.name)}`, text: n.name }), n.retired ? el('span', { class: 'retired muted', text: 'retired' }) : null),
         el('td', { class: 'num', text: n.availability === null ? 'no data' : `${(n.availability * 100).toFixed(1)} %` })))),
     );
     destroyCharts();
     destroyCharts = drawCharts(charts, h, {
-      which: 'avg', zoom: (f, t) => go({ from: f, to: t }), alerts, within: [range.from, range.to],
+      which: group ? 'avg+max' : 'avg', zoom: (f, t) => go({ from: f, to: t }), alerts, within: [range.from, range.to],
     });
   }
 
