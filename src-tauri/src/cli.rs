@@ -592,7 +592,7 @@ async fn lead(
             .map(|a| tokio::spawn(Arc::clone(a).run(collector.subscribe(), lost_rx.clone())));
         let logger = {
             let (collector, store, rx) = (Arc::clone(&collector), Arc::clone(&store), lost_rx);
-            tokio::spawn(async move { collector.run_logger(store, rx).await })
+            tokio::spawn(async move { collector.run_logger_while_leading(store, rx).await })
         };
         loop {
             tokio::select! {

@@ -389,6 +389,22 @@ impl RowsDropped {
     }
 }
 
+/// The leader lost its lock with rows not written: the next leader backfills their ticks from
+/// the agents (not counted as dropped).
+pub(crate) struct RowsHandedOver {
+    pub rows: usize,
+}
+
+impl RowsHandedOver {
+    pub fn emit(self) {
+        counters().rows_held.store(0, Ordering::Relaxed);
+        tracing::warn!(
+            rows = self.rows,
+            "no longer the leader with rows not written: whichever instance leads next backfills their ticks from the agents"
+        );
+    }
+}
+
 /// A tick could not be polled or written at all.
 pub(crate) struct TickFailed<'a> {
     pub ts: i64,

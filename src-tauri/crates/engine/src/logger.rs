@@ -14,7 +14,9 @@ use dsmon_core::{tick_at_or_before, Row};
 use dsmon_store::SharedSamples;
 
 use crate::collector::{with_store, Collector};
-use crate::events::{HeldWritten, LoggerSkip, RowsDropped, TickFailed, TickHeld, WriteFailed};
+use crate::events::{
+    HeldWritten, LoggerSkip, RowsDropped, RowsHandedOver, TickFailed, TickHeld, WriteFailed,
+};
 
 /// Late ticks caught up at most; further behind, the logger skips to the newest tick.
 pub const MAX_CATCH_UP: i64 = 60;
@@ -33,7 +35,27 @@ impl Collector {
     /// When a write fails (a full disk, a read-only or locked database) the rows are kept in memory
     /// ([`MAX_HELD_ROWS`] at most), the write is tried again every few seconds, and they are
     /// written, oldest first, as soon as the database takes them: no tick is lost.
-    pub async fn run_logger(&self, store: SharedSamples, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run_logger(&self, store: SharedSamples, shutdown: watch::Receiver<bool>) {
+        self.log_until(store, shutdown, false).await
+    }
+
+    /// The same for the leader of several instances on one PostgreSQL, stopped when it loses the
+    /// lock: rows it could not write are then handed over (whichever instance leads next
+    /// backfills those ticks from the agents), not lost.
+    pub async fn run_logger_while_leading(
+        &self,
+        store: SharedSamples,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        self.log_until(store, shutdown, true).await
+    }
+
+    async fn log_until(
+        &self,
+        store: SharedSamples,
+        mut shutdown: watch::Receiver<bool>,
+        handover: bool,
+    ) {
         let interval = self.settings.log_interval.as_secs().max(1);
         let mut next = tick_at_or_before(self.clock.unix_secs(), interval);
         let mut held = Held::default();
@@ -44,7 +66,7 @@ impl Collector {
             match self.wait_for(next, &store, &mut held, &mut shutdown).await {
                 Wait::Stop => {
                     held.flush(&store).await;
-                    held.report_lost();
+                    held.report_lost(handover);
                     return;
                 }
                 Wait::Due => {}
@@ -205,10 +227,21 @@ impl Held {
         }
     }
 
-    fn report_lost(&self) {
-        if !self.rows.is_empty() || self.dropped > 0 {
+    fn report_lost(&self, handover: bool) {
+        if handover && !self.rows.is_empty() {
+            RowsHandedOver {
+                rows: self.rows.len(),
+            }
+            .emit();
+        }
+        let lost = if handover {
+            self.dropped
+        } else {
+            self.rows.len() + self.dropped
+        };
+        if lost > 0 {
             RowsDropped {
-                rows: self.rows.len() + self.dropped,
+                rows: lost,
                 kept: 0,
                 stopping: true,
             }
