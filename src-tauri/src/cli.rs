@@ -813,10 +813,15 @@ async fn check(cfg: &Config) -> ExitCode {
             } else {
                 "down"
             };
-            let detail = match (&p.metrics, &p.info) {
+            let mut detail = match (&p.metrics, &p.info) {
                 (Err(e), _) | (Ok(_), Err(e)) => e.to_string(),
                 _ => p.url.clone(),
             };
+            if let Some(n) = cfg.nodes.iter().find(|n| n.name == p.node) {
+                if !n.tags.is_empty() {
+                    detail.push_str(&format!("  tags: {}", n.tags.join(", ")));
+                }
+            }
             writeln!(
                 out,
                 "{:<16} {:<6} {:<9} {}  {}",

@@ -167,7 +167,10 @@ fn check_reports_each_node_and_exits_by_reachability() {
     assert!((num(7) - 2000.0).abs() < 100.0, "out {line}");
     assert!(!all_up.db.exists(), "check writes nothing");
 
-    let some_down = Dsmon::new(&format!("{}{NODE}", agent.node_toml()));
+    let some_down = Dsmon::new(&format!(
+        "{}{NODE}tags = [\"eu-west\", \"db\"]\n",
+        agent.node_toml()
+    ));
     let r = some_down.run(&["check"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stdout.contains("1 of 2 nodes reachable"), "{r:?}");
@@ -180,6 +183,7 @@ fn check_reports_each_node_and_exits_by_reachability() {
         line.contains("down") && line.contains("connection failed"),
         "{line}"
     );
+    assert!(line.ends_with("  tags: db, eu-west"), "{line}");
 }
 
 #[test]
