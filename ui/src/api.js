@@ -153,9 +153,18 @@ export const history = (p) => {
   return call('history', { query: { from: p.from, to: p.to, points: p.points ? Number(p.points) : undefined, node } });
 };
 
-/** Address of the raw rows as CSV for the same parameters. */
+/** Address of the raw rows as CSV for the same parameters (browser; the desktop app: saveHistoryCsv). */
 export const historyCsvUrl = (p) =>
   desktop ? null : `/api/history.csv?${query({ from: p.from, to: p.to, node: p.node })}`;
+
+/**
+ * Desktop: saves the raw rows as CSV for the same parameters where the user chooses (a save
+ * dialog). Resolves to the path written, or null when the dialog was cancelled.
+ */
+export const saveHistoryCsv = (p) => {
+  const node = p.node === undefined || p.node === null ? [] : [].concat(p.node);
+  return call('history_csv', { query: { from: p.from, to: p.to, node } });
+};
 
 /**
  * Calls onSnapshot for every live snapshot and onStatus('live' | 'reconnecting') as the stream's
