@@ -4,7 +4,8 @@
 //! refused to a User when invoked directly, the history CSV saved, a stopped agent's card turning
 //! down, the live-view window, the session kept in the OS keyring across restarts (a real Secret
 //! Service: gnome-keyring on a session bus of the test's own), Settings, and remote mode against a
-//! `dsmon serve` started here. Writes the screenshots of docs/screenshots (to target/screenshots,
+//! `dsmon serve` started here (its session kept under the server's address; memory only without a
+//! Secret Service). Writes the screenshots of docs/screenshots (to target/screenshots,
 //! or $DSMON_SCREENSHOT_DIR).
 
 mod harness;
@@ -482,7 +483,7 @@ async fn desktop_remote_mode_shows_the_servers_data_under_its_roles() {
         ),
         &provider.issuer,
     );
-    let home = DesktopHome::new();
+    let mut home = DesktopHome::new();
     tokio::time::sleep(Duration::from_secs(4)).await; // the server logs a few ticks
                                                       // The desktop's own admin list is irrelevant here: the server decides.
     let config = format!(
@@ -491,6 +492,7 @@ async fn desktop_remote_mode_shows_the_servers_data_under_its_roles() {
         serve.port,
         desktop_auth(&provider.issuer).replace("alice@example.com", "nobody@example.com")
     );
+    // No session bus, so no Secret Service: the session is kept in memory only (below).
     let b = home.launch_config(&config).await;
     b.wait("the sign-in screen", WAIT, || async {
         shown(&b, "#sign-in").await
@@ -530,6 +532,68 @@ async fn desktop_remote_mode_shows_the_servers_data_under_its_roles() {
         .await
         .expect_err("history as User");
     assert_eq!(e["kind"], "forbidden", "{e}");
+    b.close().await;
+    drop(b);
+    // Without a keyring the app said so once, and kept the session in memory only: with a
+    // keyring now, the next start is signed out (nothing was kept anywhere else).
+    assert_eq!(
+        home.log().matches("no usable OS keyring").count(),
+        1,
+        "{}",
+        home.log()
+    );
+    let keyring = Keyring::start(&home.dir);
+    home.bus = Some(keyring.address.clone());
+    let config = home.config();
+    let args = ["--config", config.to_str().expect("utf-8")];
+    let b = home.launch(&args).await;
+    b.wait("signed out after the restart", WAIT, || async {
+        shown(&b, "#sign-in").await
+    })
+    .await;
+
+    // With it, the server's session is kept under the server's address and survives a restart.
+    sign_in(&home, &b, 3, "bob@example.org").await;
+    b.close().await;
+    drop(b);
+    let kept = keyring.app_entries();
+    assert!(
+        kept.contains(&format!(
+            "attribute.username = remote http://127.0.0.1:{}/",
+            serve.port
+        )),
+        "{kept}"
+    );
+    let token = kept
+        .lines()
+        .find_map(|l| l.strip_prefix("secret = "))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no session in the keyring: {kept}"));
+    let b = home.launch(&args).await;
+    b.wait("bob still signed in", WAIT, || async {
+        b.content("#me").await == "bob@example.org"
+    })
+    .await;
+    assert_eq!(b.content("#role").await, "User", "the server's role");
+    b.close().await;
+    drop(b);
+
+    // The server ends that session (signed out elsewhere): the next start finds it dead there
+    // and forgets it, in the keyring too.
+    let out = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/auth/logout", serve.port))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("logout at the server");
+    assert!(out.status().is_success(), "{}", out.status());
+    let b = home.launch(&args).await;
+    b.wait("signed out after the server ended it", WAIT, || async {
+        shown(&b, "#sign-in").await
+    })
+    .await;
+    let kept = keyring.app_entries();
+    assert!(!kept.contains("secret = "), "forgotten: {kept}");
     b.close().await;
 }
 
