@@ -24,6 +24,9 @@ use harness::{Machine, NetdataAgent};
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// The history CSV's columns (those of `dsmon export`).
+const CSV_HEADER: &str = "ts,node,cpu_pct,mem_pct,disk_pct,net_in_kbps,net_out_kbps,error";
+
 /// One desktop app at a time: each is a WebKit browser with its own display, and three at once
 /// on a two-core machine make the timings of each unrepresentative.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -216,10 +219,7 @@ async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
     );
     let csv = std::fs::read_to_string(home.saved_csv()).expect("the saved CSV");
     let mut lines = csv.lines();
-    assert_eq!(
-        lines.next(),
-        Some("ts,node,cpu_pct,mem_pct,disk_pct,net_in_kbps,net_out_kbps,error")
-    );
+    assert_eq!(lines.next(), Some(CSV_HEADER));
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     let in_csv: BTreeSet<&str> = rows.iter().map(|r| r[1]).collect();
     let listed: BTreeSet<String> = b
@@ -524,6 +524,19 @@ async fn desktop_remote_mode_shows_the_servers_data_under_its_roles() {
         ],
     )
     .await;
+    // The history CSV is the server's /api/history.csv (its Admin check), saved here.
+    let saved = invoke(&b, "history_csv", json!({ "query": { "from": "-1h" } }))
+        .await
+        .expect("the CSV as the server's Admin");
+    assert_eq!(saved, json!(home.saved_csv().display().to_string()));
+    let csv = std::fs::read_to_string(home.saved_csv()).expect("the saved CSV");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some(CSV_HEADER));
+    let rows: Vec<&str> = lines.collect();
+    assert!(
+        rows.len() >= 2 && rows.iter().all(|l| l.split(',').nth(1) == Some("gamma")),
+        "{csv}"
+    );
 
     sign_out(&b).await;
     sign_in(&home, &b, 2, "bob@example.org").await;
@@ -531,6 +544,10 @@ async fn desktop_remote_mode_shows_the_servers_data_under_its_roles() {
     let e = invoke(&b, "history", json!({ "query": {} }))
         .await
         .expect_err("history as User");
+    assert_eq!(e["kind"], "forbidden", "{e}");
+    let e = invoke(&b, "history_csv", json!({ "query": {} }))
+        .await
+        .expect_err("the history CSV as User");
     assert_eq!(e["kind"], "forbidden", "{e}");
     b.close().await;
     drop(b);
