@@ -37,11 +37,16 @@ packages=(netdata build-essential pkg-config ca-certificates curl file sqlite3 p
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 if [ "$gui" = yes ]; then
     packages+=(libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev libssl-dev)
+    # libdbus (the keyring crate's Secret Service client; tao links it too), found with pkg-config.
+    packages+=(libdbus-1-dev)
     # The desktop app's end-to-end tests: a virtual display, WebKit's WebDriver, screenshots.
     packages+=(xvfb xauth webkit2gtk-driver imagemagick)
     # The desktop notifications' test: a session bus (dbus-daemon, dbus-monitor, dbus-send) and a
     # real notification daemon (dunst).
     packages+=(dbus dunst)
+    # The kept session's test: a real Secret Service (gnome-keyring) on the test's session bus, and
+    # secret-tool to read what the app kept there.
+    packages+=(gnome-keyring libsecret-tools)
 fi
 if [ "$browser" = yes ]; then
     packages+=(chromium chromium-driver fonts-dejavu-core)

@@ -12,6 +12,7 @@ const COMMANDS: &[&str] = &[
     "me",
     "live",
     "history",
+    "history_csv",
     "users",
     "change_user",
     "audit",

@@ -1,23 +1,31 @@
 //! The desktop app end to end over WebDriver (tauri-driver + WebKitWebDriver under Xvfb), with
 //! real Netdata agents and the local OpenID Connect provider: sign-in through the "system browser"
 //! (a BROWSER script; the test logs in at the provider), Admin and User views, the history command
-//! refused to a User when invoked directly, a stopped agent's card turning down, the live-view
-//! window, Settings, and remote mode against a `dsmon serve` started here. Writes the screenshots
-//! of docs/screenshots (to target/screenshots, or $DSMON_SCREENSHOT_DIR).
+//! refused to a User when invoked directly, the history CSV saved, a stopped agent's card turning
+//! down, the live-view window, the session kept in the OS keyring across restarts (a real Secret
+//! Service: gnome-keyring on a session bus of the test's own), Settings, and remote mode against a
+//! `dsmon serve` started here (its session kept under the server's address; memory only without a
+//! Secret Service). Writes the screenshots of docs/screenshots (to target/screenshots,
+//! or $DSMON_SCREENSHOT_DIR).
 
 mod harness;
 
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fantoccini::Locator;
 use serde_json::json;
 
 use harness::browser::{Browser, Shows};
-use harness::desktop::{invoke, DesktopHome};
+use harness::desktop::{invoke, DesktopHome, Keyring};
 use harness::oidc::{dsmon_with_auth, Provider, DESKTOP_CLIENT_ID, DESKTOP_CLIENT_SECRET};
 use harness::{Machine, NetdataAgent};
 
 const WAIT: Duration = Duration::from_secs(20);
+
+/// The history CSV's columns (those of `dsmon export`).
+const CSV_HEADER: &str = "ts,node,cpu_pct,mem_pct,disk_pct,net_in_kbps,net_out_kbps,error";
 
 /// One desktop app at a time: each is a WebKit browser with its own display, and three at once
 /// on a two-core machine make the timings of each unrepresentative.
@@ -80,6 +88,29 @@ async fn sign_out(b: &Browser) {
     .await;
 }
 
+/// The files under `dir` (recursively) whose bytes contain `text`.
+fn files_containing(dir: &Path, text: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => found.extend(files_containing(&path, text)),
+            Ok(t)
+                if t.is_file()
+                    && std::fs::read(&path)
+                        .is_ok_and(|b| b.windows(text.len()).any(|w| w == text)) =>
+            {
+                found.push(path);
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -88,7 +119,10 @@ async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
         NetdataAgent::start("alpha", Machine::STANDARD),
         NetdataAgent::start("beta", Machine::STANDARD),
     ];
-    let home = DesktopHome::new();
+    let mut home = DesktopHome::new();
+    // The desktop session's Secret Service, where the app keeps its session.
+    let keyring = Keyring::start(&home.dir);
+    home.bus = Some(keyring.address.clone());
     let nodes: String = agents.iter().map(NetdataAgent::node_toml).collect();
     let config = format!(
         "[storage]\npath = \"{}\"\n[collector]\nlog_interval = \"2s\"\nlive_interval = \"1s\"\ntimeout = \"500ms\"\n\n{nodes}{}",
@@ -168,6 +202,53 @@ async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
     )
     .await;
 
+    // The raw rows of the range shown, saved as CSV from the page: the harness gives the path
+    // the save dialog would (DSMON_TEST_SAVE_PATH; a native GTK dialog cannot be clicked over
+    // WebDriver). The nodes of the availability table, each logged at 40 % CPU as the cards
+    // showed, all up (100 % available).
+    click(&b, "#save-csv").await;
+    b.wait("the CSV saved", WAIT, || async {
+        !b.content("#csv-status").await.is_empty()
+    })
+    .await;
+    assert_eq!(
+        b.content("#csv-status").await,
+        format!("Saved {}", home.saved_csv().display()),
+        "{}",
+        home.log()
+    );
+    let csv = std::fs::read_to_string(home.saved_csv()).expect("the saved CSV");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some(CSV_HEADER));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let in_csv: BTreeSet<&str> = rows.iter().map(|r| r[1]).collect();
+    let listed: BTreeSet<String> = b
+        .client
+        .execute(
+            "return [...document.querySelectorAll('.availability tbody tr')].map((r) => r.dataset.node);",
+            vec![],
+        )
+        .await
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    assert_eq!(
+        in_csv,
+        listed.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        "{csv}"
+    );
+    assert_eq!(in_csv, BTreeSet::from(["alpha", "beta"]), "{csv}");
+    for node in ["alpha", "beta"] {
+        let mine: Vec<_> = rows.iter().filter(|r| r[1] == node).collect();
+        assert!(mine.len() >= 2, "a few ticks of {node}: {csv}");
+        assert!(
+            mine.iter().all(|r| r.len() == 8
+                && r[2].parse::<f64>().is_ok_and(|c| (c - 40.0).abs() < 0.05)
+                && r[7].is_empty()),
+            "{csv}"
+        );
+    }
+
     // The live-view window: only the node cards, from the View menu's command.
     click(&b, "a[data-nav=live]").await;
     let main = b.client.window().await.expect("main window");
@@ -230,6 +311,7 @@ async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
     for (cmd, args) in [
         ("users", json!({})),
         ("history", json!({ "query": { "from": "-1h" } })),
+        ("history_csv", json!({ "query": { "from": "-1h" } })),
         ("audit", json!({ "offset": 0, "limit": 10 })),
         ("settings_get", json!({})),
     ] {
@@ -290,6 +372,12 @@ async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
         .await
         .expect_err("users as User");
     assert_eq!(e["kind"], "forbidden", "{e}");
+    std::fs::remove_file(home.saved_csv()).expect("remove the Admin's CSV");
+    let e = invoke(&b, "history_csv", json!({ "query": {} }))
+        .await
+        .expect_err("the history CSV as User");
+    assert_eq!(e["kind"], "forbidden", "{e}");
+    assert!(!home.saved_csv().exists(), "nothing written for a User");
     b.screenshot(
         "desktop-user",
         &[
@@ -326,8 +414,42 @@ async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
     b.close().await;
     drop(b);
 
-    // The live window's size is restored: the app started with `--live` opens it as it was left.
+    // The session is kept in the keyring (encrypted by the Secret Service), in no file: not in
+    // the app's config or data directories, its log, its web view's profile or its database.
+    let kept = keyring.app_entries();
+    let token = kept
+        .lines()
+        .find_map(|l| l.strip_prefix("secret = "))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no session in the keyring: {kept}\n{}", home.log()));
+    assert!(kept.contains("attribute.username = local "), "{kept}");
+    assert_eq!(
+        files_containing(&home.dir, token.as_bytes()),
+        Vec::<PathBuf>::new(),
+        "the session in a file"
+    );
+
+    // Restarted, alice is still signed in (no new sign-in in the browser); signing out ends it
+    // and empties the keyring.
     let config = home.config();
+    let b = home
+        .launch(&["--config", config.to_str().expect("utf-8")])
+        .await;
+    b.wait("alice still signed in", WAIT, || async {
+        b.content("#me").await == "alice@example.com"
+    })
+    .await;
+    assert_eq!(b.content("#role").await, "Admin");
+    let opened = std::fs::read_to_string(&home.urls).unwrap_or_default();
+    assert_eq!(opened.lines().count(), 4, "no new sign-in: {opened}");
+    sign_out(&b).await;
+    let kept = keyring.app_entries();
+    assert!(!kept.contains("secret = "), "signed out: {kept}");
+    b.close().await;
+    drop(b);
+
+    // The live window's size is restored: the app started with `--live` opens it as it was left,
+    // signed out.
     let b = home
         .launch(&["--config", config.to_str().expect("utf-8"), "--live"])
         .await;
@@ -338,6 +460,14 @@ async fn desktop_local_mode_sign_in_roles_live_history_and_the_live_window() {
             .is_ok_and(|v| v == json!([500, 600]))
     })
     .await;
+    b.wait("signed out after the restart", WAIT, || async {
+        shown(&b, "#sign-in").await
+    })
+    .await;
+    let e = invoke(&b, "me", json!({}))
+        .await
+        .expect_err("me after signing out");
+    assert_eq!(e["kind"], "not_signed_in", "{e}");
     b.close().await;
 }
 
@@ -353,7 +483,7 @@ async fn desktop_remote_mode_shows_the_servers_data_under_its_roles() {
         ),
         &provider.issuer,
     );
-    let home = DesktopHome::new();
+    let mut home = DesktopHome::new();
     tokio::time::sleep(Duration::from_secs(4)).await; // the server logs a few ticks
                                                       // The desktop's own admin list is irrelevant here: the server decides.
     let config = format!(
@@ -362,6 +492,7 @@ async fn desktop_remote_mode_shows_the_servers_data_under_its_roles() {
         serve.port,
         desktop_auth(&provider.issuer).replace("alice@example.com", "nobody@example.com")
     );
+    // No session bus, so no Secret Service: the session is kept in memory only (below).
     let b = home.launch_config(&config).await;
     b.wait("the sign-in screen", WAIT, || async {
         shown(&b, "#sign-in").await
@@ -393,6 +524,19 @@ async fn desktop_remote_mode_shows_the_servers_data_under_its_roles() {
         ],
     )
     .await;
+    // The history CSV is the server's /api/history.csv (its Admin check), saved here.
+    let saved = invoke(&b, "history_csv", json!({ "query": { "from": "-1h" } }))
+        .await
+        .expect("the CSV as the server's Admin");
+    assert_eq!(saved, json!(home.saved_csv().display().to_string()));
+    let csv = std::fs::read_to_string(home.saved_csv()).expect("the saved CSV");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some(CSV_HEADER));
+    let rows: Vec<&str> = lines.collect();
+    assert!(
+        rows.len() >= 2 && rows.iter().all(|l| l.split(',').nth(1) == Some("gamma")),
+        "{csv}"
+    );
 
     sign_out(&b).await;
     sign_in(&home, &b, 2, "bob@example.org").await;
@@ -401,6 +545,72 @@ async fn desktop_remote_mode_shows_the_servers_data_under_its_roles() {
         .await
         .expect_err("history as User");
     assert_eq!(e["kind"], "forbidden", "{e}");
+    let e = invoke(&b, "history_csv", json!({ "query": {} }))
+        .await
+        .expect_err("the history CSV as User");
+    assert_eq!(e["kind"], "forbidden", "{e}");
+    b.close().await;
+    drop(b);
+    // Without a keyring the app said so once, and kept the session in memory only: with a
+    // keyring now, the next start is signed out (nothing was kept anywhere else).
+    assert_eq!(
+        home.log().matches("no usable OS keyring").count(),
+        1,
+        "{}",
+        home.log()
+    );
+    let keyring = Keyring::start(&home.dir);
+    home.bus = Some(keyring.address.clone());
+    let config = home.config();
+    let args = ["--config", config.to_str().expect("utf-8")];
+    let b = home.launch(&args).await;
+    b.wait("signed out after the restart", WAIT, || async {
+        shown(&b, "#sign-in").await
+    })
+    .await;
+
+    // With it, the server's session is kept under the server's address and survives a restart.
+    sign_in(&home, &b, 3, "bob@example.org").await;
+    b.close().await;
+    drop(b);
+    let kept = keyring.app_entries();
+    assert!(
+        kept.contains(&format!(
+            "attribute.username = remote http://127.0.0.1:{}/",
+            serve.port
+        )),
+        "{kept}"
+    );
+    let token = kept
+        .lines()
+        .find_map(|l| l.strip_prefix("secret = "))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no session in the keyring: {kept}"));
+    let b = home.launch(&args).await;
+    b.wait("bob still signed in", WAIT, || async {
+        b.content("#me").await == "bob@example.org"
+    })
+    .await;
+    assert_eq!(b.content("#role").await, "User", "the server's role");
+    b.close().await;
+    drop(b);
+
+    // The server ends that session (signed out elsewhere): the next start finds it dead there
+    // and forgets it, in the keyring too.
+    let out = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/auth/logout", serve.port))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("logout at the server");
+    assert!(out.status().is_success(), "{}", out.status());
+    let b = home.launch(&args).await;
+    b.wait("signed out after the server ended it", WAIT, || async {
+        shown(&b, "#sign-in").await
+    })
+    .await;
+    let kept = keyring.app_entries();
+    assert!(!kept.contains("secret = "), "forgotten: {kept}");
     b.close().await;
 }
 

@@ -159,9 +159,19 @@ export const history = (p) => {
   });
 };
 
-/** Address of the raw rows as CSV for the same parameters. */
+/** Address of the raw rows as CSV for the same parameters (browser; the desktop app: saveHistoryCsv). */
 export const historyCsvUrl = (p) =>
   desktop ? null : `/api/history.csv?${query({ from: p.from, to: p.to, node: p.node, tag: p.tag })}`;
+
+/**
+ * Desktop: saves the raw rows as CSV for the same parameters where the user chooses (a save
+ * dialog). Resolves to the path written, or null when the dialog was cancelled.
+ */
+export const saveHistoryCsv = (p) => {
+  const node = p.node === undefined || p.node === null ? [] : [].concat(p.node);
+  const tag = p.tag === undefined || p.tag === null ? [] : [].concat(p.tag);
+  return call('history_csv', { query: { from: p.from, to: p.to, node, tag } });
+};
 
 /**
  * Calls onSnapshot for every live snapshot and onStatus('live' | 'reconnecting') as the stream's

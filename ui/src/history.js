@@ -149,7 +149,11 @@ export function historyPage(main, params) {
     },
   });
   const reset = el('button', { type: 'button', id: 'reset-zoom', text: 'Reset zoom', onclick: () => go({ range: '24h' }) });
-  const csv = el('a', { class: 'csv', text: 'CSV', download: 'dsmon-history.csv' });
+  // The raw rows as CSV: a download in a browser; in the desktop app a save dialog.
+  const csv = api.desktop
+    ? el('button', { type: 'button', class: 'csv', id: 'save-csv', text: 'CSV…', title: 'Save the logged rows of this range as CSV' })
+    : el('a', { class: 'csv', text: 'CSV', download: 'dsmon-history.csv' });
+  const csvStatus = el('span', { class: 'csv-status muted', id: 'csv-status', role: 'status' });
   // The tags the nodes have (from the live view, which every mode has); hidden when none has any.
   const tagSelect = el('select', { id: 'history-tag', 'aria-label': 'Nodes with tag', hidden: true },
     el('option', { value: '', text: 'All nodes' }));
@@ -176,7 +180,7 @@ export function historyPage(main, params) {
     el('h1', { text: 'History' }),
     el('div', { class: 'controls' },
       el('div', { class: 'presets', role: 'group', 'aria-label': 'range presets' }, presetButtons),
-      el('div', { class: 'custom' }, fromInput, el('span', { text: '–' }), toInput, apply, reset, csv),
+      el('div', { class: 'custom' }, fromInput, el('span', { text: '–' }), toInput, apply, reset, csv, csvStatus),
       el('div', { class: 'scope' }, tagSelect, groupLabel)),
     label,
     status,
@@ -209,9 +213,11 @@ export function historyPage(main, params) {
     fromInput.value = localInput(range.from);
     toInput.value = localInput(range.to);
     const p = { from: iso(range.from), to: iso(range.to), points: 500, tag: tags, group: group ? '1' : undefined };
-    const csvUrl = api.historyCsvUrl(p);
-    csv.hidden = !csvUrl; // the desktop app has no CSV download (dsmon export does it)
-    if (csvUrl) csv.href = csvUrl;
+    if (api.desktop) {
+      csv.onclick = () => saveCsv(p);
+    } else {
+      csv.href = api.historyCsvUrl(p);
+    }
     label.textContent = `${dateTime(range.from)} – ${dateTime(range.to)}`;
     status.textContent = 'Loading…';
     status.className = 'status-line loading';
@@ -246,6 +252,21 @@ export function historyPage(main, params) {
     destroyCharts = drawCharts(charts, h, {
       which: group ? 'avg+max' : 'avg', zoom: (f, t) => go({ from: f, to: t }), alerts, within: [range.from, range.to],
     });
+  }
+
+  async function saveCsv(p) {
+    csv.disabled = true;
+    csvStatus.className = 'csv-status muted';
+    csvStatus.textContent = '';
+    try {
+      const path = await api.saveHistoryCsv(p);
+      if (path) csvStatus.textContent = `Saved ${path}`;
+    } catch (e) {
+      csvStatus.className = 'csv-status error';
+      csvStatus.textContent = `Could not save the CSV: ${e.message}`;
+    } finally {
+      csv.disabled = false;
+    }
   }
 
   load();

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use dsmon_app::{App, AppError, ErrorKind, Request, Who};
+use dsmon_app::{App, AppError, ErrorKind, HistoryRequest, Request, Who};
 use dsmon_auth::oidc::Oidc;
 use dsmon_auth::Auth;
 use dsmon_config::settings::{Settings, SettingsView};
@@ -66,18 +66,10 @@ pub enum Backend {
     Broken(String),
 }
 
-/// The session of whoever signed in to this app (local: a session of the app's own database;
-/// remote: the server's bearer session). Kept in memory only.
-pub type Session = Arc<Mutex<Option<String>>>;
+pub use super::session::Session;
 
 fn session_of(s: &Session) -> Option<String> {
-    s.lock().ok().and_then(|g| g.clone())
-}
-
-fn set_session(s: &Session, v: Option<String>) {
-    if let Ok(mut g) = s.lock() {
-        *g = v;
-    }
+    s.get()
 }
 
 impl Backend {
@@ -141,6 +133,52 @@ impl Backend {
         }
     }
 
+    /// The raw rows of a history range as CSV (the application layer's `history_csv`: Admin
+    /// only), locally or from the server's `/api/history.csv`.
+    pub async fn history_csv(&self, session: &Session, req: HistoryRequest) -> Result<Vec<u8>> {
+        match self {
+            Backend::Local(l) => {
+                let access = l.access(session, "history CSV").await?;
+                l.app.history_csv(&access, req).await
+            }
+            Backend::Remote(r) => {
+                let url = r.url(&format!("/api/history.csv?{}", req.to_query()))?;
+                let resp = r.fetch(session, r.http.get(url)).await?;
+                let body = resp.bytes().await.map_err(|e| r.unreachable(e))?;
+                Ok(body.to_vec())
+            }
+            Backend::Broken(e) => Err(config_error(e)),
+        }
+    }
+
+    /// The keyring entry (user) this backend's session is kept under: `local <database>` or
+    /// `remote <server URL>`; `None` when there is no sign-in (local mode without `[auth]`, or
+    /// the configuration does not load).
+    pub fn keyring_account(&self) -> Option<String> {
+        match self {
+            Backend::Local(l) if l.app.auth().is_some() => {
+                Some(format!("local {}", l.cfg.storage.path.display()))
+            }
+            Backend::Local(_) | Backend::Broken(_) => None,
+            Backend::Remote(r) => Some(format!("remote {}", r.base)),
+        }
+    }
+
+    /// Takes the session kept in the keyring for this backend, if any, and checks it: one the
+    /// database or server no longer knows is forgotten (in the keyring too); while the server
+    /// cannot be reached it is kept.
+    pub async fn restore(&self, session: &Session) {
+        session.bind(self.keyring_account()).await;
+        if session_of(session).is_some() {
+            match self.me(session).await {
+                Ok(_) => tracing::info!("signed in with the session kept in the keyring"),
+                Err(e) => {
+                    tracing::info!(error = %e.message, "the kept session was not checked or has ended")
+                }
+            }
+        }
+    }
+
     pub async fn me(&self, session: &Session) -> Result<Me> {
         let me: dsmon_app::Me = serde_json::from_value(self.call(session, Request::Me).await?)
             .map_err(|e| AppError::new(ErrorKind::Unavailable, format!("/api/me: {e}")))?;
@@ -173,7 +211,7 @@ impl Backend {
             Backend::Remote(r) => r.exchange(open, timeout).await?,
             Backend::Broken(e) => return Err(config_error(e)),
         };
-        set_session(session, Some(token));
+        session.set(Some(token)).await;
         self.me(session).await
     }
 
@@ -181,7 +219,7 @@ impl Backend {
         let Some(token) = session_of(session) else {
             return Ok(());
         };
-        set_session(session, None);
+        session.set(None).await;
         match self {
             Backend::Local(l) => {
                 if let Some(auth) = l.app.auth() {
@@ -317,7 +355,7 @@ impl Local {
         let token = session_of(session);
         let access = self.app.access(token.as_deref(), via).await?;
         if token.is_some() && access.who == Who::Anonymous {
-            set_session(session, None);
+            session.set(None).await;
         }
         Ok(access)
     }
@@ -430,6 +468,17 @@ impl Remote {
     }
 
     async fn send(&self, session: &Session, req: reqwest::RequestBuilder) -> Result<Value> {
+        let resp = self.fetch(session, req).await?;
+        Self::answer(resp).await
+    }
+
+    /// The server's successful answer to `req` sent with the session, or its error (a session
+    /// the server no longer knows is forgotten).
+    async fn fetch(
+        &self,
+        session: &Session,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
         let token = session_of(session).ok_or_else(AppError::not_signed_in)?;
         let resp = req
             .bearer_auth(&token)
@@ -437,11 +486,17 @@ impl Remote {
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
-        let r = Self::answer(resp).await;
-        if r.as_ref().is_err_and(|e| e.kind == ErrorKind::NotSignedIn) {
-            set_session(session, None);
+        if resp.status().is_success() {
+            return Ok(resp);
         }
-        r
+        let e = match Self::answer(resp).await {
+            Err(e) => e,
+            Ok(_) => AppError::new(ErrorKind::Unavailable, "the server's answer was unexpected"),
+        };
+        if e.kind == ErrorKind::NotSignedIn {
+            session.set(None).await;
+        }
+        Err(e)
     }
 
     /// The server's JSON answer, or its `{"error", "kind"}` as the same error.

@@ -2,10 +2,12 @@
 //! the use case to the backend (the application layer, here or on the server) and returns its
 //! typed error (`{"kind", "message"}`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
-use tauri::{AppHandle, State};
+use tauri::{AppHandle, State, WebviewWindow};
+use tauri_plugin_dialog::DialogExt;
 
 use super::backend::{config_error, Me, SettingsScope};
 use super::{prefs, Desktop};
@@ -32,6 +34,57 @@ pub async fn live(state: State<'_, Desktop>) -> R<Value> {
 #[tauri::command]
 pub async fn history(state: State<'_, Desktop>, query: HistoryRequest) -> R<Value> {
     call(&state, Request::History(query)).await
+}
+
+/// Saves the raw rows of a history range as CSV (the same parameters as `history`, without
+/// `points`) where the user chooses in a save dialog: the path written, or `null` when the dialog
+/// was cancelled. The rows come first, so that a refusal (role, parameters) asks for no file.
+#[tauri::command]
+pub async fn history_csv(
+    window: WebviewWindow,
+    state: State<'_, Desktop>,
+    query: HistoryRequest,
+) -> R<Option<String>> {
+    let csv = state
+        .backend()
+        .await
+        .history_csv(&state.session, query)
+        .await?;
+    let path = match &state.test_save_path {
+        Some(p) => p.clone(),
+        None => match ask_where(&window).await? {
+            Some(p) => p,
+            None => return Ok(None),
+        },
+    };
+    let shown = path.display().to_string();
+    tokio::task::spawn_blocking(move || std::fs::write(&path, csv))
+        .await?
+        .map_err(|e| AppError::bad_request(format!("cannot write {shown}: {e}")))?;
+    tracing::info!(path = %shown, "history CSV saved");
+    Ok(Some(shown))
+}
+
+/// The save dialog (GTK's on Linux) over `window`: the file chosen, or `None` if cancelled.
+async fn ask_where(window: &WebviewWindow) -> R<Option<PathBuf>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    window
+        .dialog()
+        .file()
+        .set_parent(window)
+        .set_title("Save history as CSV")
+        .set_file_name("dsmon-history.csv")
+        .add_filter("CSV", &["csv"])
+        .save_file(move |picked| {
+            let _ = tx.send(picked);
+        });
+    match rx.await.map_err(AppError::internal)? {
+        None => Ok(None),
+        Some(p) => p
+            .into_path()
+            .map(Some)
+            .map_err(|e| AppError::bad_request(format!("not a file to write to: {e}"))),
+    }
 }
 
 #[tauri::command]

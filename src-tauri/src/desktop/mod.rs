@@ -1,16 +1,18 @@
 //! The Tauri desktop shell: the main window (sign-in, live, history, users, audit, settings) and
 //! the compact live-view window over the same `ui/` pages, whose data come through the commands in
 //! [`commands`] and the `live` event instead of HTTP. The backend ([`backend`]) is the server's
-//! core code run inside the app (local mode) or a `dsmon serve` server (remote mode).
+//! core code run inside the app (local mode) or a `dsmon serve` server (remote mode); the
+//! signed-in session ([`session`]) is kept in the OS keyring.
 
 pub mod backend;
 mod commands;
 mod prefs;
+pub mod session;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use eventsource_stream::{EventStreamError, Eventsource};
@@ -52,9 +54,14 @@ pub struct Options {
 
 /// The app's state, shared by every command and window.
 pub struct Desktop {
-    backend: RwLock<Arc<Backend>>,
+    /// Held for writing while the backend is replaced or its kept session restored: commands
+    /// wait for it.
+    backend: Arc<RwLock<Arc<Backend>>>,
     pub session: Session,
     pub config_path: PathBuf,
+    /// `DSMON_TEST_SAVE_PATH` as the app started: where the history CSV is written without the
+    /// save dialog. For the end-to-end tests only, which cannot click a native GTK dialog.
+    pub test_save_path: Option<PathBuf>,
     /// Whether node up/down notifications are on (a preference; off by default).
     pub notify: Arc<AtomicBool>,
 }
@@ -69,6 +76,8 @@ impl Desktop {
         let mut guard = self.backend.write().await;
         guard.stop().await;
         let next = Arc::new(Backend::start(cfg));
+        // The new backend's own kept session (local <-> remote, another database), if any.
+        next.restore(&self.session).await;
         spawn_forwarder(
             app.clone(),
             Arc::clone(&next),
@@ -169,16 +178,24 @@ pub fn run(opts: Options) -> Result<(), AppError> {
             Backend::Broken(e.to_string())
         }
     };
+    let test_save_path = std::env::var_os("DSMON_TEST_SAVE_PATH")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from);
+    if let Some(p) = &test_save_path {
+        tracing::warn!(path = %p.display(), "DSMON_TEST_SAVE_PATH is set (tests only): the history CSV is written there without a save dialog");
+    }
     let state = Desktop {
-        backend: RwLock::new(Arc::new(backend)),
-        session: Arc::new(Mutex::new(None)),
+        backend: Arc::new(RwLock::new(Arc::new(backend))),
+        session: session::SessionCell::new(),
         config_path: path,
+        test_save_path,
         notify: Arc::new(AtomicBool::new(false)),
     };
     let live_only = opts.live_only;
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_store::Builder::default().build())
         .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_dialog::init())
         .plugin(
             tauri_plugin_window_state::Builder::default()
                 .with_state_flags(GEOMETRY)
@@ -190,6 +207,7 @@ pub fn run(opts: Options) -> Result<(), AppError> {
             commands::me,
             commands::live,
             commands::history,
+            commands::history_csv,
             commands::users,
             commands::change_user,
             commands::audit,
@@ -232,10 +250,19 @@ pub fn run(opts: Options) -> Result<(), AppError> {
             let backend = tauri::async_runtime::block_on(state.backend());
             spawn_forwarder(
                 handle.clone(),
-                backend,
+                Arc::clone(&backend),
                 Arc::clone(&state.session),
                 Arc::clone(&state.notify),
             );
+            // The session kept in the keyring, restored while the commands wait (they read the
+            // backend), without holding up the window.
+            if let Ok(hold) = Arc::clone(&state.backend).try_write_owned() {
+                let session = Arc::clone(&state.session);
+                tauri::async_runtime::spawn(async move {
+                    backend.restore(&session).await;
+                    drop(hold);
+                });
+            }
             if live_only {
                 open_live_window(&handle)?;
             } else {
@@ -349,7 +376,7 @@ fn spawn_forwarder(
                 if *stopped.borrow() {
                     break;
                 }
-                let token = session.lock().ok().and_then(|g| g.clone());
+                let token = session.get();
                 let Some(token) = token else {
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(500)) => continue,

@@ -93,27 +93,61 @@ pub struct Notices {
     children: Vec<Child>,
 }
 
+/// A D-Bus session bus of its own (socket `dir/<file>`), up when this returns: the daemon and its
+/// address.
+fn session_bus(dir: &Path, file: &str) -> (Child, String) {
+    let socket = dir.join(file);
+    let address = format!("unix:path={}", socket.display());
+    let bus = Command::new("dbus-daemon")
+        .args(["--session", "--nofork", "--nopidfile"])
+        .arg(format!("--address={address}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dbus-daemon (apt-get install dbus)");
+    let start = Instant::now();
+    while !socket.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the session bus did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (bus, address)
+}
+
+/// Waits until `name` has an owner on the bus at `address` (a service is up).
+fn wait_for_name(address: &str, name: &str, what: &str) {
+    let start = Instant::now();
+    loop {
+        let owned = Command::new("dbus-send")
+            .args([
+                &format!("--bus={address}"),
+                "--print-reply",
+                "--dest=org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus.NameHasOwner",
+                &format!("string:{name}"),
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
+            .unwrap_or(false);
+        if owned {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{what} did not take the name {name} on the session bus"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 impl Notices {
     pub fn start(dir: &Path) -> Self {
-        let socket = dir.join("bus");
-        let address = format!("unix:path={}", socket.display());
         let mut children = Vec::new();
-        let bus = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--nopidfile"])
-            .arg(format!("--address={address}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon (apt-get install dbus)");
+        let (bus, address) = session_bus(dir, "bus");
         children.push(bus);
-        let start = Instant::now();
-        while !socket.exists() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "the session bus did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
         let (display, name) = xvfb();
         children.push(display);
         let dunst = Command::new("dunst")
@@ -141,29 +175,7 @@ impl Notices {
             .expect("dbus-monitor");
         children.push(monitor);
         // dunst takes the Notifications name on the bus once it is up.
-        let start = Instant::now();
-        loop {
-            let owned = Command::new("dbus-send")
-                .args([
-                    &format!("--bus={address}"),
-                    "--print-reply",
-                    "--dest=org.freedesktop.DBus",
-                    "/org/freedesktop/DBus",
-                    "org.freedesktop.DBus.NameHasOwner",
-                    "string:org.freedesktop.Notifications",
-                ])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
-                .unwrap_or(false);
-            if owned {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "dunst did not take the Notifications name"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_name(&address, "org.freedesktop.Notifications", "dunst");
         Self {
             address,
             log,
@@ -186,12 +198,81 @@ impl Drop for Notices {
     }
 }
 
+/// A desktop session's Secret Service, as a signed-in GNOME session has: a D-Bus session bus and
+/// `gnome-keyring-daemon` (its secrets component) on it, whose login keyring is created and
+/// unlocked with a password given on standard input (as a display manager does at login). Its
+/// files (the encrypted keyring) are under `dir/keyring`. Stopped on drop.
+pub struct Keyring {
+    pub address: String,
+    children: Vec<Child>,
+}
+
+impl Keyring {
+    pub fn start(dir: &Path) -> Self {
+        let home = dir.join("keyring");
+        let runtime = home.join("run");
+        std::fs::create_dir_all(&runtime).expect("keyring dirs");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700))
+            .expect("chmod runtime dir");
+        let (bus, address) = session_bus(dir, "keyring-bus");
+        let mut children = vec![bus];
+        let mut daemon = Command::new("gnome-keyring-daemon")
+            .args(["--foreground", "--unlock", "--components=secrets"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &address)
+            .env("HOME", &home)
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gnome-keyring-daemon (apt-get install gnome-keyring)");
+        {
+            use std::io::Write as _;
+            let mut stdin = daemon.stdin.take().expect("stdin");
+            stdin
+                .write_all(b"login-password")
+                .expect("the keyring password");
+        } // closed: the password ends here
+        children.push(daemon);
+        wait_for_name(&address, "org.freedesktop.secrets", "gnome-keyring-daemon");
+        Self { address, children }
+    }
+
+    /// What the keyring holds for the app (`secret-tool search --all service io.github.dsmon`):
+    /// each entry's label, `secret = ...` and attributes; empty when there is none.
+    pub fn app_entries(&self) -> String {
+        let out = Command::new("secret-tool")
+            .args(["search", "--all", "service", "io.github.dsmon"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .output()
+            .expect("secret-tool (apt-get install libsecret-tools)");
+        // It prints the attributes on standard error and the rest on standard output.
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+}
+
+impl Drop for Keyring {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().rev() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Where a desktop app under test keeps its files, and what its "browser" was asked to open.
 pub struct DesktopHome {
     pub dir: PathBuf,
     /// One line per URL the app opened.
     pub urls: PathBuf,
-    /// The session bus the app is started on, when the test watches its notifications.
+    /// The session bus the app is started on, when the test watches its notifications or gives
+    /// it a keyring ([`Notices`], [`Keyring`]); otherwise it has none.
     pub bus: Option<String>,
 }
 
@@ -246,10 +327,14 @@ impl DesktopHome {
             .env("XDG_DATA_HOME", self.dir.join("data"))
             .env("DSMON_SIGN_IN_TIMEOUT", "60s")
             .env("DSMON_LOG", "info")
-            .envs(
+            .env("DSMON_TEST_SAVE_PATH", self.saved_csv())
+            // Without a bus of the test's own, none at all: the app must not reach a session
+            // bus (or keyring) of whoever runs the tests.
+            .env(
+                "DBUS_SESSION_BUS_ADDRESS",
                 self.bus
-                    .iter()
-                    .map(|a| ("DBUS_SESSION_BUS_ADDRESS", a.as_str())),
+                    .clone()
+                    .unwrap_or_else(|| format!("unix:path={}", self.dir.join("no-bus").display())),
             )
             .stdout(Stdio::null())
             .stderr(
@@ -273,6 +358,12 @@ impl DesktopHome {
             Some((display, name)),
         )
         .await
+    }
+
+    /// Where the app writes the history CSV instead of asking with its save dialog (the tests
+    /// cannot click a native GTK dialog: `DSMON_TEST_SAVE_PATH`).
+    pub fn saved_csv(&self) -> PathBuf {
+        self.dir.join("saved-history.csv")
     }
 
     /// Waits for the app to open its `n`-th URL (1-based) in the "browser".
