@@ -867,10 +867,11 @@ fn rollup_ctes(first: usize, guard: &str) -> String {
         .join(", ")
 }
 
-/// One write in one statement (one round trip): the rows into `samples` (`$1`-`$8`, returning
-/// the keys that were new) and, only when every row of the batch was new (`$9` is the batch's
-/// length: a tick's steady state), every tier's periods of the batch (from `$10` on). Data-modifying
-/// common table expressions all run, whatever the final `SELECT` reads.
+/// One write in one statement (prepared and run: two round trips, where a statement per table
+/// took fourteen): the rows into `samples` (`$1`-`$8`, returning the keys that were new) and, only
+/// when every row of the batch was new (`$9` is the batch's length: a tick's steady state), every
+/// tier's periods of the batch (from `$10` on). Data-modifying common table expressions all run,
+/// whatever the final `SELECT` reads.
 static WRITE_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH new AS (INSERT INTO samples (node_id, ts, {}, error) \
