@@ -17,7 +17,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use postgres::fallible_iterator::FallibleIterator;
@@ -813,15 +813,22 @@ fn metric_list() -> String {
     METRICS.join(", ")
 }
 
-/// The roll-up upsert of one tier: periods as arrays (node_id, ts, n_rows, n_ok, then per metric
-/// its sum and its max), added to the stored ones.
-fn rollup_upsert_sql(table: &str) -> String {
+/// Parameters per tier of a roll-up upsert: node_id, ts, n_rows, n_ok, then per metric its sum and
+/// its max, each an array.
+const TIER_PARAMS: usize = 4 + 2 * METRICS.len();
+
+/// The roll-up upsert of one tier as arrays from parameter `$first` on (see [`TIER_PARAMS`]), added
+/// to the stored periods; `guard` is a `WHERE` on the periods, or empty.
+fn rollup_upsert_sql(table: &str, first: usize, guard: &str) -> String {
     let cols: Vec<String> = METRICS
         .iter()
         .map(|m| format!("{m}_sum, {m}_max"))
         .collect();
-    let arrays: Vec<String> = (0..2 * METRICS.len())
-        .map(|i| format!("${}::float8[]", 5 + i))
+    let arrays: Vec<String> = (0..TIER_PARAMS)
+        .map(|i| {
+            let ty = if i < 4 { "int8" } else { "float8" };
+            format!("${}::{ty}[]", first + i)
+        })
         .collect();
     let sets: Vec<String> = METRICS
         .iter()
@@ -835,13 +842,121 @@ fn rollup_upsert_sql(table: &str) -> String {
         .collect();
     format!(
         "INSERT INTO {table} AS r (node_id, ts, n_rows, n_ok, {}) \
-         SELECT * FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], {}) \
+         SELECT * FROM unnest({}) {guard} \
          ON CONFLICT (node_id, ts) DO UPDATE SET n_rows = r.n_rows + excluded.n_rows, \
          n_ok = r.n_ok + excluded.n_ok, {}",
         cols.join(", "),
         arrays.join(", "),
         sets.join(", ")
     )
+}
+
+/// Every tier's upsert as one statement's common table expressions, the first tier's arrays from
+/// parameter `$first` on.
+fn rollup_ctes(first: usize, guard: &str) -> String {
+    ROLLUPS
+        .iter()
+        .enumerate()
+        .map(|(k, (table, _))| {
+            format!(
+                "t{k} AS ({})",
+                rollup_upsert_sql(table, first + k * TIER_PARAMS, guard)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One write in one statement (prepared and run: two round trips, where a statement per table
+/// took fourteen): the rows into `samples` (`$1`-`$8`, returning the keys that were new) and, only
+/// when every row of the batch was new (`$9` is the batch's length: a tick's steady state), every
+/// tier's periods of the batch (from `$10` on). Data-modifying common table expressions all run,
+/// whatever the final `SELECT` reads.
+static WRITE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH new AS (INSERT INTO samples (node_id, ts, {}, error) \
+         SELECT * FROM unnest($1::int8[], $2::int8[], $3::float8[], $4::float8[], $5::float8[], \
+         $6::float8[], $7::float8[], $8::text[]) \
+         ON CONFLICT (node_id, ts) DO NOTHING RETURNING node_id, ts), \
+         n AS (SELECT count(*) AS n FROM new), {} \
+         SELECT node_id, ts FROM new",
+        metric_list(),
+        rollup_ctes(10, "WHERE (SELECT n FROM n) = $9::int8")
+    )
+});
+
+/// Every tier's upsert in one statement, for a batch of which only some rows were new.
+static ROLLUPS_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("WITH {} SELECT 1", rollup_ctes(1, "")));
+
+/// One tier's periods of some rows, as the arrays of its upsert.
+struct TierArrays {
+    ids: Vec<i64>,
+    ts: Vec<i64>,
+    n_rows: Vec<i64>,
+    n_ok: Vec<i64>,
+    /// Per metric its sums, then its maxima.
+    stats: Vec<Vec<Option<f64>>>,
+}
+
+impl TierArrays {
+    fn params(&self) -> impl Iterator<Item = &(dyn ToSql + Sync)> {
+        [
+            &self.ids as &(dyn ToSql + Sync),
+            &self.ts,
+            &self.n_rows,
+            &self.n_ok,
+        ]
+        .into_iter()
+        .chain(self.stats.iter().map(|s| s as &(dyn ToSql + Sync)))
+    }
+}
+
+/// Per tier: the rows `which` by (node, period) (a stable sort: the rows of one period are added in
+/// the order given, as on SQLite), summed per period.
+fn tier_arrays(
+    ids: &[i64],
+    ts: &[i64],
+    values: &[Option<[f64; 5]>],
+    which: &[usize],
+) -> Vec<TierArrays> {
+    let mut keyed: Vec<((i64, i64), usize)> = Vec::with_capacity(which.len());
+    let mut periods: Vec<((i64, i64), Period)> = Vec::with_capacity(which.len());
+    ROLLUPS
+        .iter()
+        .map(|(_, secs)| {
+            keyed.clear();
+            keyed.extend(
+                which
+                    .iter()
+                    .map(|&i| ((ids[i], ts[i].div_euclid(*secs) * secs), i)),
+            );
+            keyed.sort_by_key(|(key, _)| *key);
+            periods.clear();
+            for &(key, i) in &keyed {
+                match periods.last_mut() {
+                    Some((k, d)) if *k == key => d.add_row(values[i]),
+                    _ => {
+                        let mut d = Period::default();
+                        d.add_row(values[i]);
+                        periods.push((key, d));
+                    }
+                }
+            }
+            let mut stats = Vec::with_capacity(2 * METRICS.len());
+            for i in 0..METRICS.len() {
+                stats.push(periods.iter().map(|(_, d)| d.sum[i]).collect());
+                stats.push(periods.iter().map(|(_, d)| d.max[i]).collect());
+            }
+            TierArrays {
+                ids: periods.iter().map(|((id, _), _)| *id).collect(),
+                ts: periods.iter().map(|((_, t), _)| *t).collect(),
+                n_rows: periods.iter().map(|(_, d)| d.n_rows).collect(),
+                n_ok: periods.iter().map(|(_, d)| d.n_ok).collect(),
+                stats,
+            }
+        })
+        .collect()
 }
 
 impl PgStore {
@@ -882,7 +997,7 @@ impl PgStore {
             })
             .collect::<Result<Vec<i64>>>()?;
 
-        // Raw rows, as arrays: one statement for the whole batch.
+        // Raw rows, as arrays, and the roll-ups of the whole batch in case every row is new.
         let ts: Vec<i64> = rows.iter().map(|r| r.ts).collect();
         let values: Vec<Option<[f64; 5]>> = rows
             .iter()
@@ -892,85 +1007,40 @@ impl PgStore {
             .map(|i| values.iter().map(|v| v.map(|v| v[i])).collect())
             .collect();
         let errors: Vec<Option<&str>> = rows.iter().map(|r| r.error.as_deref()).collect();
-        let sql = format!(
-            "INSERT INTO samples (node_id, ts, {}, error) \
-             SELECT * FROM unnest($1::int8[], $2::int8[], $3::float8[], $4::float8[], $5::float8[], \
-             $6::float8[], $7::float8[], $8::text[]) \
-             ON CONFLICT (node_id, ts) DO NOTHING RETURNING node_id, ts",
-            metric_list()
-        );
-        let inserted = tx
-            .query(
-                &sql,
-                &[
-                    &ids,
-                    &ts,
-                    &columns[0],
-                    &columns[1],
-                    &columns[2],
-                    &columns[3],
-                    &columns[4],
-                    &errors,
-                ],
-            )
-            .map_err(&err)?;
-        // A returned (node_id, ts) is the first row of the batch with that key.
-        let mut is_new = vec![false; rows.len()];
+        let all: Vec<usize> = (0..rows.len()).collect();
+        let tiers = tier_arrays(&ids, &ts, &values, &all);
+        let batch = rows.len() as i64;
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&ids, &ts];
+        params.extend(columns.iter().map(|c| c as &(dyn ToSql + Sync)));
+        params.push(&errors);
+        params.push(&batch);
+        params.extend(tiers.iter().flat_map(TierArrays::params));
+        let inserted = tx.query(WRITE_SQL.as_str(), &params).map_err(&err)?;
         if inserted.len() == rows.len() {
-            is_new.fill(true);
-        } else {
-            let mut first: HashMap<(i64, i64), usize> = HashMap::new();
-            for i in 0..rows.len() {
-                first.entry((ids[i], ts[i])).or_insert(i);
-            }
-            for r in &inserted {
-                let key: (i64, i64) = (r.try_get(0).map_err(&err)?, r.try_get(1).map_err(&err)?);
-                if let Some(&i) = first.get(&key) {
-                    is_new[i] = true;
-                }
-            }
+            // Every row new: its roll-ups are written.
+            return Ok(rows.len());
         }
-        let new: Vec<usize> = (0..rows.len()).filter(|&i| is_new[i]).collect();
 
-        // Per tier: the new rows by (node, period) (a stable sort: the rows of one period are
-        // added in the order given, as on SQLite), summed per period, then upserted at once.
-        let mut keyed: Vec<((i64, i64), usize)> = Vec::with_capacity(new.len());
-        let mut periods: Vec<((i64, i64), Period)> = Vec::with_capacity(new.len());
-        for (table, secs) in ROLLUPS {
-            keyed.clear();
-            keyed.extend(
-                new.iter()
-                    .map(|&i| ((ids[i], ts[i].div_euclid(secs) * secs), i)),
-            );
-            keyed.sort_by_key(|(key, _)| *key);
-            periods.clear();
-            for &(key, i) in &keyed {
-                match periods.last_mut() {
-                    Some((k, d)) if *k == key => d.add_row(values[i]),
-                    _ => {
-                        let mut d = Period::default();
-                        d.add_row(values[i]);
-                        periods.push((key, d));
-                    }
-                }
-            }
-            if periods.is_empty() {
-                continue;
-            }
-            let p_ids: Vec<i64> = periods.iter().map(|((id, _), _)| *id).collect();
-            let p_ts: Vec<i64> = periods.iter().map(|((_, t), _)| *t).collect();
-            let n_rows: Vec<i64> = periods.iter().map(|(_, d)| d.n_rows).collect();
-            let n_ok: Vec<i64> = periods.iter().map(|(_, d)| d.n_ok).collect();
-            let mut stats: Vec<Vec<Option<f64>>> = Vec::with_capacity(2 * METRICS.len());
-            for i in 0..METRICS.len() {
-                stats.push(periods.iter().map(|(_, d)| d.sum[i]).collect());
-                stats.push(periods.iter().map(|(_, d)| d.max[i]).collect());
-            }
-            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&p_ids, &p_ts, &n_rows, &n_ok];
-            params.extend(stats.iter().map(|s| s as &(dyn ToSql + Sync)));
-            tx.execute(&rollup_upsert_sql(table), &params)
-                .map_err(&err)?;
+        // Some rows were there already: the roll-ups of the new ones alone. A returned
+        // (node_id, ts) is the first row of the batch with that key.
+        let mut first: HashMap<(i64, i64), usize> = HashMap::new();
+        for i in 0..rows.len() {
+            first.entry((ids[i], ts[i])).or_insert(i);
         }
+        let mut new = Vec::with_capacity(inserted.len());
+        for r in &inserted {
+            let key: (i64, i64) = (r.try_get(0).map_err(&err)?, r.try_get(1).map_err(&err)?);
+            if let Some(&i) = first.get(&key) {
+                new.push(i);
+            }
+        }
+        if new.is_empty() {
+            return Ok(0);
+        }
+        new.sort_unstable();
+        let tiers = tier_arrays(&ids, &ts, &values, &new);
+        let params: Vec<&(dyn ToSql + Sync)> = tiers.iter().flat_map(TierArrays::params).collect();
+        tx.execute(ROLLUPS_SQL.as_str(), &params).map_err(&err)?;
         Ok(new.len())
     }
 
@@ -1118,7 +1188,7 @@ impl SampleStore for PgStore {
             let sql = match rollup {
             None => format!(
                 "SELECT node_id, ts, 1::int8, (cpu_pct IS NOT NULL)::int4::int8, {m}, {m} FROM samples \
-                 WHERE node_id = ANY($1) AND ts >= $2 AND ts < $3 ORDER BY node_id, ts",
+                 WHERE node_id = ANY($1) AND ts >= $2 AND ts < $3",
                 m = metric_list()
             ),
             Some(t) => {
@@ -1127,7 +1197,7 @@ impl SampleStore for PgStore {
                 }
                 format!(
                     "SELECT node_id, ts, n_rows, n_ok, {}, {} FROM {t} \
-                     WHERE node_id = ANY($1) AND ts >= $2 AND ts < $3 ORDER BY node_id, ts",
+                     WHERE node_id = ANY($1) AND ts >= $2 AND ts < $3",
                     METRICS.map(|m| format!("{m}_sum")).join(", "),
                     METRICS.map(|m| format!("{m}_max")).join(", "),
                 )
@@ -1136,18 +1206,27 @@ impl SampleStore for PgStore {
             let mut c = self.pool.get()?;
             let err = self.pool.err();
             let params: [&(dyn ToSql + Sync); 3] = [&node_ids, &from, &to];
+            // Unordered, so the planner may read the table's pages once (a bitmap or sequential
+            // scan) rather than every period's page through the index; ordered here by (node, ts),
+            // the order SQLite hands them out in (sums of a bucket then add up identically).
             let mut it = c.query_raw(&sql, params).map_err(&err)?;
-            let mut p = Period::default();
+            let mut periods: Vec<(i64, Period)> = Vec::new();
             while let Some(r) = it.next().map_err(&err)? {
-                let node: i64 = r.try_get(0).map_err(&err)?;
-                p.ts = r.try_get(1).map_err(&err)?;
-                p.n_rows = r.try_get(2).map_err(&err)?;
-                p.n_ok = r.try_get(3).map_err(&err)?;
+                let mut p = Period {
+                    ts: r.try_get(1).map_err(&err)?,
+                    n_rows: r.try_get(2).map_err(&err)?,
+                    n_ok: r.try_get(3).map_err(&err)?,
+                    ..Period::default()
+                };
                 for i in 0..METRICS.len() {
                     p.sum[i] = r.try_get(4 + i).map_err(&err)?;
                     p.max[i] = r.try_get(4 + METRICS.len() + i).map_err(&err)?;
                 }
-                f(node, &p);
+                periods.push((r.try_get(0).map_err(&err)?, p));
+            }
+            periods.sort_unstable_by_key(|(node, p)| (*node, p.ts));
+            for (node, p) in &periods {
+                f(*node, p);
             }
             Ok(())
         })
